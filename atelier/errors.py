@@ -1,0 +1,27 @@
+"""Errors with a meaning for the job state machine.
+
+A worker decides from the exception's class whether a job failed for good (the input or the
+parameters are wrong: retrying cannot help) or whether the attempt may be retried.
+"""
+
+from __future__ import annotations
+
+
+class AtelierError(Exception):
+    """Base of every error Atelier raises on purpose; its message is shown to users as is."""
+
+
+class InputError(AtelierError):
+    """The user's input (a file, a parameter) cannot be processed. Final: never retried."""
+
+
+class WeightsUnavailable(AtelierError):
+    """VGG19 weights could not be loaded. Final until an operator provides them."""
+
+
+class JobCancelled(AtelierError):
+    """The job was cancelled while it ran; the worker stops at its next check."""
+
+
+class LeaseLost(AtelierError):
+    """Another attempt now owns the job: this one must stop without writing anything."""

@@ -1,0 +1,156 @@
+"""Job parameter schemas shared by every producer and worker.
+
+The same pydantic models validate a CLI flag, an HTTP body and a message a worker reads back from the
+database, so a bad parameter is refused once, at the door, with the same words everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
+    "block1_conv1",
+    "block2_conv1",
+    "block3_conv1",
+    "block4_conv1",
+    "block5_conv1",
+)
+VGG19_CONV_LAYERS: frozenset[str] = frozenset(
+    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for c in range(1, n + 1)
+)
+
+
+class _Strict(BaseModel):
+    """Unknown keys are an error: a typo in a parameter must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NSTParams(_Strict):
+    """Options of one Gatys-style optimization (jcjohnson/neural-style names where they exist)."""
+
+    size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
+    iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
+    content_weight: float = Field(1.0, ge=0, le=1e12)
+    style_weight: float = Field(1e4, ge=0, le=1e12)
+    tv_weight: float = Field(1e-2, ge=0, le=1e12)
+    content_layer: str = "block5_conv2"
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = Field(
+        None, description="One weight per style layer; equal weights when omitted."
+    )
+    style_blend: tuple[float, ...] | None = Field(
+        None, description="One weight per style image; equal weights when omitted."
+    )
+    style_scale: float = Field(1.0, gt=0, le=4, description="Style image size relative to `size`.")
+    init: Literal["content", "noise", "style"] = "content"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    optimizer: Literal["adam", "lbfgs"] = "adam"
+    learning_rate: float = Field(5.0, gt=0, le=1000)
+    preserve_colors: bool = False
+    scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
+    preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
+    weights: str | None = Field(
+        None, description="`imagenet`, a path to a VGG19 .h5 file, or `none`; default from settings."
+    )
+
+    @field_validator(
+        "content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate", mode="after"
+    )
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("content_layer")
+    @classmethod
+    def _known_content_layer(cls, value: str) -> str:
+        if value not in VGG19_CONV_LAYERS:
+            raise ValueError(f"unknown VGG19 layer {value!r}; use one of block1_conv1 .. block5_conv4")
+        return value
+
+    @field_validator("style_layers")
+    @classmethod
+    def _known_style_layers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in VGG19_CONV_LAYERS]
+        if unknown or not value:
+            raise ValueError(f"style layers must be VGG19 conv layers, got {list(value)!r}")
+        return value
+
+    @field_validator("style_layer_weights", "style_blend")
+    @classmethod
+    def _finite_positive(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and any(not math.isfinite(w) or w < 0 for w in value):
+            raise ValueError("weights must be finite and non-negative")
+        if value is not None and not any(w > 0 for w in value):
+            raise ValueError("at least one weight must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _lengths_agree(self) -> NSTParams:
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
+            self.style_layers
+        ):
+            raise ValueError("style_layer_weights needs one weight per style layer")
+        return self
+
+    def fingerprint(self, inputs: list[str]) -> str:
+        """A stable key for (inputs, parameters): equal keys mean an identical result."""
+        blob = json.dumps({"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+VIDEO_FILTERS: tuple[str, ...] = (
+    "none",
+    "blur",
+    "pixelate",
+    "solid",
+    "cartoon",
+    "sketch",
+    "edges",
+    "colormap",
+    "stylize",
+)
+VideoFilter = Literal["none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"]
+
+
+class VideoParams(_Strict):
+    """Options of one video face-filter job."""
+
+    filter: VideoFilter = "pixelate"
+    layout: Literal["1x1", "1x2", "2x2"] = "1x1"
+    filters: tuple[VideoFilter, ...] | None = Field(
+        None, description="Filters of the extra board panels (1x2: one, 2x2: three)."
+    )
+    detector: Literal["haar", "dnn"] = "haar"
+    detect_every: int = Field(1, ge=1, le=300, description="Run the detector every N frames.")
+    mask: Literal["box", "ellipse"] = "box"
+    padding: float = Field(0.15, ge=0, le=2, description="ROI grows by this share of its size.")
+    keep_audio: bool = True
+    segment_seconds: float = Field(0, ge=0, le=3600, description="Split into segments (0: never).")
+    profile: bool = Field(False, description="Also run the profile-face cascade.")
+
+    @model_validator(mode="after")
+    def _panels_fit_layout(self) -> VideoParams:
+        need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
+        if self.filters is not None and len(self.filters) != need:
+            raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
+        return self
+
+    def panel_filters(self) -> tuple[str, ...]:
+        """The filter of every panel, left to right, top to bottom ("original" first on boards)."""
+        if self.layout == "1x1":
+            return (self.filter,)
+        defaults = {"1x2": (self.filter,), "2x2": (self.filter, "cartoon", "sketch")}[self.layout]
+        return ("original", *(self.filters or defaults))
+
+    def fingerprint(self, inputs: list[str]) -> str:
+        """A stable key for (inputs, parameters): equal keys mean an identical result."""
+        blob = json.dumps({"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
