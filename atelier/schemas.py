@@ -1,7 +1,8 @@
 """Job parameter schemas shared by every producer and worker.
 
-The same pydantic models validate a CLI flag, an HTTP body and a message a worker reads back from the
-database, so a bad parameter is refused once, at the door, with the same words everywhere.
+The same pydantic models validate a CLI flag, an HTTP body and the parameters a worker reads
+back from the database, so a bad parameter is refused once, at the door, with the same words
+everywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
     "block5_conv1",
 )
 VGG19_CONV_LAYERS: frozenset[str] = frozenset(
-    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for c in range(1, n + 1)
+    f"block{b}_conv{c}"
+    for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+    for c in range(1, n + 1)
 )
 
 
@@ -56,7 +59,8 @@ class NSTParams(_Strict):
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
     preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
     weights: str | None = Field(
-        None, description="`imagenet`, a path to a VGG19 .h5 file, or `none`; default from settings."
+        None,
+        description="`imagenet`, a path to a VGG19 .h5 file, or `none`; default from settings.",
     )
 
     @field_validator(
@@ -72,7 +76,9 @@ class NSTParams(_Strict):
     @classmethod
     def _known_content_layer(cls, value: str) -> str:
         if value not in VGG19_CONV_LAYERS:
-            raise ValueError(f"unknown VGG19 layer {value!r}; use one of block1_conv1 .. block5_conv4")
+            raise ValueError(
+                f"unknown VGG19 layer {value!r}; use one of block1_conv1 .. block5_conv4"
+            )
         return value
 
     @field_validator("style_layers")
@@ -102,7 +108,9 @@ class NSTParams(_Strict):
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""
-        blob = json.dumps({"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True)
+        blob = json.dumps(
+            {"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -117,7 +125,9 @@ VIDEO_FILTERS: tuple[str, ...] = (
     "colormap",
     "stylize",
 )
-VideoFilter = Literal["none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"]
+VideoFilter = Literal[
+    "none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"
+]
 
 
 class VideoParams(_Strict):
@@ -152,5 +162,7 @@ class VideoParams(_Strict):
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""
-        blob = json.dumps({"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True)
+        blob = json.dumps(
+            {"inputs": inputs, "params": self.model_dump(mode="json")}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()

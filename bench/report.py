@@ -14,8 +14,9 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\n"
-    "Figures are written by the scripts in `bench/`. Every figure is a ratio against a baseline run\n"
-    "in the same process, because absolute timings on shared machines drift from run to run.\n"
+    "Figures are written by the scripts in `bench/`. Every figure is a ratio against a\n"
+    "baseline run in the same process, because absolute timings on shared machines drift\n"
+    "from run to run.\n"
 )
 
 
@@ -29,6 +30,12 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     """Replace (or append) the section `name` of BENCHMARKS.md with `body`."""
     text = path.read_text() if path.exists() else HEADER
     block = f"<!-- {name}:begin -->\n{body.rstrip()}\n<!-- {name}:end -->"
-    pattern = re.compile(rf"<!-- {re.escape(name)}:begin -->.*?<!-- {re.escape(name)}:end -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
+    pattern = re.compile(
+        rf"<!-- {re.escape(name)}:begin -->.*?<!-- {re.escape(name)}:end -->", re.S
+    )
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else f"{text.rstrip()}\n\n{block}\n"
+    )
     path.write_text(text)

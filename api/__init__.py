@@ -1,0 +1,1 @@
+"""Producers: the HTTP API and the `atelier` CLI. They never import TensorFlow or OpenCV."""

@@ -1,0 +1,73 @@
+"""Operating commands: migrate the database, run a worker, ping the pipeline."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Annotated
+
+import typer
+
+from api.cli.runtime import console, runtime
+from atelier.celery_app import PING, QUEUES
+from atelier.db import current_revision
+from atelier.models import JobState
+from atelier.submit import create_ping_job, send_jobs
+
+
+def migrate_cmd() -> None:
+    """Create or upgrade the database schema (every component also does this on start)."""
+    rt = runtime()
+    console.print(f"database {rt.db_url} at revision {current_revision(rt.db_url)}")
+
+
+def worker_cmd(
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="Comma-separated queues: default, nst, video.")
+    ] = ",".join(QUEUES),
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once. Use 1 per GPU.")
+    ] = 1,
+    pool: Annotated[
+        str | None,
+        typer.Option(help="solo, prefork or threads; default solo for 1, prefork for more."),
+    ] = None,
+    hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name.")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+) -> None:
+    """Run a Celery worker (TensorFlow and OpenCV load only inside the tasks that need them)."""
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(wanted) - set(QUEUES))
+    if unknown or not wanted:
+        raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
+    rt = runtime()
+    node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
+    argv = [
+        "worker",
+        f"--queues={','.join(wanted)}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool or ('solo' if concurrency == 1 else 'prefork')}",
+        f"--hostname={node}",
+        f"--loglevel={loglevel}",
+        "--task-events",
+    ]
+    if rt.settings.embedded:
+        argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    rt.app.worker_main(argv)
+
+
+def ping_cmd(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the worker.")] = 60.0,
+) -> None:
+    """Send a ping job through the broker to a worker and back through the database."""
+    rt = runtime()
+    job_id = create_ping_job(rt.db_url)
+    with rt.executing(["default"]):
+        started = time.monotonic()
+        send_jobs(rt.app, rt.db_url, PING, [job_id])
+        job = rt.wait([job_id], timeout=timeout)[job_id]
+        elapsed = (time.monotonic() - started) * 1000
+    if job.state != JobState.SUCCEEDED:
+        console.print(f"[red]ping job {job_id} is {job.state} after {timeout:.0f} s[/red]")
+        raise typer.Exit(1)
+    console.print(f"pong from {job.meta.get('worker')} in {elapsed:.0f} ms (job {job_id})")

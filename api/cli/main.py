@@ -1,0 +1,27 @@
+"""Entry point of the `atelier` command: every command is registered here, defined in its module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from api.cli import admin
+
+app = typer.Typer(
+    name="atelier",
+    help="Batch neural style transfer and video face filters, run as jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("migrate")(admin.migrate_cmd)
+app.command("worker")(admin.worker_cmd)
+app.command("ping")(admin.ping_cmd)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,74 @@
+"""What CLI commands share: settings, a migrated database, the Celery app, and waiting on jobs.
+
+In the embedded default (no broker configured) the command that submits jobs also runs them, on a
+real Celery worker in this process, so a single command does the whole job with no server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import typer
+from celery import Celery
+from rich.console import Console
+
+from atelier.celery_app import QUEUES, create_app
+from atelier.db import migrate
+from atelier.models import Job
+from atelier.settings import Settings, get_settings
+from atelier.storage import Storage
+from atelier.submit import wait_for_jobs
+
+console = Console(stderr=True)
+log = logging.getLogger("atelier")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: Celery
+
+    @property
+    def db_url(self) -> str:
+        return self.settings.resolved_database_url
+
+    @property
+    def storage(self) -> Storage:
+        return Storage(self.settings.resolved_storage_dir)
+
+    @contextmanager
+    def executing(self, queues: Sequence[str] = QUEUES) -> Iterator[None]:
+        """Jobs sent inside this block get run: by the in-process worker when embedded,
+        by the deployment's workers otherwise."""
+        if not self.settings.embedded:
+            with nullcontext():
+                yield
+            return
+        from workers.embedded import embedded_worker
+
+        with embedded_worker(self.app, tuple(queues)):
+            yield
+
+    def wait(
+        self,
+        job_ids: Sequence[int],
+        on_update: Callable[[dict[int, Job]], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[int, Job]:
+        return wait_for_jobs(self.db_url, job_ids, timeout=timeout, on_update=on_update)
+
+
+def runtime() -> Runtime:
+    """Settings read, schema migrated, app built: every command starts here."""
+    settings = get_settings()
+    try:
+        migrate(settings.resolved_database_url)
+    except Exception as error:
+        console.print(
+            f"[red]cannot open the database {settings.resolved_database_url}: {error}[/red]"
+        )
+        raise typer.Exit(2) from error
+    return Runtime(settings, create_app(settings))

@@ -1,0 +1,47 @@
+"""Asset rows for stored files: one row per distinct content."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from atelier.models import Asset
+from atelier.storage import StoredFile
+
+
+def record_asset(
+    session: Session,
+    stored: StoredFile,
+    *,
+    kind: str,
+    media_type: str,
+    width: int | None = None,
+    height: int | None = None,
+    duration: float | None = None,
+    label: str | None = None,
+) -> Asset:
+    """Get or create the row for `stored`; safe when two processes store the same bytes at once."""
+    existing = session.execute(
+        select(Asset).where(Asset.sha256 == stored.sha256)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.deleted_at is not None:  # stored again after retention removed it
+            existing.deleted_at = None
+        return existing
+    asset = Asset(
+        sha256=stored.sha256,
+        kind=kind,
+        media_type=media_type,
+        size_bytes=stored.size,
+        width=width,
+        height=height,
+        duration=duration,
+        label=(label or "")[:255] or None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(asset)
+    except IntegrityError:
+        return session.execute(select(Asset).where(Asset.sha256 == stored.sha256)).scalar_one()
+    return asset

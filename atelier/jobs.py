@@ -1,0 +1,220 @@
+"""The job state machine, with fencing, so a job is never lost and never done twice.
+
+A worker *claims* a job with a compare-and-set on its row: `queued` (or `running` with a lease
+gone stale) becomes `running` and `attempts` goes up by one. That attempt number is the fencing
+token: every later write (heartbeat, loss rows, success, failure) is conditioned on it, so a
+worker that was presumed dead and comes back cannot overwrite the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+
+from atelier.db import session_scope
+from atelier.errors import JobCancelled, LeaseLost
+from atelier.models import FrameStat, Job, JobState, LossRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ClaimOutcome(enum.StrEnum):
+    CLAIMED = "claimed"
+    FINISHED = "finished"  # already succeeded/failed/cancelled: a redelivery, nothing to do
+    BUSY = "busy"  # another attempt holds a fresh lease
+    MISSING = "missing"
+    EXHAUSTED = "exhausted"  # too many attempts: the job was failed with the reason
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof that this process holds attempt `attempt` of job `job_id`."""
+
+    db_url: str
+    job_id: int
+    attempt: int
+    worker: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    lease: Lease | None = None
+    job: Job | None = None
+
+
+def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
+    """Try to take job `job_id` for a new attempt (see the module docstring)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=lease_seconds)
+    with session_scope(db_url) as session:
+        attempt = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.attempts < Job.max_attempts,
+                or_(
+                    Job.state == JobState.QUEUED,
+                    (Job.state == JobState.RUNNING) & (Job.heartbeat_at < stale),
+                ),
+            )
+            .values(
+                state=JobState.RUNNING,
+                attempts=Job.attempts + 1,
+                worker=worker,
+                started_at=now,
+                heartbeat_at=now,
+                error=None,
+                progress=0.0,
+            )
+            .returning(Job.attempts)
+        ).scalar_one_or_none()
+        if attempt is not None:
+            # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
+            session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
+            session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
+            job = session.get(Job, job_id)
+            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), job)
+        job = session.get(Job, job_id)
+    if job is None:
+        return Claim(ClaimOutcome.MISSING)
+    if JobState(job.state).finished:
+        return Claim(ClaimOutcome.FINISHED, job=job)
+    if job.attempts >= job.max_attempts and (
+        job.state == JobState.QUEUED or _as_aware(job.heartbeat_at) < stale
+    ):
+        reason = (
+            f"gave up after {job.attempts} attempts: the worker running it "
+            f"({job.worker or 'unknown'}) stopped without finishing"
+        )
+        give_up(db_url, job_id, reason)
+        return Claim(ClaimOutcome.EXHAUSTED, job=job)
+    return Claim(ClaimOutcome.BUSY, job=job)
+
+
+def _as_aware(value: datetime | None) -> datetime:
+    """SQLite returns naive datetimes; they were written as UTC."""
+    if value is None:
+        return datetime.min.replace(tzinfo=utcnow().tzinfo)
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+def _fenced(lease: Lease):
+    return update(Job).where(
+        Job.id == lease.job_id, Job.attempts == lease.attempt, Job.state == JobState.RUNNING
+    )
+
+
+def _explain_lost(session: Any, lease: Lease) -> Exception:
+    state = session.execute(select(Job.state).where(Job.id == lease.job_id)).scalar_one_or_none()
+    if state == JobState.CANCELLED:
+        return JobCancelled(f"job {lease.job_id} was cancelled")
+    return LeaseLost(f"job {lease.job_id} attempt {lease.attempt} is no longer current")
+
+
+def heartbeat(
+    lease: Lease,
+    progress: float | None = None,
+    meta: dict[str, Any] | None = None,
+    losses: Iterable[Sequence[float]] = (),
+    frames: Iterable[tuple[int, list[list[int]]]] = (),
+) -> None:
+    """Renew the lease, record progress and append history rows, all in one transaction.
+
+    Raises JobCancelled if the job was cancelled, LeaseLost if another attempt took over; in
+    both cases nothing is written.
+    """
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, progress))
+    if meta is not None:
+        values["meta"] = meta
+    with session_scope(lease.db_url) as session:
+        if session.execute(_fenced(lease).values(**values)).rowcount != 1:
+            raise _explain_lost(session, lease)
+        loss_rows = [
+            {
+                "job_id": lease.job_id,
+                "iteration": int(it),
+                "total": t,
+                "content": c,
+                "style": s,
+                "tv": v,
+            }
+            for it, t, c, s, v in losses
+        ]
+        if loss_rows:
+            session.execute(insert(LossRecord), loss_rows)
+        frame_rows = [
+            {"job_id": lease.job_id, "frame": f, "faces": len(boxes), "boxes": boxes}
+            for f, boxes in frames
+        ]
+        if frame_rows:
+            session.execute(insert(FrameStat), frame_rows)
+
+
+def succeed(
+    lease: Lease, result_asset_id: int | None, meta: dict[str, Any], seconds: float
+) -> None:
+    """Mark the job done. Only called after its result file is completely in storage."""
+    with session_scope(lease.db_url) as session:
+        done = session.execute(
+            _fenced(lease).values(
+                state=JobState.SUCCEEDED,
+                progress=1.0,
+                result_asset_id=result_asset_id,
+                meta=meta,
+                seconds=seconds,
+                finished_at=utcnow(),
+                heartbeat_at=utcnow(),
+            )
+        ).rowcount
+        if done != 1:
+            raise _explain_lost(session, lease)
+
+
+def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
+    """Fail the job for good, keeping the error text for the user."""
+    values: dict[str, Any] = {
+        "state": JobState.FAILED,
+        "error": error[:4000],
+        "finished_at": utcnow(),
+    }
+    if meta is not None:
+        values["meta"] = meta
+    with session_scope(lease.db_url) as session:
+        if session.execute(_fenced(lease).values(**values)).rowcount != 1:
+            log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
+
+
+def release(lease: Lease, error: str) -> None:
+    """Give the job back to the queue after a transient error, so a retry can claim it."""
+    with session_scope(lease.db_url) as session:
+        session.execute(_fenced(lease).values(state=JobState.QUEUED, error=error[:4000]))
+
+
+def give_up(db_url: str, job_id: int, reason: str) -> None:
+    """Fail a job nobody holds (too many attempts); leaves finished jobs alone."""
+    with session_scope(db_url) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            .values(state=JobState.FAILED, error=reason, finished_at=utcnow())
+        )
+
+
+def cancel(db_url: str, job_id: int) -> bool:
+    """Cancel a queued or running job; a running worker stops at its next heartbeat."""
+    with session_scope(db_url) as session:
+        changed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            .values(state=JobState.CANCELLED, finished_at=utcnow())
+        ).rowcount
+    return changed == 1

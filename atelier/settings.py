@@ -1,0 +1,108 @@
+"""All configuration in one place, read from `ATELIER_*` environment variables (and `.env`).
+
+Every component (CLI, API, worker, beat, Flower) builds its view of the world from one `Settings`
+object, so a deployment is described by a single env file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Atelier's settings. Unset broker means the embedded, server-less default."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("data"), description="Where the embedded defaults keep their files."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data_dir."
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker; unset: embedded filesystem broker."
+    )
+    result_backend: str | None = Field(
+        None, description="Celery result backend; default follows broker."
+    )
+    storage_dir: Path | None = Field(
+        None, description="Content-addressed files; default data_dir/storage."
+    )
+
+    vgg_weights: str = Field(
+        "imagenet",
+        description="`imagenet` (Keras download/cache), a path to a .h5 file, or `none`.",
+    )
+    face_model: Path | None = Field(
+        None, description="YuNet ONNX file for the `dnn` face detector."
+    )
+
+    api_token: str | None = Field(None, description="Bearer token the HTTP API requires, if set.")
+    flower_user: str = "admin"
+    flower_password: str | None = None
+
+    max_upload_bytes: int = Field(512 * 1024**2, gt=0)
+    max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
+    max_video_seconds: float = Field(1800.0, gt=0)
+    max_batch: int = Field(4, ge=1, le=64, description="NST jobs of one size optimized together.")
+
+    visibility_timeout: int = Field(
+        6 * 3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task."
+    )
+    lease_seconds: int = Field(
+        120, ge=5, description="A running job without heartbeat this long is stale."
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    max_attempts: int = Field(3, ge=1, le=100)
+
+    @field_validator("vgg_weights")
+    @classmethod
+    def _weights_spec(cls, value: str) -> str:
+        return value.strip() or "imagenet"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: jobs run on a filesystem broker, in-process."""
+        return not self.broker_url
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'atelier.sqlite3'}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.resolved_data_dir / "storage").expanduser().resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://localhost/"
+
+    @property
+    def broker_folder(self) -> Path:
+        """The embedded broker's message folder."""
+        return self.resolved_data_dir / "broker"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.embedded:
+            return f"file://{self.resolved_data_dir / 'results'}"
+        return self.resolved_broker_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Make sure the services the test suite talks to are up: PostgreSQL and Redis on 127.0.0.1.
+# Starts them when they are installed but down; says plainly what is missing otherwise.
+set -u
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+wait_for() { for _ in $(seq 1 30); do "$1" && return 0; sleep 1; done; return 1; }
+
+if ! pg_up; then
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    wait_for pg_up || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
+  else
+    echo "PostgreSQL is not running on 127.0.0.1:5432 and is not installed" >&2; exit 1
+  fi
+fi
+
+if ! redis_up; then
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    wait_for redis_up || { echo "Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
+  else
+    echo "Redis is not running on 127.0.0.1:6379 and is not installed" >&2; exit 1
+  fi
+fi
+echo "PostgreSQL and Redis are up"

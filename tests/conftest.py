@@ -1,0 +1,61 @@
+"""Fixtures every test folder may use: test data, databases, storage and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atelier import settings as settings_module
+from tests.support import services
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"test data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (the server at 127.0.0.1:5432 must be up)."""
+    if not services.postgres_available():
+        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432; `make test` starts it")
+    with services.fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A flushed Redis logical database (the server at 127.0.0.1:6379 must be up)."""
+    if not services.redis_available():
+        pytest.fail("Redis is not reachable at 127.0.0.1:6379; `make test` starts it")
+    with services.fresh_redis_db() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'atelier.sqlite3'}"
+
+
+@pytest.fixture
+def atelier_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """ATELIER_* variables for an isolated embedded setup in tmp_path, applied to this process
+    too (settings are re-read)."""
+    env = {
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "ATELIER_VGG_WEIGHTS": "none",
+        "ATELIER_HEARTBEAT_SECONDS": "0.5",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ATELIER_BROKER_URL", raising=False)
+    monkeypatch.delenv("ATELIER_DATABASE_URL", raising=False)
+    settings_module.get_settings.cache_clear()
+    yield env
+    settings_module.get_settings.cache_clear()

@@ -1,0 +1,99 @@
+"""The job state machine on both databases: one winner per claim, fencing, cancellation."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from atelier import jobs
+from atelier.db import migrate, session_scope
+from atelier.errors import JobCancelled, LeaseLost
+from atelier.models import Job, JobState, LossRecord
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> str:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    migrate(url)
+    return url
+
+
+def _new_job(db: str, max_attempts: int = 3) -> int:
+    with session_scope(db) as s:
+        job = Job(kind="ping", inputs={}, params={}, meta={}, max_attempts=max_attempts)
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def _state(db: str, job_id: int) -> Job:
+    with session_scope(db) as s:
+        return s.get(Job, job_id)
+
+
+def test_only_one_of_many_racing_claims_wins(db: str):
+    job_id = _new_job(db)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda i: jobs.claim(db, job_id, f"w{i}", 60).outcome, range(8)))
+    assert outcomes.count(jobs.ClaimOutcome.CLAIMED) == 1
+    assert outcomes.count(jobs.ClaimOutcome.BUSY) == 7
+    assert _state(db, job_id).attempts == 1
+
+
+def test_stale_lease_is_taken_over_and_the_old_attempt_is_fenced_off(db: str):
+    job_id = _new_job(db)
+    old = jobs.claim(db, job_id, "dead-worker", 60).lease
+    jobs.heartbeat(old, 0.5, {}, losses=[(0, 9.0, 1.0, 8.0, 0.0), (1, 8.0, 1.0, 7.0, 0.0)])
+    time.sleep(1.1)
+    new = jobs.claim(db, job_id, "new-worker", 1).lease
+    assert new is not None and new.attempt == 2
+    with session_scope(db) as s:  # the dead attempt's history is gone: no duplicates later
+        assert s.scalar(select(func.count()).where(LossRecord.job_id == job_id)) == 0
+    with pytest.raises(LeaseLost):
+        jobs.heartbeat(old, 0.9, {}, losses=[(2, 1.0, 1.0, 1.0, 0.0)])
+    with pytest.raises(LeaseLost):
+        jobs.succeed(old, None, {"by": "old"}, 1.0)
+    jobs.succeed(new, None, {"by": "new"}, 1.0)
+    job = _state(db, job_id)
+    assert (job.state, job.meta, job.worker) == (JobState.SUCCEEDED, {"by": "new"}, "new-worker")
+    assert jobs.claim(db, job_id, "late", 60).outcome is jobs.ClaimOutcome.FINISHED
+
+
+def test_loss_rows_are_unique_per_iteration(db: str):
+    lease = jobs.claim(db, _new_job(db), "w", 60).lease
+    jobs.heartbeat(lease, losses=[(0, 1.0, 1.0, 0.0, 0.0)])
+    with pytest.raises(IntegrityError):
+        jobs.heartbeat(lease, losses=[(0, 1.0, 1.0, 0.0, 0.0)])
+
+
+def test_cancel_stops_a_running_attempt(db: str):
+    job_id = _new_job(db)
+    lease = jobs.claim(db, job_id, "w", 60).lease
+    assert jobs.cancel(db, job_id)
+    with pytest.raises(JobCancelled):
+        jobs.heartbeat(lease, 0.2)
+    assert _state(db, job_id).state == JobState.CANCELLED
+    assert not jobs.cancel(db, job_id)
+
+
+def test_too_many_attempts_fail_the_job_with_the_reason(db: str):
+    job_id = _new_job(db, max_attempts=1)
+    jobs.claim(db, job_id, "worker-that-dies", 60)
+    time.sleep(1.1)
+    assert jobs.claim(db, job_id, "w2", 1).outcome is jobs.ClaimOutcome.EXHAUSTED
+    job = _state(db, job_id)
+    assert job.state == JobState.FAILED
+    assert "gave up after 1 attempts" in job.error and "worker-that-dies" in job.error
+
+
+def test_release_puts_the_job_back_for_a_retry(db: str):
+    job_id = _new_job(db)
+    lease = jobs.claim(db, job_id, "w", 60).lease
+    jobs.release(lease, "ConnectionError: broker went away")
+    assert _state(db, job_id).state == JobState.QUEUED
+    again = jobs.claim(db, job_id, "w", 60)
+    assert again.outcome is jobs.ClaimOutcome.CLAIMED and again.lease.attempt == 2

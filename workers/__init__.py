@@ -1,0 +1,1 @@
+"""Celery workers: the tasks and the engines they run (TensorFlow and OpenCV load lazily)."""

@@ -1,0 +1,54 @@
+"""A real Celery worker inside the calling process: the server-less default.
+
+With no broker configured, the CLI runs its jobs here, on kombu's filesystem transport and the
+SQLite database, so `atelier stylize` works on a laptop with nothing else installed. It is the same
+worker code a deployment runs (solo pool, the same tasks), only started in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery import Celery
+from celery.worker import WorkController
+from celery.worker import state as worker_state
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def embedded_worker(
+    app: Celery, queues: tuple[str, ...], loglevel: str = "WARNING"
+) -> Iterator[WorkController]:
+    """Run a solo-pool worker consuming `queues` until the block exits."""
+    app.finalize()
+    app.set_current()
+    app.log.setup(loglevel=loglevel)
+    ready = threading.Event()
+    worker = WorkController(
+        app=app,
+        hostname="embedded@localhost",
+        pool_cls="solo",
+        concurrency=1,
+        loglevel=loglevel,
+        queues=list(queues),
+        ready_callback=lambda _consumer: ready.set(),
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    thread = threading.Thread(target=worker.start, name="atelier-worker", daemon=True)
+    thread.start()
+    if not ready.wait(60):
+        raise RuntimeError("the embedded worker did not start within 60 s")
+    try:
+        yield worker
+    finally:
+        worker_state.should_terminate = 0
+        thread.join(30)
+        worker_state.should_terminate = None
+        if thread.is_alive():
+            log.warning("the embedded worker is still finishing a task; leaving it to exit")

@@ -1,0 +1,140 @@
+"""What every job task does around its real work: claim, heartbeat, progress, finish or fail.
+
+Errors are sorted by what a retry could change: bad input and missing weights fail the job at
+once with their message; anything else gives the job back to the queue and retries it, until
+`max_attempts` is reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Task
+
+from atelier import jobs
+from atelier.errors import AtelierError, InputError, JobCancelled, LeaseLost, WeightsUnavailable
+from atelier.models import Job
+from atelier.settings import Settings
+from atelier.storage import Storage
+
+log = logging.getLogger(__name__)
+FINAL_ERRORS: tuple[type[Exception], ...] = (InputError, WeightsUnavailable)
+
+
+@dataclass
+class JobContext:
+    """A claimed job and the means to report on it, throttled so the DB is not flooded."""
+
+    task: Task
+    lease: jobs.Lease
+    job: Job
+    settings: Settings
+    storage: Storage
+    started: float = field(default_factory=time.monotonic)
+    _last_beat: float = 0.0
+    _last_state: float = 0.0
+    _pending_losses: list[Sequence[float]] = field(default_factory=list)
+    _pending_frames: list[tuple[int, list[list[int]]]] = field(default_factory=list)
+
+    def report(
+        self,
+        progress: float,
+        meta: dict[str, Any],
+        losses: Iterable[Sequence[float]] = (),
+        frames: Iterable[tuple[int, list[list[int]]]] = (),
+        force: bool = False,
+    ) -> None:
+        """Queue history rows; every `heartbeat_seconds`, write them with progress and renew
+        the lease.
+
+        Raises JobCancelled / LeaseLost (from the heartbeat) so the engine stops promptly.
+        """
+        self._pending_losses.extend(losses)
+        self._pending_frames.extend(frames)
+        now = time.monotonic()
+        if now - self._last_state >= 0.5 or force:
+            self._last_state = now
+            self.task.update_state(
+                state="PROGRESS", meta={"job_id": self.lease.job_id, "progress": progress, **meta}
+            )
+        if now - self._last_beat >= self.settings.heartbeat_seconds or force:
+            self.flush(progress, meta)
+
+    def flush(self, progress: float | None = None, meta: dict[str, Any] | None = None) -> None:
+        self._last_beat = time.monotonic()
+        jobs.heartbeat(self.lease, progress, meta, self._pending_losses, self._pending_frames)
+        self._pending_losses.clear()
+        self._pending_frames.clear()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def worker_name(task: Task) -> str:
+    return f"{task.request.hostname or 'local'}:{os.getpid()}"
+
+
+def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[JobContext]:
+    """Claim every job of the message that still needs doing; retry later if one is busy."""
+    storage = Storage(settings.resolved_storage_dir)
+    contexts: list[JobContext] = []
+    busy: list[int] = []
+    for job_id in job_ids:
+        got = jobs.claim(
+            settings.resolved_database_url, job_id, worker_name(task), settings.lease_seconds
+        )
+        if got.outcome is jobs.ClaimOutcome.CLAIMED:
+            assert got.lease is not None and got.job is not None
+            contexts.append(JobContext(task, got.lease, got.job, settings, storage))
+        elif got.outcome is jobs.ClaimOutcome.BUSY:
+            busy.append(job_id)
+        else:
+            log.info("job %s: %s, nothing to do", job_id, got.outcome.value)
+    if busy:
+        # Another attempt holds a fresh lease (perhaps a worker that just died). Look again
+        # once the lease would have expired, so the job cannot be lost with this message.
+        log.info("jobs %s are held by another attempt; checking again later", busy)
+        task.apply_async(args=[busy], countdown=settings.lease_seconds)
+    return contexts
+
+
+def run_claimed(
+    contexts: list[JobContext], work: Callable[[list[JobContext]], None]
+) -> dict[str, Any]:
+    """Run `work` on claimed jobs and settle each job's row according to what happened."""
+    if not contexts:
+        return {"claimed": []}
+    ids = [ctx.lease.job_id for ctx in contexts]
+    try:
+        work(contexts)
+    except (JobCancelled, LeaseLost) as stop:
+        log.info("jobs %s stopped: %s", ids, stop)
+    except FINAL_ERRORS as error:
+        for ctx in contexts:
+            jobs.fail(ctx.lease, str(error))
+        log.warning("jobs %s failed: %s", ids, error)
+    except Exception as error:  # noqa: BLE001 - any other error may be transient
+        _retry_or_fail(contexts, error)
+    return {"claimed": ids}
+
+
+def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
+    text = error if isinstance(error, AtelierError) else f"{type(error).__name__}: {error}"
+    log.error("jobs %s: %s\n%s", [c.lease.job_id for c in contexts], text, traceback.format_exc())
+    task = contexts[0].task
+    retry_ids = []
+    for ctx in contexts:
+        if ctx.lease.attempt >= ctx.job.max_attempts:
+            jobs.fail(ctx.lease, f"failed after {ctx.lease.attempt} attempts: {text}")
+        else:
+            jobs.release(ctx.lease, str(text))
+            retry_ids.append(ctx.lease.job_id)
+    if retry_ids:
+        task.apply_async(args=[retry_ids], countdown=min(60, 2 ** contexts[0].lease.attempt))
