@@ -48,9 +48,10 @@ def fresh_postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_redis_db(index: int = 15) -> Iterator[str]:
-    """A flushed Redis logical database for one test. Yields its URL."""
-    url = f"{REDIS_URL}/{index}"
+def fresh_redis_db() -> Iterator[str]:
+    """A flushed Redis logical database for one test (ATELIER_TEST_REDIS_DB, default 15, so
+    concurrent suites can be kept apart). Yields its URL."""
+    url = f"{REDIS_URL}/{os.environ.get('ATELIER_TEST_REDIS_DB', '15')}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:

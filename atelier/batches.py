@@ -1,0 +1,195 @@
+"""Turn user input into job rows: ingest files, expand content x style grids, plan messages.
+
+Shared by every producer (CLI, HTTP API, scheduler inboxes) so a grid means the same thing
+wherever it was submitted, and identical work is never computed twice unless asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atelier.assets import record_asset
+from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
+from atelier.db import session_scope
+from atelier.errors import InputError
+from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
+from atelier.schemas import NSTParams, VideoParams
+from atelier.settings import Settings
+from atelier.storage import Storage
+from atelier.submit import send_jobs
+
+
+@dataclass
+class BatchPlan:
+    """A batch's rows, and the messages to send: each a list of job ids run together."""
+
+    batch_id: int
+    job_ids: list[int]
+    messages: list[list[int]] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+    task_name: str = NST_STYLIZE
+
+
+def ingest_image(
+    session: Session, settings: Settings, path: Path, label: str | None = None
+) -> Asset:
+    """Validate and store an image file (a copy, by content hash); refuse non-images clearly."""
+    from atelier.media import probe_image
+
+    info = probe_image(path, settings.max_pixels)
+    storage = Storage(settings.resolved_storage_dir)
+    stored = storage.put_file(path, settings.max_upload_bytes)
+    return record_asset(
+        session,
+        stored,
+        kind="image",
+        media_type=info.media_type,
+        width=info.width,
+        height=info.height,
+        label=label or path.name,
+    )
+
+
+def style_groups(style_shas: Sequence[str], params: NSTParams) -> list[list[str]]:
+    """Columns of the grid: each style alone, or all styles blended into one (`style_blend`)."""
+    if params.style_blend is None:
+        return [[sha] for sha in style_shas]
+    if len(params.style_blend) != len(style_shas):
+        raise InputError(
+            f"style_blend has {len(params.style_blend)} weights for {len(style_shas)} styles"
+        )
+    return [list(style_shas)]
+
+
+def create_nst_batch(
+    settings: Settings,
+    content_shas: Sequence[str],
+    style_shas: Sequence[str],
+    params: NSTParams,
+    *,
+    source: str = "cli",
+    label: str | None = None,
+    force: bool = False,
+) -> BatchPlan:
+    """Write a batch and one queued job per content x style cell (one transaction).
+
+    A cell whose identical job (same inputs, same parameters) already succeeded is not run again
+    unless `force`: its row points at the earlier result (`reused_from_id`).
+    """
+    if not content_shas or not style_shas:
+        raise InputError("a batch needs at least one content image and one style image")
+    db_url = settings.resolved_database_url
+    with session_scope(db_url) as session:
+        known = set(
+            session.scalars(
+                select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas]))
+            )
+        )
+        missing = sorted((set(content_shas) | set(style_shas)) - known)
+        if missing:
+            raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
+        batch = Batch(
+            kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
+        )
+        session.add(batch)
+        session.flush()
+        plan = BatchPlan(batch.id, [])
+        fresh: list[int] = []
+        for content in content_shas:
+            for styles in style_groups(style_shas, params):
+                job = _job_or_reuse(session, batch, settings, content, styles, params, force)
+                plan.job_ids.append(job.id)
+                (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
+    plan.messages = [
+        fresh[i : i + settings.max_batch] for i in range(0, len(fresh), settings.max_batch)
+    ]
+    return plan
+
+
+def _job_or_reuse(
+    session: Session,
+    batch: Batch,
+    settings: Settings,
+    content: str,
+    styles: list[str],
+    params: NSTParams,
+    force: bool,
+) -> Job:
+    fingerprint = params.fingerprint([content, *styles])
+    job = Job(
+        kind=JobKind.NST,
+        batch_id=batch.id,
+        inputs={"content": content, "styles": styles},
+        params=params.model_dump(mode="json"),
+        fingerprint=fingerprint,
+        max_attempts=settings.max_attempts,
+        meta={},
+    )
+    earlier = None if force else _finished_twin(session, fingerprint)
+    if earlier is not None:
+        job.state = JobState.SUCCEEDED
+        job.progress = 1.0
+        job.result_asset_id = earlier.result_asset_id
+        job.reused_from_id = earlier.reused_from_id or earlier.id
+        job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
+        job.finished_at = utcnow()
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _finished_twin(session: Session, fingerprint: str) -> Job | None:
+    return session.scalars(
+        select(Job)
+        .join(Asset, Asset.id == Job.result_asset_id)
+        .where(
+            Job.fingerprint == fingerprint,
+            Job.state == JobState.SUCCEEDED,
+            Asset.deleted_at.is_(None),
+        )
+        .order_by(Job.id)
+        .limit(1)
+    ).first()
+
+
+def create_video_job(
+    settings: Settings,
+    video_sha: str,
+    params: VideoParams,
+    *,
+    source: str = "cli",
+    label: str | None = None,
+) -> BatchPlan:
+    """Write a one-job batch for a video; the worker validates the file itself."""
+    with session_scope(settings.resolved_database_url) as session:
+        if session.scalar(select(Asset.id).where(Asset.sha256 == video_sha)) is None:
+            raise InputError(f"unknown asset: {video_sha[:12]}")
+        batch = Batch(
+            kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
+        )
+        session.add(batch)
+        session.flush()
+        job = Job(
+            kind=JobKind.VIDEO,
+            batch_id=batch.id,
+            inputs={"video": video_sha},
+            params=params.model_dump(mode="json"),
+            fingerprint=params.fingerprint([video_sha]),
+            max_attempts=settings.max_attempts,
+            meta={},
+        )
+        session.add(job)
+        session.flush()
+        return BatchPlan(batch.id, [job.id], [[job.id]], task_name=VIDEO_FILTER)
+
+
+def send_plan(app: Celery, settings: Settings, plan: BatchPlan) -> None:
+    """Send the plan's messages (its rows are committed already)."""
+    for job_ids in plan.messages:
+        send_jobs(app, settings.resolved_database_url, plan.task_name, job_ids)
