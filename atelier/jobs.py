@@ -123,9 +123,8 @@ def heartbeat(
     progress: float | None = None,
     meta: dict[str, Any] | None = None,
     losses: Iterable[Sequence[float]] = (),
-    frames: Iterable[tuple[int, list[list[int]]]] = (),
 ) -> None:
-    """Renew the lease, record progress and append history rows, all in one transaction.
+    """Renew the lease, record progress and append loss rows, all in one transaction.
 
     Raises JobCancelled if the job was cancelled, LeaseLost if another attempt took over; in
     both cases nothing is written.
@@ -151,12 +150,26 @@ def heartbeat(
         ]
         if loss_rows:
             session.execute(insert(LossRecord), loss_rows)
-        frame_rows = [
+
+
+def record_frames(
+    lease: Lease, start: int, end: int, frames: Iterable[tuple[int, list[list[int]]]]
+) -> None:
+    """Replace the face rows of frames [start, end): a re-run segment writes them once."""
+    with session_scope(lease.db_url) as session:
+        if session.execute(_fenced(lease).values(heartbeat_at=utcnow())).rowcount != 1:
+            raise _explain_lost(session, lease)
+        session.execute(
+            delete(FrameStat).where(
+                FrameStat.job_id == lease.job_id, FrameStat.frame >= start, FrameStat.frame < end
+            )
+        )
+        rows = [
             {"job_id": lease.job_id, "frame": f, "faces": len(boxes), "boxes": boxes}
             for f, boxes in frames
         ]
-        if frame_rows:
-            session.execute(insert(FrameStat), frame_rows)
+        if rows:
+            session.execute(insert(FrameStat), rows)
 
 
 def succeed(

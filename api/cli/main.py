@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from api.cli import admin
+from api.cli import admin, flower, stylize
 
 app = typer.Typer(
     name="atelier",
@@ -17,6 +17,10 @@ app = typer.Typer(
 app.command("migrate")(admin.migrate_cmd)
 app.command("worker")(admin.worker_cmd)
 app.command("ping")(admin.ping_cmd)
+app.command("flower")(flower.flower_cmd)
+app.command("stylize")(stylize.stylize_cmd)
+app.command("losses")(stylize.losses_cmd)
+app.command("demo")(stylize.demo_cmd)
 
 
 @app.callback()

@@ -1,5 +1,5 @@
 """Every Celery task Atelier runs. Importing this loads no TensorFlow and no OpenCV."""
 
-from workers.tasks import ping
+from workers.tasks import nst, ping, video
 
-__all__ = ["ping"]
+__all__ = ["nst", "ping", "video"]

@@ -40,14 +40,12 @@ class JobContext:
     _last_beat: float = 0.0
     _last_state: float = 0.0
     _pending_losses: list[Sequence[float]] = field(default_factory=list)
-    _pending_frames: list[tuple[int, list[list[int]]]] = field(default_factory=list)
 
     def report(
         self,
         progress: float,
         meta: dict[str, Any],
         losses: Iterable[Sequence[float]] = (),
-        frames: Iterable[tuple[int, list[list[int]]]] = (),
         force: bool = False,
     ) -> None:
         """Queue history rows; every `heartbeat_seconds`, write them with progress and renew
@@ -56,7 +54,6 @@ class JobContext:
         Raises JobCancelled / LeaseLost (from the heartbeat) so the engine stops promptly.
         """
         self._pending_losses.extend(losses)
-        self._pending_frames.extend(frames)
         now = time.monotonic()
         if now - self._last_state >= 0.5 or force:
             self._last_state = now
@@ -68,9 +65,8 @@ class JobContext:
 
     def flush(self, progress: float | None = None, meta: dict[str, Any] | None = None) -> None:
         self._last_beat = time.monotonic()
-        jobs.heartbeat(self.lease, progress, meta, self._pending_losses, self._pending_frames)
+        jobs.heartbeat(self.lease, progress, meta, self._pending_losses)
         self._pending_losses.clear()
-        self._pending_frames.clear()
 
     @property
     def elapsed(self) -> float:

@@ -1,0 +1,263 @@
+"""`atelier stylize`, `atelier losses` and `atelier demo`: the main job from a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.cli.runtime import Runtime, console, runtime
+from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
+from atelier.db import session_scope
+from atelier.errors import InputError
+from atelier.export import export_batch, loss_rows
+from atelier.models import Job, JobState
+from atelier.reports import loss_csv, loss_plot_png
+from atelier.schemas import NSTParams
+from atelier.settings import get_settings
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+VGG19_CACHE = (
+    Path.home() / ".keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders as their image files (by suffix), sorted, not recursive."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return found
+
+
+def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
+    shas: list[str] = []
+    for path in expand(paths):
+        try:
+            with session_scope(rt.db_url) as session:
+                shas.append(ingest_image(session, rt.settings, path).sha256)
+        except InputError as error:
+            console.print(f"[yellow]skipping {role} {path}: {error}[/yellow]")
+    if not shas:
+        console.print(f"[red]no usable {role} image in {', '.join(map(str, paths))}[/red]")
+        raise typer.Exit(2)
+    return list(dict.fromkeys(shas))
+
+
+def _params(**options: object) -> NSTParams:
+    try:
+        return NSTParams(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise typer.BadParameter(problems) from error
+
+
+def _blend(value: str | None) -> tuple[float, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"--style-blend takes numbers like 0.7,0.3, not {value!r}"
+        ) from error
+
+
+def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
+    """Run (or wait for) a batch with a progress bar, then export it. Returns the exit code."""
+    total = len(plan.job_ids)
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
+    try:
+        with (
+            rt.executing(["nst", "default"]),
+            Progress(*columns, TimeElapsedColumn(), console=console) as bar,
+        ):
+            send_plan(rt.app, rt.settings, plan)
+            task = bar.add_task(f"batch {plan.batch_id}", total=total, status="")
+
+            def show(jobs: dict[int, Job]) -> None:
+                done = sum(JobState(j.state).finished for j in jobs.values())
+                running = [j for j in jobs.values() if j.state == JobState.RUNNING]
+                detail = ""
+                if running and "iteration" in running[0].meta:
+                    m = running[0].meta
+                    detail = f" · job {running[0].id} it {m['iteration']}/{m['of']}"
+                    detail += f" loss {m['losses']['total']:.4g}"
+                progress = sum(j.progress for j in jobs.values())
+                bar.update(task, completed=progress, status=f"{done}/{total} done{detail}")
+
+            jobs = rt.wait(plan.job_ids, on_update=show)
+    except KeyboardInterrupt:
+        console.print(
+            f"\n[yellow]stopped waiting. Batch {plan.batch_id}'s jobs are saved in the database;"
+            " follow them with `atelier status --batch "
+            f"{plan.batch_id}`, and run `atelier worker` to finish them.[/yellow]"
+        )
+        raise typer.Exit(130) from None
+    return _report(rt, plan.batch_id, out, jobs)
+
+
+def _report(rt: Runtime, batch_id: int, out: Path, jobs: dict[int, Job]) -> int:
+    exported = export_batch(rt.settings, batch_id, out)
+    table = Table(title=f"batch {batch_id} → {out}")
+    for column in ("job", "state", "result", "final loss"):
+        table.add_column(column)
+    for item in exported:
+        job = jobs[item.job_id]
+        loss = job.meta.get("losses", {}).get("total")
+        result = item.image.name if item.image else (item.error or "")
+        table.add_row(str(item.job_id), item.state, result, f"{loss:.4g}" if loss else "")
+    console.print(table)
+    console.print(f"contact sheet: {out / 'sheet.png'}")
+    if any(j.meta.get("random_weights") for j in jobs.values()):
+        console.print(
+            "[yellow]these results used randomly initialised VGG19 weights (`none`): they test the"
+            " pipeline, they are not real stylizations.[/yellow]"
+        )
+    return 0 if all(j.state == JobState.SUCCEEDED for j in jobs.values()) else 1
+
+
+def stylize_cmd(
+    content: Annotated[list[Path], typer.Argument(help="Content images or folders of images.")],
+    style: Annotated[
+        list[Path], typer.Option("--style", "-s", help="Style image or folder; repeat for more.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results, plots, sheet.")],
+    size: Annotated[
+        int | None, typer.Option(help="Longest side of the output (default 256).")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option(help="Optimizer steps (default 300).")] = None,
+    content_weight: Annotated[float | None, typer.Option(help="Content loss weight (1).")] = None,
+    style_weight: Annotated[float | None, typer.Option(help="Style loss weight (1e4).")] = None,
+    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight (1e-2).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
+    init: Annotated[
+        str | None, typer.Option(help="Start from content (default), noise or style.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
+    preserve_colors: Annotated[
+        bool, typer.Option("--preserve-colors", help="Keep the content's colours.")
+    ] = False,
+    style_blend: Annotated[
+        str | None, typer.Option(help="Blend all styles into one, e.g. 0.7,0.3.")
+    ] = None,
+    style_scale: Annotated[
+        float | None, typer.Option(help="Style size relative to --size.")
+    ] = None,
+    scales: Annotated[int | None, typer.Option(help="Coarse-to-fine scales (1).")] = None,
+    preview_every: Annotated[int | None, typer.Option(help="Save a preview every N steps.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="imagenet, a VGG19 .h5 path, or none (default: settings).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute identical finished jobs.")
+    ] = False,
+) -> None:
+    """Stylize every content image with every style image (a content x style grid).
+
+    Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
+    """
+    params = _params(
+        size=size,
+        iterations=iterations,
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        init=init,
+        seed=seed,
+        preserve_colors=preserve_colors,
+        style_blend=_blend(style_blend),
+        style_scale=style_scale,
+        scales=scales,
+        preview_every=preview_every,
+        weights=weights,
+    )
+    rt = runtime()
+    contents = _ingest(rt, content, "content")
+    styles = _ingest(rt, style, "style")
+    try:
+        plan = create_nst_batch(rt.settings, contents, styles, params, force=force)
+    except InputError as error:
+        raise typer.BadParameter(str(error)) from error
+    console.print(
+        f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
+        f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"
+    )
+    raise typer.Exit(run_batch(rt, plan, out))
+
+
+def losses_cmd(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write the loss history as CSV.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a loss plot (PNG).")] = None,
+) -> None:
+    """Show, or write as CSV and PNG plot, the loss history of an NST job."""
+    rt = runtime()
+    with session_scope(rt.db_url) as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        console.print(f"[red]no job {job_id}[/red]")
+        raise typer.Exit(2)
+    rows = loss_rows(rt.db_url, job)
+    if csv:
+        csv.write_text(loss_csv(rows))
+    if plot:
+        plot.write_bytes(loss_plot_png(rows, f"job {job_id}"))
+    if not (csv or plot):
+        typer.echo(loss_csv(rows), nl=False)
+    console.print(f"job {job_id}: {len(rows)} iteration(s), state {job.state}")
+
+
+def demo_weights() -> str:
+    """ImageNet weights when they are configured, cached or downloadable; else random weights."""
+    import httpx
+
+    settings = get_settings()
+    if "vgg_weights" in settings.model_fields_set or VGG19_CACHE.is_file():
+        return settings.vgg_weights
+    try:
+        httpx.head("https://storage.googleapis.com/", timeout=3)
+        return "imagenet"
+    except httpx.HTTPError:
+        console.print(
+            "[yellow]No VGG19 ImageNet weights here and no network to fetch them: the demo runs on"
+            " random weights (`none`), which exercises the whole pipeline but does not paint."
+            f" For real results put the weights file at {VGG19_CACHE} or set"
+            " ATELIER_VGG_WEIGHTS=/path/to/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5."
+            "[/yellow]"
+        )
+        return "none"
+
+
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path("out/demo"),
+    size: Annotated[int, typer.Option(help="Longest side of the outputs.")] = 128,
+    iterations: Annotated[int, typer.Option(help="Optimizer steps per image.")] = 60,
+) -> None:
+    """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid)."""
+    stylize_cmd(
+        content=[SAMPLES / "content"],
+        style=[SAMPLES / "style"],
+        out=out,
+        size=size,
+        iterations=iterations,
+        weights=demo_weights(),
+    )

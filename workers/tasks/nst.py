@@ -1,0 +1,166 @@
+"""The NST task: optimize a group of content x style jobs together and record everything.
+
+A message carries up to `max_batch` job ids of one batch (same parameters). The jobs are loaded,
+optimized as one batch tensor by the engine, and each result is stored before its row says
+`succeeded`. A job whose input is bad fails alone; the rest of the group carries on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from atelier import jobs
+from atelier.assets import record_asset
+from atelier.celery_app import NST_STYLIZE
+from atelier.db import session_scope
+from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.schemas import NSTParams
+from atelier.settings import Settings, get_settings
+from workers.tasks.runner import JobContext, claim_jobs, run_claimed
+
+log = logging.getLogger(__name__)
+_ENGINES: dict[str, Any] = {}
+
+
+@shared_task(name=NST_STYLIZE, bind=True)
+def stylize(self: Task, job_ids: list[int]) -> dict:
+    settings = get_settings()
+    return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
+
+
+def engine_for(weights: str) -> Any:
+    """One engine per weights spec and process: it keeps the model and the style-target cache,
+    so styles shared by later messages of a grid are not computed again."""
+    if weights not in _ENGINES:
+        from workers.nst.engine import StyleTransferEngine
+
+        _ENGINES[weights] = StyleTransferEngine(weights=weights)
+    return _ENGINES[weights]
+
+
+def _run(contexts: list[JobContext], settings: Settings) -> None:
+    groups: dict[str, list[JobContext]] = {}
+    for ctx in contexts:
+        groups.setdefault(NSTParams.model_validate(ctx.job.params).model_dump_json(), []).append(
+            ctx
+        )
+    for members in groups.values():
+        _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
+
+
+def _load(ctx: JobContext, settings: Settings) -> Any:
+    from atelier.media import load_rgb
+    from workers.nst.engine import EngineJob
+
+    storage = ctx.storage
+    content = load_rgb(storage.path(ctx.job.inputs["content"]), settings.max_pixels)
+    styles = [
+        (sha, load_rgb(storage.path(sha), settings.max_pixels)) for sha in ctx.job.inputs["styles"]
+    ]
+    return EngineJob(content=content, styles=styles)
+
+
+def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
+    live: list[JobContext] = []
+    work = []
+    for ctx in contexts:
+        try:
+            work.append(_load(ctx, settings))
+            live.append(ctx)
+        except (InputError, FileNotFoundError) as error:
+            reason = str(error) if isinstance(error, InputError) else "input file is missing"
+            jobs.fail(ctx.lease, reason)
+    if not live:
+        return
+    weights = params.weights or settings.vgg_weights
+    stopped: set[int] = set()
+
+    def on_progress(event: Any) -> None:
+        for index, ctx in enumerate(live):
+            if index in stopped:
+                continue
+            row = event.losses[index]
+            meta = {"iteration": event.iteration, "of": event.of, "losses": _losses(row)}
+            if event.previews is not None:
+                meta["preview"] = _store_preview(ctx, event.previews[index], event.iteration)
+            try:
+                ctx.report(event.iteration / event.of, meta, losses=[row])
+            except (JobCancelled, LeaseLost) as stop:
+                log.info("job %s: %s", ctx.lease.job_id, stop)
+                stopped.add(index)
+
+    results = engine_for(weights).run(
+        work, params, on_progress=on_progress, should_stop=lambda: len(stopped) == len(live)
+    )
+    for index, (ctx, result) in enumerate(zip(live, results, strict=True)):
+        if index not in stopped:
+            _finish(ctx, result, weights)
+
+
+def _losses(row: Any) -> dict[str, float]:
+    _, total, content, style, tv = row
+    return {
+        "total": float(total),
+        "content": float(content),
+        "style": float(style),
+        "tv": float(tv),
+    }
+
+
+def _png(image: Any, weights: str) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "Atelier")
+    info.add_text("atelier:weights", weights)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def _store_preview(ctx: JobContext, image: Any, iteration: int) -> str:
+    """Keep an intermediate image; its hash goes into the job's progress meta."""
+    stored = ctx.storage.put_bytes(_png(image, "preview"))
+    with session_scope(ctx.lease.db_url) as session:
+        record_asset(
+            session,
+            stored,
+            kind="preview",
+            media_type="image/png",
+            width=image.shape[1],
+            height=image.shape[0],
+            label=f"job {ctx.lease.job_id} iteration {iteration}",
+        )
+    return stored.sha256
+
+
+def _finish(ctx: JobContext, result: Any, weights: str) -> None:
+    """Store the image completely, then flush the last loss rows, then mark the job done."""
+    stored = ctx.storage.put_bytes(_png(result.image, weights))
+    with session_scope(ctx.lease.db_url) as session:
+        asset = record_asset(
+            session,
+            stored,
+            kind="result",
+            media_type="image/png",
+            width=result.image.shape[1],
+            height=result.image.shape[0],
+            label=f"job {ctx.lease.job_id}",
+        )
+        asset_id = asset.id
+    ctx.flush()
+    meta = {
+        "device": result.device,
+        "weights": result.weights,
+        "random_weights": result.weights == "none",
+        "iterations": len(result.losses),
+        "iterations_per_second": round(result.iterations_per_second, 3),
+        "losses": _losses(result.losses[-1]) if result.losses else {},
+        "width": result.image.shape[1],
+        "height": result.image.shape[0],
+    }
+    jobs.succeed(ctx.lease, asset_id, meta, result.seconds)

@@ -1,0 +1,223 @@
+"""Video face-filter tasks: one job, optionally split into segments run on several workers.
+
+`atelier.video.filter` claims the job and checks the input. A short video (or `segment_seconds`
+0) is processed right there. A long one becomes a Celery chord: one `atelier.video.segment` task
+per frame range, in parallel on any `video` worker, then `atelier.video.join`, which concatenates
+the segments in order and muxes the original audio once. Every segment task writes under the
+job's current attempt (its fencing token), so segments of an attempt that was replaced stop
+without writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Task, chord, shared_task
+from sqlalchemy import func, select
+
+from atelier import jobs
+from atelier.assets import record_asset
+from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
+from atelier.db import session_scope
+from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.schemas import VideoParams
+from atelier.settings import Settings, get_settings
+from atelier.storage import Storage
+from workers.tasks.runner import JobContext, claim_jobs, run_claimed, worker_name
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=VIDEO_FILTER, bind=True)
+def filter_video(self: Task, job_ids: list[int]) -> dict:
+    settings = get_settings()
+    return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _start(c, settings))
+
+
+def _start(contexts: list[JobContext], settings: Settings) -> None:
+    from workers.video.pipeline import plan_segments
+    from workers.video.probe import probe_video
+
+    for ctx in contexts:
+        params = VideoParams.model_validate(ctx.job.params)
+        source = ctx.storage.path(ctx.job.inputs["video"])
+        info = probe_video(source, max_seconds=settings.max_video_seconds)
+        segments = plan_segments(info, params.segment_seconds)
+        if len(segments) == 1:
+            _whole(ctx, source, params, settings)
+            continue
+        lease = ctx.lease
+        ctx.report(0.0, {"segments": len(segments), "frames": info.frame_count}, force=True)
+        parts = [
+            segment.si(lease.job_id, lease.attempt, index, start, end)
+            for index, (start, end) in enumerate(segments)
+        ]
+        chord(parts)(join.s(lease.job_id, lease.attempt))
+        log.info("job %s: %d segments sent", lease.job_id, len(segments))
+
+
+def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Settings) -> None:
+    from workers.video.pipeline import process_video
+
+    def progress(done: int, total: int) -> None:
+        ctx.report(done / max(total, 1), {"frame": done, "of": total})
+
+    with ctx.storage.scratch(f"video-{ctx.lease.job_id}") as work:
+        stats = process_video(
+            source,
+            work / "out.mp4",
+            params,
+            on_progress=progress,
+            model_path=settings.face_model,
+        )
+        jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
+        outcome = Outcome(stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1)
+        _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
+
+
+def _frame_rows(faces: list[Any], first: int) -> list[tuple[int, list[list[int]]]]:
+    return [(first + i, [list(map(int, box)) for box in boxes]) for i, boxes in enumerate(faces)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished video job records about itself."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    seconds: float
+    segments: int
+
+
+def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome) -> None:
+    """Move the finished video into storage, then mark the job done."""
+    from atelier.models import FrameStat
+
+    stored = storage.adopt(produced)
+    with session_scope(lease.db_url) as session:
+        asset = record_asset(
+            session,
+            stored,
+            kind="result",
+            media_type="video/mp4",
+            width=outcome.width,
+            height=outcome.height,
+            duration=outcome.frames / outcome.fps if outcome.fps else None,
+            label=f"job {lease.job_id}",
+        )
+        asset_id = asset.id
+        with_faces = session.scalar(
+            select(func.count()).where(FrameStat.job_id == lease.job_id, FrameStat.faces > 0)
+        )
+    meta = {
+        **asdict(outcome),
+        "frames_with_faces": with_faces,
+        "processing_fps": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else None,
+    }
+    jobs.succeed(lease, asset_id, meta, outcome.seconds)
+
+
+def _segment_dir(settings: Settings, lease: jobs.Lease) -> Path:
+    """Where an attempt's segments meet: inside storage, shared by every video worker."""
+    folder = Storage(settings.resolved_storage_dir).tmp / f"segments-{lease.job_id}-{lease.attempt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _lease(settings: Settings, task: Task, job_id: int, attempt: int) -> jobs.Lease:
+    return jobs.Lease(settings.resolved_database_url, job_id, attempt, worker_name(task))
+
+
+def _job_row(lease: jobs.Lease) -> Any:
+    from atelier.models import Job
+
+    with session_scope(lease.db_url) as session:
+        return session.get(Job, lease.job_id)
+
+
+@shared_task(name=VIDEO_SEGMENT, bind=True)
+def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: int) -> dict:
+    """Filter frames [start, end) into a video-only segment file; fail the job on bad input."""
+    from workers.video.pipeline import process_video
+
+    settings = get_settings()
+    lease = _lease(settings, self, job_id, attempt)
+    job = _job_row(lease)
+    params = VideoParams.model_validate(job.params)
+    source = Storage(settings.resolved_storage_dir).path(job.inputs["video"])
+    out = _segment_dir(settings, lease) / f"segment-{index:04d}.mp4"
+
+    def progress(done: int, total: int) -> None:
+        self.update_state(
+            state="PROGRESS",
+            meta={"job_id": job_id, "segment": index, "frame": start + done, "of": end},
+        )
+        jobs.heartbeat(lease)
+
+    try:
+        stats = process_video(
+            source,
+            out,
+            params,
+            start_frame=start,
+            end_frame=end,
+            with_audio=False,
+            on_progress=progress,
+            model_path=settings.face_model,
+        )
+        jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start))
+    except (JobCancelled, LeaseLost):
+        raise
+    except Exception as error:
+        jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) failed: {error}")
+        raise
+    return {
+        "path": str(out),
+        "frames": stats.frames,
+        "seconds": stats.seconds,
+        "width": stats.width,
+        "height": stats.height,
+        "fps": stats.fps,
+    }
+
+
+@shared_task(name=VIDEO_JOIN, bind=True)
+def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
+    """Concatenate the segments in order, mux the source's audio, store, finish the job."""
+    from workers.video.encode import join_segments
+
+    settings = get_settings()
+    lease = _lease(settings, self, job_id, attempt)
+    job = _job_row(lease)
+    params = VideoParams.model_validate(job.params)
+    storage = Storage(settings.resolved_storage_dir)
+    folder = _segment_dir(settings, lease)
+    try:
+        out = join_segments(
+            [Path(p["path"]) for p in parts],
+            storage.path(job.inputs["video"]),
+            folder / "joined.mp4",
+            keep_audio=params.keep_audio,
+        )
+        outcome = Outcome(
+            frames=sum(p["frames"] for p in parts),
+            fps=parts[0]["fps"],
+            width=parts[0]["width"],
+            height=parts[0]["height"],
+            seconds=sum(p["seconds"] for p in parts),
+            segments=len(parts),
+        )
+        _finish(lease, storage, out, outcome)
+    except (JobCancelled, LeaseLost) as stop:
+        log.info("job %s: %s", job_id, stop)
+    except InputError as error:
+        jobs.fail(lease, str(error))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"job_id": job_id, "segments": len(parts)}
