@@ -159,4 +159,5 @@ class InboxFile(Base):
     name: Mapped[str] = mapped_column(String(1024))
     sha256: Mapped[str] = mapped_column(String(64))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    error: Mapped[str | None] = mapped_column(Text)  # why the file was refused, if it was
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

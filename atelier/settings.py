@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     api_token: str | None = Field(None, description="Bearer token the HTTP API requires, if set.")
     flower_user: str = "admin"
     flower_password: str | None = None
+    flower_port: int = Field(5555, ge=1, le=65535, description="Port `atelier flower` listens on.")
 
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
     max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
@@ -59,6 +60,19 @@ class Settings(BaseSettings):
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
     max_attempts: int = Field(3, ge=1, le=100)
+
+    reaper_interval: float = Field(30.0, gt=0, description="Seconds between reaper passes.")
+    requeue_grace_seconds: int = Field(
+        60, ge=0, description="A queued job with no message in the broker this long is re-sent."
+    )
+    inboxes: str | None = Field(
+        None, description="Watched folders: JSON, or the path of a .json or .toml file."
+    )
+    inbox_interval: float = Field(10.0, gt=0, description="Seconds between inbox scans.")
+    retention_days: float = Field(
+        0.0, ge=0, description="Files older than this are removed (0: kept forever)."
+    )
+    retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention runs.")
 
     @field_validator("vgg_weights")
     @classmethod
