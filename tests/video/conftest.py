@@ -1,0 +1,154 @@
+"""Videos for the video pipeline's tests, made once per session and kept tiny.
+
+`chaplin_clip` is the first 2 s of the shared Chaplin film at 320x180 (real footage, real MP3
+audio). `face_video` is synthetic: a downscaled photo of Grace Hopper slides over a moving textured
+background, so the true face position of every frame is known.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.video.media import FaceVideo, Streams, ffmpeg, write_raw_video
+from workers.video.detect import Box
+from workers.video.ffmpeg import ffmpeg_exe
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+FACE_SCALE = 0.25
+FACE_IN_PHOTO = Box(155, 105, 222, 222)  # where OpenCV's cascade finds the face in the full photo
+
+
+def _data(relative: str) -> Path:
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"test data {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def chaplin() -> Path:
+    return _data("video/chaplin.mp4")
+
+
+@pytest.fixture(scope="session")
+def full_face_photo() -> np.ndarray:
+    """The 512x600 portrait; its face is at FACE_IN_PHOTO."""
+    return cv2.imread(str(_data("faces/grace_hopper.jpg")))
+
+
+@pytest.fixture(scope="session")
+def face_photo(full_face_photo: np.ndarray) -> np.ndarray:
+    return cv2.resize(
+        full_face_photo, None, fx=FACE_SCALE, fy=FACE_SCALE, interpolation=cv2.INTER_AREA
+    )
+
+
+@pytest.fixture(scope="session")
+def chaplin_clip(chaplin: Path, videos: Path) -> Path:
+    """50 frames (2 s at 25 fps), 320x180, with the film's MP3 audio copied."""
+    clip = videos / "chaplin_clip.mp4"
+    ffmpeg(
+        *("-i", str(chaplin), "-t", "2", "-vf", "scale=320:180"),
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p"),
+        *("-c:a", "copy", str(clip)),
+    )
+    return clip
+
+
+def _background(width: int, height: int, shift: int) -> np.ndarray:
+    """A smooth colour gradient crossed by moving soft stripes: texture without faces."""
+    xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+    channels = (
+        90 + 60 * np.sin((xs + shift) / 23.0),
+        120 + 50 * np.cos((ys + shift) / 31.0),
+        100 + 0.3 * xs + 0.2 * ys,
+    )
+    return np.stack(channels, axis=-1).clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def face_video(face_photo: np.ndarray, videos: Path) -> FaceVideo:
+    """40 frames of 320x240 at 25 fps: the photo glides left to right on a gentle wave, over a
+    moving background, with 1.6 s of AAC sine tone."""
+    width, height, count = 320, 240, 40
+    ph, pw = face_photo.shape[:2]
+    fx, fy, fw, fh = (round(v * FACE_SCALE) for v in FACE_IN_PHOTO)
+    frames, truth = [], []
+    for i in range(count):
+        x = round(5 + (width - pw - 10) * i / (count - 1))
+        y = round((height - ph) / 2 + 20 * np.sin(i / 6))
+        frame = _background(width, height, 3 * i)
+        frame[y : y + ph, x : x + pw] = face_photo
+        frames.append(frame)
+        truth.append(Box(x + fx, y + fy, fw, fh))
+    path = write_raw_video(
+        videos / "face.mp4",
+        frames,
+        "25",
+        *("-f", "lavfi", "-i", "sine=frequency=440:duration=1.6"),
+        *("-c:a", "aac", "-shortest"),
+    )
+    return FaceVideo(path, truth)
+
+
+@pytest.fixture(scope="session")
+def decode() -> Callable[[Path], list[np.ndarray]]:
+    """All frames of a video, decoded by OpenCV."""
+
+    def run(path: Path) -> list[np.ndarray]:
+        capture = cv2.VideoCapture(str(path))
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+        return frames
+
+    return run
+
+
+def _stream_seconds(path: Path, selector: str) -> float | None:
+    copy_to_nowhere = ["-map", selector, "-c", "copy", "-f", "null", "-"]
+    done = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), *copy_to_nowhere],
+        capture_output=True,
+        text=True,
+    )
+    times = re.findall(r"time=(\d+):(\d+):(\d+\.\d+)", done.stderr)
+    if done.returncode != 0 or not times:
+        return None
+    hours, minutes, seconds = times[-1]
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+@pytest.fixture(scope="session")
+def streams() -> Callable[[Path], Streams]:
+    """Durations of a file's video and audio streams (None: no such stream) and its audio codec,
+    measured by ffmpeg independently of the code under test."""
+
+    def run(path: Path) -> Streams:
+        header = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+        ).stderr
+        codec = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", header)
+        return Streams(
+            _stream_seconds(path, "0:v:0"),
+            _stream_seconds(path, "0:a:0"),
+            codec.group(1) if codec else None,
+        )
+
+    return run

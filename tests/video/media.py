@@ -1,0 +1,74 @@
+"""Helpers the video tests share: run ffmpeg, write a raw clip, the shapes fixtures return.
+
+They call the bundled ffmpeg directly rather than through the code under test, so a fixture
+video or a measurement does not inherit that code's mistakes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.video.detect import Box
+from workers.video.ffmpeg import ffmpeg_exe
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the bundled ffmpeg; fail the test setup with its message if it fails."""
+    done = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def write_raw_video(path: Path, frames: list[np.ndarray], fps: str, *audio_args: str) -> Path:
+    """Encode BGR frames to H.264 with ffmpeg directly (not through the code under test)."""
+    height, width = frames[0].shape[:2]
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-video_size",
+        f"{width}x{height}",
+        "-framerate",
+        fps,
+        "-i",
+        "pipe:0",
+        *audio_args,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "16",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    ]
+    done = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    return path
+
+
+@dataclass(frozen=True)
+class FaceVideo:
+    path: Path
+    truth: list[Box]  # the face's box in every frame
+
+
+@dataclass(frozen=True)
+class Streams:
+    video_seconds: float | None
+    audio_seconds: float | None
+    audio_codec: str | None

@@ -1,0 +1,127 @@
+"""FfmpegWriter and join_segments: exact rates, audio kept, nothing half-written left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.video.media import FaceVideo, Streams, ffmpeg
+from workers.video.encode import AudioTrack, FfmpegWriter, join_segments
+from workers.video.probe import probe_video
+
+
+def gradient_frames(count: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    xs = np.arange(width, dtype=np.uint8)[None, :, None]
+    return [np.broadcast_to(xs * 3 + i * 5, (height, width, 3)).copy() for i in range(count)]
+
+
+def write(
+    path: Path, frames: list[np.ndarray], rate: Fraction, audio: AudioTrack | None = None
+) -> Path:
+    height, width = frames[0].shape[:2]
+    with FfmpegWriter(path, width, height, rate, audio=audio) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def test_rate_and_frame_count_are_kept(tmp_path: Path, streams: Callable[[Path], Streams]) -> None:
+    out = write(tmp_path / "ntsc.mp4", gradient_frames(12), Fraction(30000, 1001))
+    info = probe_video(out)
+    assert info.rate == Fraction(30000, 1001) and info.frame_count == 12
+    assert streams(out).audio_seconds is None
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_frames_survive_encoding(tmp_path: Path, decode: Callable) -> None:
+    frames = gradient_frames(5)
+    decoded = decode(write(tmp_path / "g.mp4", frames, Fraction(25)))
+    assert len(decoded) == 5
+    assert all(np.abs(a.astype(int) - b).mean() < 2 for a, b in zip(frames, decoded, strict=True))
+
+
+def test_audio_is_copied_when_mp4_can_hold_it(
+    tmp_path: Path, face_video: FaceVideo, streams: Callable[[Path], Streams]
+) -> None:
+    audio = AudioTrack(face_video.path, "aac")
+    out = write(tmp_path / "a.mp4", gradient_frames(40), Fraction(25), audio)
+    assert streams(out).audio_codec == "aac"
+    assert streams(out).audio_seconds == streams(face_video.path).audio_seconds
+
+
+def test_audio_mp4_cannot_hold_is_converted_to_aac(
+    tmp_path: Path, streams: Callable[[Path], Streams]
+) -> None:
+    source = tmp_path / "pcm.mov"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "pcm_s16le", str(source))
+    out = write(
+        tmp_path / "b.mp4", gradient_frames(25), Fraction(25), AudioTrack(source, "pcm_s16le")
+    )
+    measured = streams(out)
+    assert measured.audio_codec == "aac"
+    assert measured.audio_seconds == pytest.approx(1.0, abs=0.05)
+
+
+def test_audio_range_is_cut_to_the_segment(
+    tmp_path: Path, chaplin_clip: Path, streams: Callable[[Path], Streams]
+) -> None:
+    audio = AudioTrack(chaplin_clip, "mp3", start=0.5, duration=1.0)
+    out = write(tmp_path / "c.mp4", gradient_frames(25), Fraction(25), audio)
+    assert streams(out).audio_seconds == pytest.approx(1.0, abs=0.06)
+
+
+def test_a_failed_run_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "never.mp4"
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        FfmpegWriter(target, 64, 48, Fraction(25)) as writer,
+    ):
+        writer.write(gradient_frames(1)[0])
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_frames_and_odd_sizes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="even sides"):
+        FfmpegWriter(tmp_path / "odd.mp4", 63, 48, Fraction(25))
+    with (
+        pytest.raises(ValueError, match="does not fit"),
+        FfmpegWriter(tmp_path / "x.mp4", 64, 48, Fraction(25)) as writer,
+    ):
+        writer.write(np.zeros((48, 66, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_join_concatenates_without_reencoding_and_adds_audio_once(
+    tmp_path: Path, face_video: FaceVideo, decode: Callable, streams: Callable[[Path], Streams]
+) -> None:
+    frames = gradient_frames(40)
+    parts = [
+        write(tmp_path / "p0.mp4", frames[:15], Fraction(25)),
+        write(tmp_path / "p1.mp4", frames[15:], Fraction(25)),
+    ]
+    out = join_segments(parts, face_video.path, tmp_path / "joined.mp4", keep_audio=True)
+    info = probe_video(out)
+    assert info.frame_count == 40 and info.rate == Fraction(25)
+    assert streams(out).audio_seconds == streams(face_video.path).audio_seconds
+    joined = decode(out)
+    originals = decode(parts[0]) + decode(parts[1])
+    assert all(np.array_equal(a, b) for a, b in zip(joined, originals, strict=True))
+
+    silent = join_segments(parts, face_video.path, tmp_path / "silent.mp4", keep_audio=False)
+    assert streams(silent).audio_seconds is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "joined.mp4",
+        "p0.mp4",
+        "p1.mp4",
+        "silent.mp4",
+    ]
+
+
+def test_join_needs_segments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no segments"):
+        join_segments([], None, tmp_path / "x.mp4")

@@ -1,0 +1,103 @@
+"""probe_video: what a file holds, and a clear refusal for every kind of unusable upload."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atelier.errors import InputError
+from tests.video.media import FaceVideo, ffmpeg, write_raw_video
+from workers.video.probe import VideoInfo, probe_video, read_audio_codec
+
+
+def test_chaplin_is_described_exactly(chaplin: Path) -> None:
+    info = probe_video(chaplin)
+    assert (info.width, info.height, info.frame_count) == (640, 360, 241)
+    assert info.fps == 25 and info.rate == Fraction(25)
+    assert info.duration == pytest.approx(9.64)
+    assert info.has_video and info.has_audio and info.audio_codec == "mp3"
+    assert info.rotation == 0
+
+
+def test_ntsc_rate_is_kept_as_a_rational(videos: Path) -> None:
+    frames = [np.full((48, 64, 3), i * 20, np.uint8) for i in range(6)]
+    path = write_raw_video(videos / "ntsc.mp4", frames, "30000/1001")
+    info = probe_video(path)
+    assert info.rate == Fraction(30000, 1001)
+    assert info.frame_count == 6 and not info.has_audio and info.audio_codec is None
+
+
+def test_rotation_metadata_gives_upright_size(face_video: FaceVideo, videos: Path) -> None:
+    rotated = videos / "rotated.mp4"
+    ffmpeg("-display_rotation", "90", "-i", str(face_video.path), "-c", "copy", str(rotated))
+    info = probe_video(rotated)
+    assert (info.width, info.height, info.rotation) == (240, 320, 270)
+
+
+def test_read_audio_codec(chaplin: Path, face_video: FaceVideo) -> None:
+    assert read_audio_codec(chaplin) == "mp3"
+    assert read_audio_codec(face_video.path) == "aac"
+
+
+def _truncated(source: Path, target: Path, *, faststart: bool) -> Path:
+    """Half of a re-muxed copy of `source`: without its index (moov last, the default) or with
+    its index but without half of its frames (moov first)."""
+    whole = target.with_suffix(".whole.mp4")
+    flags = ["-movflags", "+faststart"] if faststart else []
+    ffmpeg("-i", str(source), "-c", "copy", *flags, str(whole))
+    data = whole.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def _undecodable(source: Path, target: Path) -> Path:
+    """A well-formed MP4 (index first) whose frame data is all zeros."""
+    whole = target.with_suffix(".whole.mp4")
+    ffmpeg("-i", str(source), "-an", "-c", "copy", "-movflags", "+faststart", str(whole))
+    data = bytearray(whole.read_bytes())
+    start = data.find(b"mdat") + 4
+    data[start:] = bytes(len(data) - start)
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "no such file"),
+        ("empty", "empty file"),
+        ("text", "not a video"),
+        ("truncated", "truncated"),
+        ("truncated_faststart", "truncated"),
+        ("audio_only", "no video stream"),
+        ("undecodable", "no decodable frames"),
+    ],
+)
+def test_unusable_files_are_refused_clearly(
+    kind: str, message: str, face_video: FaceVideo, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is a shopping list, not a film\n" * 20)
+    elif kind == "truncated":
+        _truncated(face_video.path, path, faststart=False)
+    elif kind == "truncated_faststart":
+        _truncated(face_video.path, path, faststart=True)
+    elif kind == "audio_only":
+        ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(path))
+    elif kind == "undecodable":
+        _undecodable(face_video.path, path)
+    with pytest.raises(InputError, match=message) as caught:
+        probe_video(path)
+    assert path.name in str(caught.value)
+
+
+def test_videos_longer_than_the_limit_are_refused(chaplin: Path) -> None:
+    assert isinstance(probe_video(chaplin, max_seconds=10), VideoInfo)
+    with pytest.raises(InputError, match=r"too long: chaplin.mp4 lasts 9.6 s, the limit is 5 s"):
+        probe_video(chaplin, max_seconds=5)

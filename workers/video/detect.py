@@ -1,0 +1,170 @@
+"""Face detectors: where the faces of one frame are, as boxes in that frame's pixels.
+
+Both detectors look at a copy of the frame shrunk to about 640 px wide and scale the boxes back:
+the Haar cascade's cost grows with the pixel count and with the range of window sizes it tries,
+while a face small enough to vanish at 640 px is too small to identify anyway. For the same
+reason the smallest face searched for is a share of the frame, not a fixed pixel size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import cv2
+import numpy as np
+
+from atelier.errors import InputError
+
+
+class Box(NamedTuple):
+    """A face's bounding box in frame pixels: top-left corner, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in a BGR frame."""
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]: ...
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0: disjoint, 1: identical)."""
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _merge_overlapping(boxes: list[Box], threshold: float = 0.3) -> list[Box]:
+    """Keep the largest of boxes that overlap: the frontal and profile cascades, or a profile
+    cascade run on a frame and on its mirror, often report one face twice."""
+    kept: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b.w * b.h, reverse=True):
+        if all(iou(box, other) < threshold for other in kept):
+            kept.append(box)
+    return sorted(kept)
+
+
+def _shrink(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """The frame at most `width` px wide, and the factor that maps its pixels back."""
+    height, frame_width = frame.shape[:2]
+    if frame_width <= width:
+        return frame, 1.0
+    scale = frame_width / width
+    small = cv2.resize(frame, (width, max(1, round(height / scale))), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def _to_frame(x: float, y: float, w: float, h: float, scale: float, shape: tuple) -> Box:
+    """Scale a box found on the shrunk frame back to the full frame, clipped to it."""
+    height, width = shape[:2]
+    x0, y0 = max(0, round(x * scale)), max(0, round(y * scale))
+    x1, y1 = min(width, round((x + w) * scale)), min(height, round((y + h) * scale))
+    return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+class HaarDetector:
+    """OpenCV's Viola-Jones cascades: no model file to ship, fast on a CPU, frontal faces only
+    unless `profile` adds the profile cascade (run on the frame and its mirror, since it was
+    trained on faces turned one way)."""
+
+    def __init__(
+        self,
+        *,
+        profile: bool = False,
+        detect_width: int = 640,
+        min_face: float = 0.08,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+    ) -> None:
+        self.detect_width = detect_width
+        self.min_face = min_face
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self._frontal = self._load("haarcascade_frontalface_default.xml")
+        self._profile = self._load("haarcascade_profileface.xml") if profile else None
+
+    @staticmethod
+    def _load(name: str) -> cv2.CascadeClassifier:
+        cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV's {name} cascade is missing from this installation")
+        return cascade
+
+    def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[tuple]:
+        side = max(20, round(self.min_face * min(gray.shape[:2])))
+        found = cascade.detectMultiScale(
+            gray, self.scale_factor, self.min_neighbors, minSize=(side, side)
+        )
+        return [tuple(int(v) for v in box) for box in found]
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        small, scale = _shrink(frame_bgr, self.detect_width)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        found = self._run(self._frontal, gray)
+        if self._profile is not None:
+            found += self._run(self._profile, gray)
+            width = gray.shape[1]
+            mirrored = self._run(self._profile, cv2.flip(gray, 1))
+            found += [(width - x - w, y, w, h) for x, y, w, h in mirrored]
+        return _merge_overlapping([_to_frame(*box, scale, frame_bgr.shape) for box in found])
+
+
+class DnnDetector:
+    """OpenCV's YuNet face detector (cv2.FaceDetectorYN): a small ONNX network that also finds
+    turned, tilted and partly hidden faces the cascades miss. The model file is not bundled; an
+    operator downloads face_detection_yunet_*.onnx and points `model_path` at it."""
+
+    def __init__(
+        self,
+        model_path: Path | str | None,
+        *,
+        detect_width: int = 640,
+        score_threshold: float = 0.7,
+        nms_threshold: float = 0.3,
+    ) -> None:
+        if model_path is None:
+            raise InputError(
+                "the dnn face detector needs a YuNet ONNX model (face_detection_yunet_*.onnx) "
+                "and none is configured; use the haar detector or configure the model path"
+            )
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"face detection model not found: {path}")
+        try:
+            self._net = cv2.FaceDetectorYN.create(
+                str(path), "", (320, 320), score_threshold, nms_threshold, 5000
+            )
+        except cv2.error as exc:
+            raise InputError(f"cannot load face detection model {path.name}: {exc}") from exc
+        self.detect_width = detect_width
+        self._input_size: tuple[int, int] | None = None
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        small, scale = _shrink(frame_bgr, self.detect_width)
+        size = (small.shape[1], small.shape[0])
+        if size != self._input_size:
+            self._net.setInputSize(size)
+            self._input_size = size
+        _, faces = self._net.detect(small)
+        if faces is None:
+            return []
+        boxes = [_to_frame(*face[:4], scale, frame_bgr.shape) for face in faces]
+        return sorted(box for box in boxes if box.w > 0 and box.h > 0)
+
+
+def make_detector(
+    kind: str, model_path: Path | str | None = None, profile: bool = False
+) -> FaceDetector:
+    """The detector a job's `detector` parameter names."""
+    if kind == "haar":
+        return HaarDetector(profile=profile)
+    if kind == "dnn":
+        return DnnDetector(model_path)
+    raise InputError(f"unknown face detector {kind!r}; use 'haar' or 'dnn'")

@@ -1,0 +1,36 @@
+"""The one ffmpeg binary every video step runs: the static build that imageio-ffmpeg ships.
+
+OpenCV's pip wheels cannot write H.264, and a system ffmpeg may be missing or differ between
+machines, so probing, encoding and joining all go through the same pinned binary.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cache
+
+
+@cache
+def ffmpeg_exe() -> str:
+    """Path of the bundled ffmpeg binary (imported lazily: only video work needs it)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg to completion and return its output; never raises on a non-zero exit status,
+    because callers read the reason from stderr and turn it into their own error."""
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+
+
+def stderr_tail(stderr: str, lines: int = 3) -> str:
+    """The last meaningful lines of ffmpeg's stderr, joined for an error message."""
+    kept = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])

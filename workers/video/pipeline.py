@@ -1,0 +1,161 @@
+"""One video job from file to file: decode, find faces, filter, tile, encode.
+
+Frames stream through one at a time (the tracker holds at most `detect_every` of them), so memory
+does not grow with the video's length. A job may cover the whole video or one range of frames;
+`plan_segments` cuts a long video into ranges that separate workers process at the same time, each
+into a file without sound, and `encode.join_segments` joins them and adds the sound once. A range
+decodes from the keyframe at or before its first frame to the keyframe after its last one, so its
+face boxes, and therefore its frames, are those the whole-video run produces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from atelier.errors import InputError, JobCancelled
+from atelier.schemas import VideoParams
+from workers.video.detect import Box, make_detector
+from workers.video.encode import AudioTrack, FfmpegWriter
+from workers.video.filters import apply_filter
+from workers.video.layout import compose_board, plan_board
+from workers.video.probe import VideoInfo, probe_video
+from workers.video.track import track_faces
+
+REPORT_EVERY = 10
+"""Frames between two progress reports (and cancellation checks)."""
+
+
+@dataclass(frozen=True)
+class VideoStats:
+    """What a run produced: frame count, rate and size of the output, the face boxes of every
+    output frame (input-frame pixels), and the wall-clock seconds the run took."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    faces: list[list[Box]]
+    seconds: float
+
+
+def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
+    """Frame ranges [start, end) of about `segment_seconds` each covering the whole video; one
+    range when `segment_seconds` is 0. A remainder shorter than half a segment joins the last
+    range rather than becoming a tiny job of its own."""
+    total = info.frame_count
+    if segment_seconds <= 0 or total == 0:
+        return [(0, total)]
+    length = max(1, round(segment_seconds * info.fps))
+    starts = list(range(0, total, length))
+    if len(starts) > 1 and total - starts[-1] < length / 2:
+        starts.pop()
+    return [(start, end) for start, end in zip(starts, [*starts[1:], total], strict=True)]
+
+
+def _decode(src: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Frames `first`..`last` (inclusive, or up to the end) with their indexes. Frames before
+    `first` are decoded and dropped (`grab`), because seeking by timestamp can land a frame or
+    two away from the one asked for."""
+    capture = cv2.VideoCapture(str(src))
+    try:
+        for _ in range(first):
+            if not capture.grab():
+                return
+        for index in range(first, last + 1):
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield index, frame
+    finally:
+        capture.release()
+
+
+def process_video(
+    src: Path,
+    dst: Path,
+    params: VideoParams,
+    *,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    with_audio: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    model_path: Path | str | None = None,
+) -> VideoStats:
+    """Filter the faces of frames [start_frame, end_frame) of `src` into `dst` (H.264 MP4).
+
+    The input's audio for that range is muxed in when `with_audio` and `params.keep_audio` both
+    allow it (segments are written without it and get it when joined). `on_progress(done, total)`
+    is called at the start, every `REPORT_EVERY` frames and at the end; `should_stop()` is asked
+    at the same moments and, when true, the run raises `JobCancelled` and leaves no `dst`.
+    Raises `InputError` for an unusable input."""
+    started = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    info = probe_video(src)
+    end = info.frame_count if end_frame is None else min(end_frame, info.frame_count)
+    if not 0 <= start_frame < end:
+        raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
+    total = end - start_frame
+    every = params.detect_every
+    first_key = start_frame - start_frame % every
+    next_key = -(-(end - 1) // every) * every
+
+    detector = make_detector(params.detector, model_path, params.profile)
+    panels = params.panel_filters()
+    geometry = plan_board(params.layout, info.width, info.height)
+    audio = None
+    if with_audio and params.keep_audio and info.has_audio:
+        whole = start_frame == 0 and end == info.frame_count
+        audio = AudioTrack(
+            src,
+            info.audio_codec,
+            start=start_frame / info.fps,
+            duration=None if whole else total / info.fps,
+        )
+
+    def checkpoint(done: int) -> None:
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"cancelled after {done} of {total} frames")
+        if on_progress is not None:
+            on_progress(done, total)
+
+    checkpoint(0)
+    faces: list[list[Box]] = []
+    writer = FfmpegWriter(dst, geometry.width, geometry.height, info.rate, audio=audio)
+    with writer, contextlib.closing(_decode(src, first_key, next_key)) as frames:
+        for index, frame, boxes in track_faces(frames, detector, every):
+            if index < start_frame:
+                continue
+            if index >= end:
+                break
+            if frame.shape[:2] != (info.height, info.width):
+                frame = cv2.resize(frame, (info.width, info.height))
+            board = compose_board(
+                [
+                    apply_filter(frame, boxes, name, mask=params.mask, padding=params.padding)
+                    for name in panels
+                ],
+                geometry,
+            )
+            writer.write(board)
+            faces.append(boxes)
+            if len(faces) % REPORT_EVERY == 0 and len(faces) < total:
+                checkpoint(len(faces))
+        if not faces:
+            raise InputError(f"no decodable frames in {src.name} from frame {start_frame}")
+        checkpoint(len(faces))
+    return VideoStats(
+        frames=len(faces),
+        fps=info.fps,
+        width=geometry.width,
+        height=geometry.height,
+        faces=faces,
+        seconds=time.perf_counter() - started,
+    )

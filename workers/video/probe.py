@@ -1,0 +1,158 @@
+"""Find out what a video file holds before any work is spent on it.
+
+The ffmpeg binary reads the container: stream list, codecs, duration and, with one pass that copies
+the video packets to nowhere (no decoding, thousands of times faster than real time), the true
+frame count, since the count a container advertises is often an estimate. OpenCV then decodes the
+first frame, because what the pipeline needs is a file OpenCV can decode, in the orientation it
+decodes it. Every way a user's upload can be unusable ends in an `InputError` whose message says
+which way, so the job fails for good with words the user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+
+from atelier.errors import InputError
+from workers.video.ffmpeg import run_ffmpeg, stderr_tail
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio): (\w+)(.*)$", re.M)
+_SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
+_FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)\b")
+_FRAMES = re.compile(r"frame=\s*(\d+)")
+_MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds. `width` and `height` are those of the frames as decoded, upright:
+    OpenCV applies the rotation metadata (`rotation`, degrees clockwise) while decoding.
+    `has_video` is always true on an info `probe_video` returns (it refuses files without
+    video); it is kept so that a stored info reads on its own."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    rotation: int
+    has_video: bool
+    has_audio: bool
+    audio_codec: str | None
+
+    @property
+    def rate(self) -> Fraction:
+        """The frame rate as the rational it was written as (29.97 -> 30000/1001), so an
+        encoder given it reproduces the input's timestamps exactly."""
+        return Fraction(self.fps).limit_denominator(1001)
+
+
+@dataclass(frozen=True)
+class _Header:
+    duration: float | None
+    video_codec: str | None
+    video_fps: float | None
+    audio_codec: str | None
+
+
+def _parse_header(stderr: str) -> _Header:
+    """Read the `Input #0` part of ffmpeg's report (the `Output` part lists streams too)."""
+    inputs = re.split(r"^Output #|^Stream mapping:", stderr, maxsplit=1, flags=re.M)[0]
+    duration = _DURATION.search(inputs)
+    video_codec = video_fps = audio_codec = None
+    for kind, codec, rest in _STREAM.findall(inputs):
+        if kind == "Video" and video_codec is None and "attached pic" not in rest:
+            video_codec = codec
+            fps = _FPS.search(rest)
+            video_fps = float(fps.group(1)) if fps else None
+        elif kind == "Audio" and audio_codec is None:
+            audio_codec = codec
+    seconds = None
+    if duration:
+        hours, minutes, secs = duration.groups()
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    return _Header(seconds, video_codec, video_fps, audio_codec)
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    """Whether the file starts like an MP4/QuickTime file (a box of a known type), as opposed to
+    any file named .mp4, which ffmpeg's MP4 reader also tries because of the name."""
+    with path.open("rb") as file:
+        head = file.read(8)
+    return head[4:8] in _MP4_FIRST_BOXES
+
+
+def _refuse_unreadable(path: Path, stderr: str) -> None:
+    """Turn ffmpeg's complaints about the container into the user's words."""
+    if "moov atom not found" in stderr and _looks_like_mp4(path):
+        raise InputError(f"truncated or unfinished video (its index is missing): {path.name}")
+    if "moov atom not found" in stderr:
+        raise InputError(f"not a video: {path.name} (named like one, but holds something else)")
+    if "partial file" in stderr:
+        raise InputError(f"truncated video (the file ends before its last frame): {path.name}")
+    if "Invalid data found when processing input" in stderr:
+        raise InputError(f"not a video: {path.name} (ffmpeg cannot recognise its format)")
+
+
+def read_audio_codec(path: Path) -> str | None:
+    """The codec of the first audio stream of `path`, or None when it has none (container only,
+    no packet is read)."""
+    return _parse_header(run_ffmpeg(["-i", str(path)]).stderr).audio_codec
+
+
+def probe_video(path: Path, *, max_seconds: float | None = None) -> VideoInfo:
+    """Describe the video at `path`, or raise `InputError` saying why it cannot be processed:
+    missing or empty file, not a video, truncated, no video stream, nothing decodable, or longer
+    than `max_seconds`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path.name}")
+    if path.stat().st_size == 0:
+        raise InputError(f"empty file: {path.name}")
+
+    result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"])
+    _refuse_unreadable(path, result.stderr)
+    header = _parse_header(result.stderr)
+    if header.video_codec is None:
+        holds = " (it holds only audio)" if header.audio_codec else ""
+        raise InputError(f"no video stream in {path.name}{holds}")
+    if result.returncode != 0:
+        raise InputError(f"cannot read {path.name}: {stderr_tail(result.stderr)}")
+    counted = _FRAMES.findall(result.stderr)
+    frame_count = int(counted[-1]) if counted else 0
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        cv_fps = capture.get(cv2.CAP_PROP_FPS)
+        rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+    finally:
+        capture.release()
+    if frame_count == 0 or not ok:
+        raise InputError(f"no decodable frames in {path.name} ({header.video_codec} video)")
+
+    fps = cv_fps if cv_fps and cv_fps > 0 else (header.video_fps or 0.0)
+    if fps <= 0:
+        raise InputError(f"unknown frame rate in {path.name}")
+    duration = frame_count / fps
+    if max_seconds is not None and duration > max_seconds:
+        raise InputError(
+            f"video too long: {path.name} lasts {duration:.1f} s, the limit is {max_seconds:g} s"
+        )
+    height, width = frame.shape[:2]
+    return VideoInfo(
+        width=width,
+        height=height,
+        fps=fps,
+        frame_count=frame_count,
+        duration=duration,
+        rotation=rotation,
+        has_video=True,
+        has_audio=header.audio_codec is not None,
+        audio_codec=header.audio_codec,
+    )
