@@ -29,3 +29,11 @@ if ! redis_up; then
   fi
 fi
 echo "PostgreSQL and Redis are up"
+
+# Debian's docker-compose validates docker-compose.yml (`docker-compose config`) with no engine;
+# the deploy tests use it when it is there.
+if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing docker-compose (to validate docker-compose.yml)"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; } \
+    >/dev/null 2>&1 || echo "could not install docker-compose; its check will be skipped" >&2
+fi

@@ -1,0 +1,36 @@
+# Atelier on CPU: the HTTP API, the scheduler, Flower, migrations and the video workers.
+# (The NST worker uses Dockerfile.gpu.) Build: docker build -t atelier:cpu .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    ATELIER_DATA_DIR=/var/lib/atelier
+
+RUN useradd --create-home --uid 10001 --user-group atelier \
+    && mkdir -p /var/lib/atelier /opt/atelier/weights \
+    && chown atelier:atelier /var/lib/atelier
+
+WORKDIR /opt/atelier
+
+# Dependencies first, from pyproject.toml alone, so a code change does not reinstall TensorFlow.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The project, installed in place: migrations and bundled samples are read from /opt/atelier.
+COPY . .
+RUN pip install --no-deps -e .
+
+# Optional: bake the ImageNet VGG19 weights into the image (needs network during the build).
+# Otherwise mount them: see docs/operations.md, "VGG19 weights".
+ARG VGG19_WEIGHTS=mount
+USER atelier
+RUN if [ "$VGG19_WEIGHTS" = "bake" ]; then \
+        python -c "import keras; keras.applications.VGG19(include_top=False, weights='imagenet')"; \
+    fi
+
+CMD ["atelier", "--help"]

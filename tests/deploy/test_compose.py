@@ -1,0 +1,245 @@
+"""docker-compose.yml, the Dockerfiles and the env file hold together with the code they run.
+
+There is no Docker engine here: Debian's `docker-compose config` validates the file against the
+Compose schema without one, and the rest is checked against the repository itself (every command
+is a real `atelier` command, every setting a real setting, every copied file a real file).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from atelier.celery_app import QUEUES
+from atelier.settings import Settings
+from tests.support.procs import ATELIER, REPO, atelier_env
+
+COMPOSE = REPO / "docker-compose.yml"
+ENV_EXAMPLE = REPO / "deploy" / "atelier.env.example"
+ENV_FILE = "deploy/atelier.env"
+DOCKERFILES = {"atelier:cpu": REPO / "Dockerfile", "atelier:gpu": REPO / "Dockerfile.gpu"}
+SERVICES = {"redis", "postgres", "migrate", "api", "worker-nst", "worker-video", "beat", "flower"}
+ATELIER_SERVICES = SERVICES - {"redis", "postgres"}
+NOT_ATELIER_SETTINGS = {"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB"}
+ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())  # resolves the `<<: *atelier` merges
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _env_lines() -> list[tuple[bool, str, str]]:
+    """(active, name, value) for every `NAME=value` line of the example, commented or not."""
+    found = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if match := ASSIGNMENT.match(line.strip()):
+            found.append((match[1] is None, match[2], match[3]))
+    return found
+
+
+def _compose_copy(tmp_path: Path, text: str) -> Path:
+    """The compose file in a scratch project, with the env file made from the example."""
+    (tmp_path / "deploy" / "weights").mkdir(parents=True)
+    shutil.copy(ENV_EXAMPLE, tmp_path / ENV_FILE)
+    for dockerfile in DOCKERFILES.values():
+        shutil.copy(dockerfile, tmp_path / dockerfile.name)
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(text)
+    return path
+
+
+def _docker_compose_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker-compose", "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=60,
+    )
+
+
+def test_docker_compose_validates_the_file(tmp_path: Path):
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (scripts/ensure-services.sh installs it)")
+    done = _docker_compose_config(_compose_copy(tmp_path / "good", COMPOSE.read_text()))
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert set(resolved["services"]) == SERVICES
+    gpu = resolved["services"]["worker-nst"]["deploy"]["resources"]["reservations"]["devices"]
+    assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    # The validator does reject what the schema forbids.
+    broken = COMPOSE.read_text().replace("driver: nvidia", "drivers: nvidia")
+    refused = _docker_compose_config(_compose_copy(tmp_path / "bad", broken))
+    assert refused.returncode != 0 and "drivers" in refused.stderr
+
+
+def test_services_are_the_deployment(compose: dict[str, Any]):
+    services = compose["services"]
+    assert set(services) == SERVICES
+    assert set(compose["volumes"]) >= {"atelier-data", "redis-data", "postgres-data"}
+
+    redis = services["redis"]
+    assert "--appendonly yes" in redis["command"]
+    assert any(v.startswith("redis-data:") for v in redis["volumes"])
+    assert any(v.startswith("postgres-data:") for v in services["postgres"]["volumes"])
+    for name in ("redis", "postgres", "api", "flower"):
+        assert services[name]["healthcheck"]["test"], name
+
+    for name in ATELIER_SERVICES:
+        service = services[name]
+        assert service["env_file"] == ENV_FILE, name
+        assert "atelier-data:/var/lib/atelier" in service["volumes"], name
+        assert service["environment"]["ATELIER_DATA_DIR"] == "/var/lib/atelier", name
+        assert service["environment"]["ATELIER_BROKER_URL"].startswith("redis://redis:"), name
+        assert service["image"] in DOCKERFILES, name
+        waits = {dep: how["condition"] for dep, how in service["depends_on"].items()}
+        if name == "migrate":
+            assert service["restart"] == "no"
+            assert waits == {"postgres": "service_healthy"}
+        else:
+            assert service["restart"] == "unless-stopped", name
+            assert waits == {
+                "redis": "service_healthy",
+                "postgres": "service_healthy",
+                "migrate": "service_completed_successfully",
+            }, name
+
+
+def test_gpu_worker_takes_one_gpu_and_one_job_at_a_time(compose: dict[str, Any]):
+    services = compose["services"]
+    nst = services["worker-nst"]
+    assert nst["build"]["dockerfile"] == "Dockerfile.gpu"
+    devices = nst["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    command = _command(nst)
+    assert command[command.index("--queues") + 1] == "nst"
+    assert command[command.index("--concurrency") + 1] == "1"
+    video = _command(services["worker-video"])
+    assert set(video[video.index("--queues") + 1].split(",")) == {"video", "default"}
+    # Every queue has a consumer.
+    consumed = {"nst"} | set(video[video.index("--queues") + 1].split(","))
+    assert consumed == set(QUEUES)
+    # The mounted-weights folder exists, as the env example says.
+    for volume in nst["volumes"]:
+        source = volume.split(":", 1)[0]
+        if source.startswith("./"):
+            assert (REPO / source).is_dir(), source
+
+
+@pytest.mark.parametrize("service", sorted(ATELIER_SERVICES))
+def test_every_command_is_a_real_atelier_command(compose: dict[str, Any], service: str):
+    command = _command(compose["services"][service])
+    assert command[0] == "atelier"
+    # Options are parsed before `--help` acts, so an unknown option fails here too.
+    done = subprocess.run(
+        [*ATELIER, *command[1:], "--help"],
+        env=atelier_env({}),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_every_variable_is_a_setting_and_every_setting_is_documented(compose: dict[str, Any]):
+    fields = set(Settings.model_fields)
+    named = {name for _, name, _ in _env_lines()}
+    for service in compose["services"].values():
+        named |= set(service.get("environment", {}))
+    unknown = {n for n in named if n.startswith("ATELIER_") and n[8:].lower() not in fields}
+    assert not unknown, f"not settings of atelier.settings.Settings: {sorted(unknown)}"
+    others = {n for n in named if not n.startswith("ATELIER_")} - NOT_ATELIER_SETTINGS
+    assert not others, f"variables no service reads: {sorted(others)}"
+    undocumented = {f"ATELIER_{f.upper()}" for f in fields} - named
+    assert not undocumented, f"add to {ENV_EXAMPLE.name}: {sorted(undocumented)}"
+
+
+def test_env_example_values_are_valid_settings():
+    active = {name for on, name, _ in _env_lines() if on}
+    assert {"ATELIER_DATABASE_URL", "ATELIER_FLOWER_PASSWORD", "POSTGRES_PASSWORD"} <= active
+    for _, name, value in _env_lines():
+        if name.startswith("ATELIER_") and value:
+            Settings(_env_file=None, **{name[8:].lower(): value})
+    values = {name: value for on, name, value in _env_lines() if on}
+    password = values["POSTGRES_PASSWORD"]
+    assert f"atelier:{password}@postgres:5432/atelier" in values["ATELIER_DATABASE_URL"]
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def _dockerignored() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_dockerfiles_build_from_files_that_exist(image: str, tmp_path: Path):
+    dockerfile = DOCKERFILES[image]
+    steps = _instructions(dockerfile)
+    base = next(args for keyword, args in steps if keyword == "FROM")
+    assert base.startswith("python:3.11-slim" if image == "atelier:cpu" else "tensorflow/")
+    for keyword, args in steps:
+        if keyword == "COPY":
+            *sources, _ = shlex.split(args)
+            for source in sources:
+                assert (REPO / source).exists(), f"{dockerfile.name}: COPY {source}"
+    users = [args for keyword, args in steps if keyword == "USER"]
+    assert users and users[-1] not in {"root", "0"}, "the image must not run as root"
+
+    ignored = _dockerignored()
+    for needed in ("pyproject.toml", "README.md", "atelier", "api", "workers", "samples"):
+        assert needed in {p.name for p in REPO.iterdir()}, needed
+        assert needed not in ignored, f".dockerignore drops {needed}, which the image needs"
+    for secret in ("deploy/atelier.env", ".env", ".venv", "data", "deploy/weights"):
+        assert secret in ignored, f".dockerignore must keep {secret} out of the image"
+
+    # The requirements step reads pyproject.toml the way the Dockerfile runs it (sh -c).
+    step = next(args for keyword, args in steps if keyword == "RUN" and "tomllib" in args)
+    extract = step.split("&&")[0].replace("/tmp/requirements.txt", str(tmp_path / "req.txt"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    done = subprocess.run(
+        ["/bin/sh", "-c", extract],
+        cwd=tmp_path,
+        env={"PATH": f"{Path(ATELIER[0]).parent}:/usr/bin:/bin"},  # python, python3: this venv
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        wanted = tomllib.load(handle)["project"]["dependencies"]
+    assert (tmp_path / "req.txt").read_text().split("\n")[:-1] == wanted
+
+
+def test_compose_builds_from_dockerfiles_that_exist(compose: dict[str, Any]):
+    for name, service in compose["services"].items():
+        if "build" in service:
+            build = service["build"]
+            assert (REPO / build["context"]).is_dir(), name
+            assert (REPO / build["context"] / build["dockerfile"]).is_file(), name
+            assert DOCKERFILES[service["image"]].name == build["dockerfile"], name
