@@ -1,0 +1,1 @@
+"""One router per resource; `api.http.app` mounts them all."""

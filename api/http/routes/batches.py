@@ -1,0 +1,154 @@
+"""NST grids and videos: create them, follow them, see their contact sheet, cancel them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.http import dispatch
+from api.http.deps import Services, db_session, services
+from api.http.errors import ApiError, responses
+from api.http.renders import batch_sheet
+from api.http.schemas import (
+    MAX_GRID_CELLS,
+    BatchCreate,
+    BatchOut,
+    BatchPage,
+    JobOut,
+    VideoCreate,
+)
+from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
+from atelier.batches import create_nst_batch, create_video_job, style_groups
+from atelier.db import session_scope
+from atelier.models import Asset, Batch, JobKind, JobState
+
+router = APIRouter(tags=["batches"])
+BatchId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The batch id.")]
+
+
+def _require_assets(svc: Services, shas: list[str], prefix: str, role: str) -> None:
+    """Every sha must name a live asset of the right kind (422 otherwise: the body is wrong)."""
+    with session_scope(svc.db_url) as session:
+        rows = session.execute(
+            select(Asset.sha256, Asset.media_type, Asset.deleted_at).where(Asset.sha256.in_(shas))
+        ).all()
+    found = {sha: (media, deleted) for sha, media, deleted in rows}
+    missing = [sha for sha in shas if sha not in found or found[sha][1] is not None]
+    if missing:
+        names = ", ".join(sha[:12] for sha in missing[:5])
+        raise ApiError(422, f"unknown {role} asset(s): {names}; upload them to /v1/assets first")
+    wrong = [sha for sha in shas if not found[sha][0].startswith(prefix)]
+    if wrong:
+        names = ", ".join(sha[:12] for sha in wrong[:5])
+        raise ApiError(422, f"{role} asset(s) {names} are not {prefix.rstrip('/')}s")
+
+
+@router.post(
+    "/v1/batches",
+    status_code=201,
+    response_model=BatchOut,
+    responses=responses(401, 422, 503),
+)
+def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)]) -> BatchOut:
+    """Stylize every content image with every style image (or with their blend).
+
+    A cell whose identical job (same inputs and parameters) already succeeded reuses that result
+    unless `force` is true.
+    """
+    content = list(dict.fromkeys(body.content))
+    styles = list(dict.fromkeys(body.styles))
+    _require_assets(svc, content, "image/", "content")
+    _require_assets(svc, styles, "image/", "style")
+    cells = len(content) * len(style_groups(styles, body.params))
+    if cells > MAX_GRID_CELLS:
+        raise ApiError(422, f"{cells} jobs in one batch; the limit is {MAX_GRID_CELLS}")
+    plan = create_nst_batch(
+        svc.settings, content, styles, body.params, source="api", label=body.label, force=body.force
+    )
+    dispatch.send(svc, plan)
+    return _batch(svc, plan.batch_id)
+
+
+@router.post(
+    "/v1/videos", status_code=201, response_model=BatchOut, responses=responses(401, 422, 503)
+)
+def create_video(body: VideoCreate, svc: Annotated[Services, Depends(services)]) -> BatchOut:
+    """Put filters on the faces of a video: a batch with one video job."""
+    _require_assets(svc, [body.video], "video/", "video")
+    plan = create_video_job(svc.settings, body.video, body.params, source="api", label=body.label)
+    dispatch.send(svc, plan)
+    return _batch(svc, plan.batch_id)
+
+
+def _batch(svc: Services, batch_id: int) -> BatchOut:
+    with session_scope(svc.db_url) as session:
+        return batch_out(session, _get(session, batch_id))
+
+
+def _get(session: Session, batch_id: int) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise ApiError(404, f"no batch {batch_id}")
+    return batch
+
+
+@router.get("/v1/batches", response_model=BatchPage, responses=responses(401, 422))
+def get_batches(
+    session: Annotated[Session, Depends(db_session)],
+    kind: Annotated[JobKind | None, Query(description="Only batches of this kind.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> BatchPage:
+    """Batches, newest first, with their job counts and progress."""
+    return list_batches(session, limit, offset, kind.value if kind else None)
+
+
+@router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses=responses(401, 404, 422))
+def get_batch(batch_id: BatchId, session: Annotated[Session, Depends(db_session)]) -> BatchOut:
+    """A batch: counts by state, overall progress, and each job."""
+    return batch_out(session, _get(session, batch_id))
+
+
+@router.get(
+    "/v1/batches/{batch_id}/sheet.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **responses(401, 404, 422)},
+)
+def get_sheet(
+    batch_id: BatchId,
+    session: Annotated[Session, Depends(db_session)],
+    svc: Annotated[Services, Depends(services)],
+) -> Response:
+    """The contact sheet so far: contents as rows, styles as columns, unfinished cells blank."""
+    batch = _get(session, batch_id)
+    if batch.kind != JobKind.NST:
+        raise ApiError(404, f"batch {batch_id} is a {batch.kind} batch: it has no contact sheet")
+    state = tuple((j.id, j.state, j.result_asset_id) for j in batch_jobs(session, batch_id))
+    data = batch_sheet(svc.settings, batch_id, state)
+    return Response(
+        data,
+        media_type="image/png",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
+    )
+
+
+@router.post(
+    "/v1/batches/{batch_id}/cancel",
+    response_model=list[JobOut],
+    responses=responses(401, 404, 422),
+)
+def cancel_batch(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> list[JobOut]:
+    """Cancel every job of the batch that is still queued or running; returns those jobs."""
+    with session_scope(svc.db_url) as session:
+        _get(session, batch_id)
+        live = [
+            j.id
+            for j in batch_jobs(session, batch_id)
+            if j.state in (JobState.QUEUED, JobState.RUNNING)
+        ]
+    cancelled = set(dispatch.cancel(svc, live))
+    with session_scope(svc.db_url) as session:
+        return jobs_out(session, [j for j in batch_jobs(session, batch_id) if j.id in cancelled])

@@ -1,0 +1,119 @@
+"""The gallery page (`GET /`), server-rendered, and the login form browsers use with a token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from api.http.auth import COOKIE, token_matches
+from api.http.deps import db_session, services
+from api.http.schemas import BatchSummary, JobOut
+from api.http.views import asset_labels, batch_jobs, job_inputs, jobs_out, list_batches
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+BATCHES_PER_PAGE = 10
+TILES_PER_BATCH = 60
+COOKIE_SECONDS = 30 * 24 * 3600
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=TEMPLATES)
+
+
+@dataclass
+class Tile:
+    job: JobOut
+    caption: str
+    thumbnail: str | None
+
+
+@dataclass
+class Card:
+    batch: BatchSummary
+    tiles: list[Tile]
+    hidden: int
+
+
+def _tiles(session: Session, batch_id: int) -> tuple[list[Tile], int]:
+    jobs = batch_jobs(session, batch_id)
+    shown = jobs[:TILES_PER_BATCH]
+    labels = asset_labels(session, {sha for job in shown for sha in job_inputs(job)})
+    tiles = []
+    for job, out in zip(shown, jobs_out(session, shown), strict=True):
+        inputs = job_inputs(job)
+        if job.kind == "nst":
+            styles = job.inputs.get("styles", [])
+            style = labels.get(styles[0], "?") if len(styles) == 1 else "blend"
+            content = labels.get(job.inputs.get("content", ""), "?")
+            caption = f"{content} \N{MULTIPLICATION SIGN} {style}"
+        else:
+            caption = labels.get(inputs[0], "?") if inputs else job.kind
+        if out.result is not None:
+            thumbnail = out.result.thumbnail_url
+        else:
+            thumbnail = f"/v1/assets/{inputs[0]}/thumbnail" if inputs else None
+        tiles.append(Tile(out, caption, thumbnail))
+    return tiles, len(jobs) - len(shown)
+
+
+@router.get("/", response_class=HTMLResponse)
+def gallery(
+    request: Request,
+    session: Annotated[Session, Depends(db_session)],
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    listing = list_batches(session, BATCHES_PER_PAGE, (page - 1) * BATCHES_PER_PAGE)
+    cards = [Card(batch, *_tiles(session, batch.id)) for batch in listing.items]
+    return templates.TemplateResponse(
+        request,
+        "gallery.html",
+        {
+            "cards": cards,
+            "page": page,
+            "has_next": listing.next_offset is not None,
+            "total": listing.total,
+            "newest": listing.items[0].id if listing.items and page == 1 else 0,
+            "token_required": bool(services(request).settings.api_token),
+        },
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    if not services(request).settings.api_token:
+        return RedirectResponse("/", status_code=303)
+    return templates.TemplateResponse(request, "login.html", {"error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, token: Annotated[str, Form(max_length=4096)] = "") -> Response:
+    """Check the token once and keep it in a cookie the gallery's page and images send."""
+    expected = services(request).settings.api_token
+    if not expected:
+        return RedirectResponse("/", status_code=303)
+    if not token_matches(expected, token):
+        return templates.TemplateResponse(
+            request, "login.html", {"error": "That token is wrong."}, status_code=403
+        )
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

@@ -1,0 +1,164 @@
+"""Read the database into API bodies: shared by the HTTP routes, the gallery and `atelier status`.
+
+Everything here is plain SQLAlchemy + pydantic, so the CLI can use it without a web server.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.http.schemas import AssetOut, BatchOut, BatchPage, BatchSummary, JobOut, JobPage
+from atelier.models import Asset, Batch, Job, JobKind, JobState
+
+
+def asset_out(asset: Asset) -> AssetOut:
+    return AssetOut(
+        sha256=asset.sha256,
+        kind=asset.kind,
+        media_type=asset.media_type,
+        size_bytes=asset.size_bytes,
+        width=asset.width,
+        height=asset.height,
+        duration=asset.duration,
+        label=asset.label,
+        created_at=asset.created_at,
+        content_url=f"/v1/assets/{asset.sha256}/content",
+        thumbnail_url=f"/v1/assets/{asset.sha256}/thumbnail",
+    )
+
+
+def job_out(job: Job, result: Asset | None) -> JobOut:
+    return JobOut(
+        id=job.id,
+        kind=job.kind,
+        batch_id=job.batch_id,
+        state=job.state,
+        progress=job.progress,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        error=job.error,
+        worker=job.worker,
+        inputs=job.inputs or {},
+        params=job.params or {},
+        meta=job.meta or {},
+        result=asset_out(result) if result is not None and result.deleted_at is None else None,
+        reused_from_id=job.reused_from_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        seconds=job.seconds,
+    )
+
+
+def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
+    """Jobs with their result assets, fetched in one query."""
+    ids = {job.result_asset_id for job in jobs if job.result_asset_id}
+    results = (
+        {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_(ids)))} if ids else {}
+    )
+    return [job_out(job, results.get(job.result_asset_id)) for job in jobs]  # type: ignore[arg-type]
+
+
+def batch_progress(states: Sequence[tuple[str, float]]) -> tuple[dict[str, int], float, bool]:
+    """Counts by state, overall progress (a finished job counts as done) and whether all are."""
+    counts = Counter(state for state, _ in states)
+    done = [1.0 if JobState(state).finished else progress for state, progress in states]
+    progress = sum(done) / len(done) if done else 0.0
+    finished = bool(states) and all(JobState(state).finished for state, _ in states)
+    return dict(sorted(counts.items())), progress, finished
+
+
+def batch_summary(batch: Batch, jobs: Sequence[Job]) -> BatchSummary:
+    counts, progress, finished = batch_progress([(j.state, j.progress) for j in jobs])
+    return BatchSummary(
+        id=batch.id,
+        kind=batch.kind,
+        label=batch.label,
+        source=batch.source,
+        params=batch.params or {},
+        created_at=batch.created_at,
+        total=len(jobs),
+        counts=counts,
+        progress=round(progress, 4),
+        finished=finished,
+        reused=sum(1 for j in jobs if j.reused_from_id is not None),
+        sheet_url=f"/v1/batches/{batch.id}/sheet.png" if batch.kind == JobKind.NST else None,
+    )
+
+
+def batch_jobs(session: Session, batch_id: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
+
+
+def batch_out(session: Session, batch: Batch) -> BatchOut:
+    jobs = batch_jobs(session, batch.id)
+    summary = batch_summary(batch, jobs)
+    return BatchOut(**summary.model_dump(), jobs=jobs_out(session, jobs))
+
+
+def list_batches(session: Session, limit: int, offset: int, kind: str | None = None) -> BatchPage:
+    """Newest first, each with its counts (one query for the batches, one for their jobs)."""
+    query = select(Batch)
+    if kind is not None:
+        query = query.where(Batch.kind == kind)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    batches = list(session.scalars(query.order_by(Batch.id.desc()).limit(limit).offset(offset)))
+    by_batch: dict[int, list[Job]] = {b.id: [] for b in batches}
+    if batches:
+        for job in session.scalars(select(Job).where(Job.batch_id.in_(by_batch))):
+            by_batch[job.batch_id].append(job)  # type: ignore[index]
+    return BatchPage(
+        items=[batch_summary(b, by_batch[b.id]) for b in batches],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if offset + limit < total else None,
+    )
+
+
+def list_jobs(
+    session: Session,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    batch: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> JobPage:
+    """Jobs matching every given filter, newest first."""
+    query = select(Job)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if batch is not None:
+        query = query.where(Job.batch_id == batch)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = list(session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)))
+    return JobPage(
+        items=jobs_out(session, jobs),
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if offset + limit < total else None,
+    )
+
+
+def asset_labels(session: Session, shas: set[str]) -> dict[str, str]:
+    """Display names of input assets, for captions (the sha prefix where there is none)."""
+    if not shas:
+        return {}
+    rows = session.execute(select(Asset.sha256, Asset.label).where(Asset.sha256.in_(shas)))
+    labels = {sha: label or sha[:12] for sha, label in rows}
+    return {sha: labels.get(sha, sha[:12]) for sha in shas}
+
+
+def job_inputs(job: Job) -> list[str]:
+    """Every asset a job reads, in role order."""
+    inputs = job.inputs or {}
+    shas = [inputs.get("content"), *inputs.get("styles", []), inputs.get("video")]
+    return [s for s in shas if s]
