@@ -43,7 +43,8 @@ def _filesystem_broker_options(settings: Settings) -> dict[str, object]:
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app for `settings` (tests build one per broker they exercise)."""
     settings = settings or get_settings()
-    app = Celery("atelier", include=["workers.tasks"])
+    # The scheduler's periodic tasks run on the workers too (queue `default`).
+    app = Celery("atelier", include=["workers.tasks", "scheduler.tasks"])
     timeout = settings.visibility_timeout
     if settings.embedded:
         transport_options: dict[str, object] = _filesystem_broker_options(settings)

@@ -89,13 +89,17 @@ def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
     if job.attempts >= job.max_attempts and (
         job.state == JobState.QUEUED or _as_aware(job.heartbeat_at) < stale
     ):
-        reason = (
-            f"gave up after {job.attempts} attempts: the worker running it "
-            f"({job.worker or 'unknown'}) stopped without finishing"
-        )
-        give_up(db_url, job_id, reason)
+        give_up(db_url, job_id, exhausted_reason(job.attempts, job.worker))
         return Claim(ClaimOutcome.EXHAUSTED, job=job)
     return Claim(ClaimOutcome.BUSY, job=job)
+
+
+def exhausted_reason(attempts: int, worker: str | None) -> str:
+    """Why a job nobody finished was failed; shared by `claim` and the scheduler's reaper."""
+    return (
+        f"gave up after {attempts} attempts: the worker running it "
+        f"({worker or 'unknown'}) stopped without finishing"
+    )
 
 
 def _as_aware(value: datetime | None) -> datetime:

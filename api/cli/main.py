@@ -7,6 +7,7 @@ import logging
 import typer
 
 from api.cli import admin, flower, stylize
+from api.cli.beat import beat_cmd
 
 app = typer.Typer(
     name="atelier",
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command("migrate")(admin.migrate_cmd)
 app.command("worker")(admin.worker_cmd)
 app.command("ping")(admin.ping_cmd)
+app.command("beat")(beat_cmd)
 app.command("flower")(flower.flower_cmd)
 app.command("stylize")(stylize.stylize_cmd)
 app.command("losses")(stylize.losses_cmd)

@@ -1,0 +1,182 @@
+"""Locks that keep scheduled work to one runner at a time.
+
+`BeatLock`: only one `atelier beat` may send the schedule, or every periodic task would run twice.
+With a Redis broker the lock is a Redis key with a time to live, renewed while the beat runs, so a
+beat that dies without cleaning up frees it within the TTL; after Redis restarts empty (it keeps
+nothing on disk) the running beat simply takes its key again. Embedded, the lock is an `fcntl`
+lock on a file in the data dir, released by the kernel when the process dies.
+
+`exclusive`: a non-blocking lock around one piece of scheduled work (an inbox scan), so a scan
+that runs longer than its interval is not started twice: a PostgreSQL advisory lock when the
+database is PostgreSQL (workers may be on several hosts), an `fcntl` lock file otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import redis
+from sqlalchemy import text
+
+from atelier.db import get_engine
+from atelier.settings import Settings
+
+log = logging.getLogger(__name__)
+BEAT_KEY = "atelier:beat:lock"
+
+# Renew our key, or take it again if it vanished (Redis restarted empty); 0: someone else has it.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+if not holder then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class BeatLockHeld(RuntimeError):
+    """Another beat holds the lock; the message says which."""
+
+
+class BeatLock:
+    """The single-beat lock (see the module docstring). Use as a context manager."""
+
+    def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._file: IO[str] | None = None
+        self._client: redis.Redis | None = None
+        self.on_lost: Callable[[], None] = lambda: None
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.settings.resolved_broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def lock_file(self) -> Path:
+        return self.settings.resolved_data_dir / "beat.lock"
+
+    def __enter__(self) -> BeatLock:
+        if self.uses_redis:
+            self._acquire_redis()
+        else:
+            self._acquire_file()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._client is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._client.eval(_RELEASE, 1, BEAT_KEY, self.token)
+            self._client.close()
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the fcntl lock
+
+    def _acquire_file(self) -> None:
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.lock_file.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise BeatLockHeld(
+                f"another atelier beat is running (lock {self.lock_file} held by {holder})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(self.token)
+        handle.flush()
+        self._file = handle
+
+    def _acquire_redis(self) -> None:
+        client = redis.Redis.from_url(
+            self.settings.resolved_broker_url, socket_timeout=5, socket_connect_timeout=5
+        )
+        ttl_ms = int(self.ttl * 1000)
+        if not client.set(BEAT_KEY, self.token, nx=True, px=ttl_ms):
+            holder = client.get(BEAT_KEY)
+            client.close()
+            who = holder.decode() if holder else "unknown"
+            raise BeatLockHeld(f"another atelier beat is running (Redis key {BEAT_KEY}: {who})")
+        self._client = client
+        self._thread = threading.Thread(target=self._renew, name="beat-lock", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        assert self._client is not None
+        ttl_ms = int(self.ttl * 1000)
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                if self._client.eval(_RENEW, 1, BEAT_KEY, self.token, ttl_ms) == 1:
+                    continue
+            except redis.RedisError as error:
+                # Redis is down: nobody else can take the key either. Keep trying.
+                log.warning("cannot renew the beat lock: %s", error)
+                continue
+            log.error("another beat took the beat lock; stopping this one")
+            self.lost.set()
+            self.on_lost()
+            return
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def exclusive(settings: Settings, name: str) -> Iterator[bool]:
+    """Try to take the lock `name` without waiting; yields whether this process got it."""
+    url = settings.resolved_database_url
+    engine = get_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            key = _lock_key(name)
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+        return
+    folder = settings.resolved_data_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True

@@ -1,0 +1,155 @@
+"""The reaper: no job is lost when a message or a worker is.
+
+A job can be stranded two ways. Its message is gone (the producer died between commit and send,
+Redis restarted without persistence, a worker died holding a countdown message): the row stays
+`queued` with no message anywhere. Or its worker died: the row stays `running` and its heartbeat
+stops. The reaper finds both from the database, which is the truth, and sends the jobs again
+under their task name. Before the job has had `max_attempts` attempts it is re-queued; after, it
+is failed with the reason. Re-sending a job that does still have a message somewhere only makes a
+duplicate message, which is harmless: a worker claims a job with a compare-and-set, so the second
+message finds the job running or finished and does nothing.
+
+`requeue_stale` is a plain function so a command running the embedded worker can call it once at
+start to pick up what an earlier, killed command left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import select, update
+
+from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER
+from atelier.db import session_scope
+from atelier.jobs import exhausted_reason
+from atelier.models import Job, JobKind, JobState, utcnow
+from atelier.settings import Settings
+from atelier.submit import send_jobs
+from scheduler.broker import live_messages
+
+log = logging.getLogger(__name__)
+TASK_FOR_KIND = {JobKind.PING: PING, JobKind.NST: NST_STYLIZE, JobKind.VIDEO: VIDEO_FILTER}
+
+
+@dataclass(frozen=True)
+class _Stale:
+    id: int
+    kind: str
+    batch_id: int | None
+    state: str
+    attempts: int
+    max_attempts: int
+    worker: str | None
+
+
+def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
+    """Queued jobs untouched for the grace period, running jobs whose lease ran out."""
+    grace_cut = now - timedelta(seconds=settings.requeue_grace_seconds)
+    lease_cut = now - timedelta(seconds=settings.lease_seconds)
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(
+                Job.id,
+                Job.kind,
+                Job.batch_id,
+                Job.state,
+                Job.attempts,
+                Job.max_attempts,
+                Job.worker,
+            ).where(
+                (
+                    (Job.state == JobState.QUEUED)
+                    & (Job.queued_at < grace_cut)
+                    & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < grace_cut))
+                )
+                | ((Job.state == JobState.RUNNING) & (Job.heartbeat_at < lease_cut))
+            )
+        ).all()
+    return [_Stale(**row._mapping) for row in rows if row.kind in TASK_FOR_KIND]
+
+
+def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) -> list[int]:
+    """Re-send every stranded job (see the module docstring); returns the ids re-sent.
+
+    Jobs out of attempts are failed with the reason instead. When the broker cannot be read (it
+    is down), nothing is done: the next pass will try again.
+    """
+    now = now or utcnow()
+    stale = find_stale(settings, now)
+    if not stale:
+        return []
+    try:
+        live = live_messages(
+            app, settings, delivered_within=settings.lease_seconds + settings.requeue_grace_seconds
+        )
+    except Exception as error:  # noqa: BLE001 - any broker failure means: try next pass
+        log.warning("reaper: cannot read the broker (%s); trying again next pass", error)
+        return []
+    db_url = settings.resolved_database_url
+    lease_cut = now - timedelta(seconds=settings.lease_seconds)
+    to_send: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    for job in stale:
+        # A queued job's message may wait in a queue or sit with a worker for its countdown. A
+        # running job's unacknowledged message is most likely held by the worker that died.
+        has_message = job.id in live.waiting or (
+            job.state == JobState.QUEUED and job.id in live.held
+        )
+        if job.state == JobState.QUEUED and has_message:
+            continue
+        if job.attempts >= job.max_attempts:
+            if _give_up(db_url, job, lease_cut, now):
+                reason = exhausted_reason(job.attempts, job.worker)
+                log.warning("reaper: job %s failed: %s", job.id, reason)
+            continue
+        if _requeue(db_url, job, lease_cut, now) and not has_message:
+            to_send[(job.kind, job.batch_id)].append(job.id)
+    sent: list[int] = []
+    for (kind, _batch), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
+        size = settings.max_batch if kind == JobKind.NST else 1 if kind == JobKind.VIDEO else 64
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            try:
+                send_jobs(app, db_url, TASK_FOR_KIND[JobKind(kind)], chunk)
+            except Exception as error:  # noqa: BLE001 - rows stay queued; the next pass retries
+                log.warning("reaper: cannot send %s (%s); trying again next pass", chunk, error)
+                return sent
+            sent.extend(chunk)
+    if sent:
+        log.warning("reaper: re-sent %d stranded job(s): %s", len(sent), sent)
+    return sent
+
+
+def _requeue(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
+    """Put the job back to `queued`, fenced on what we saw, so a worker that is alive after all
+    (its heartbeat moved on) keeps its job; the dead attempt is fenced off by the state change."""
+    stmt = update(Job).where(Job.id == job.id, Job.attempts == job.attempts)
+    if job.state == JobState.RUNNING:
+        stmt = stmt.where(Job.state == JobState.RUNNING, Job.heartbeat_at < lease_cut)
+        error = f"worker {job.worker or 'unknown'} stopped renewing its lease; re-queued"
+    else:
+        stmt = stmt.where(Job.state == JobState.QUEUED)
+        error = None
+    values: dict[str, object] = {"state": JobState.QUEUED, "queued_at": now}
+    if error is not None:
+        values["error"] = error
+    with session_scope(db_url) as session:
+        return session.execute(stmt.values(**values)).rowcount == 1
+
+
+def _give_up(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
+    stmt = update(Job).where(Job.id == job.id, Job.attempts == job.attempts)
+    if job.state == JobState.RUNNING:
+        stmt = stmt.where(Job.state == JobState.RUNNING, Job.heartbeat_at < lease_cut)
+    else:
+        stmt = stmt.where(Job.state == JobState.QUEUED)
+    values = {
+        "state": JobState.FAILED,
+        "error": exhausted_reason(job.attempts, job.worker),
+        "finished_at": now,
+    }
+    with session_scope(db_url) as session:
+        return session.execute(stmt.values(**values)).rowcount == 1

@@ -1,0 +1,171 @@
+"""Retention: files older than `ATELIER_RETENTION_DAYS` leave storage; their rows stay, marked.
+
+An asset (upload, result, preview, plot, sheet) expires when it was stored before the cutoff and no
+job still needs it: nothing queued or running uses it, and no job that was created or finished
+after the cutoff has it as an input or a result. Styles an inbox names by sha256 are kept too. The
+row is marked `deleted_at` first and the file removed after, so a crash in between leaves a file
+that the next run removes, never a row pointing at nothing. Storing the same bytes again (an
+upload, a result) brings the asset back (`record_asset` clears the mark).
+
+The scratch area is swept too: what a killed worker left there, untouched for a day, goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import or_, select, update
+
+from atelier.db import session_scope
+from atelier.models import Asset, Job, JobState, utcnow
+from atelier.settings import Settings
+from atelier.storage import Storage
+from scheduler.inboxes import InboxConfigError, load_inboxes
+
+log = logging.getLogger(__name__)
+SCRATCH_MAX_AGE = timedelta(days=1)
+
+
+@dataclass
+class RetentionReport:
+    removed: list[str] = field(default_factory=list)  # sha256 of the assets removed
+    kept_in_use: int = 0
+    bytes_freed: int = 0
+    scratch_removed: int = 0
+
+
+def _shas(value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _shas(item)
+
+
+def _protected(settings: Settings, cutoff: datetime) -> tuple[set[str], set[int]]:
+    """sha256s and asset ids that jobs still need (see the module docstring)."""
+    shas: set[str] = set()
+    ids: set[int] = set()
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(Job.inputs, Job.result_asset_id, Job.meta).where(
+                or_(
+                    Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                    Job.created_at >= cutoff,
+                    Job.finished_at >= cutoff,
+                )
+            )
+        )
+        for inputs, result_asset_id, meta in rows:
+            for value in (inputs or {}).values():
+                shas.update(_shas(value))
+            if result_asset_id is not None:
+                ids.add(result_asset_id)
+            if isinstance(meta, dict) and isinstance(meta.get("preview"), str):
+                shas.add(meta["preview"])
+    try:
+        for inbox in load_inboxes(settings):
+            shas.update(inbox.styles)
+    except InboxConfigError as error:
+        log.warning("retention: %s", error)
+    return shas, ids
+
+
+def purge_expired(
+    settings: Settings, older_than: timedelta | None = None, now: datetime | None = None
+) -> RetentionReport:
+    """Remove expired files (see the module docstring). `older_than` defaults to the setting;
+    with neither, nothing is removed."""
+    report = RetentionReport()
+    age = older_than if older_than is not None else timedelta(days=settings.retention_days)
+    if age <= timedelta(0):
+        return report
+    now = now or utcnow()
+    cutoff = now - age
+    storage = Storage(settings.resolved_storage_dir)
+    protected_shas, protected_ids = _protected(settings, cutoff)
+    db_url = settings.resolved_database_url
+    with session_scope(db_url) as session:
+        old = session.execute(
+            select(Asset.id, Asset.sha256).where(
+                Asset.deleted_at.is_(None), Asset.created_at < cutoff
+            )
+        ).all()
+        expired = [
+            r.id for r in old if r.sha256 not in protected_shas and r.id not in protected_ids
+        ]
+        report.kept_in_use = len(old) - len(expired)
+        for start in range(0, len(expired), 500):
+            session.execute(
+                update(Asset)
+                .where(Asset.id.in_(expired[start : start + 500]), Asset.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+    _remove_marked_files(settings, storage, report)
+    report.scratch_removed = _sweep_scratch(storage, SCRATCH_MAX_AGE)
+    if report.removed or report.scratch_removed:
+        log.warning(
+            "retention: removed %d file(s), %d bytes, %d scratch leftover(s)",
+            len(report.removed),
+            report.bytes_freed,
+            report.scratch_removed,
+        )
+    return report
+
+
+def _remove_marked_files(settings: Settings, storage: Storage, report: RetentionReport) -> None:
+    """Delete the files of marked assets (also those a crashed run marked but did not delete).
+
+    The mark is read again right before each delete: an asset stored again meanwhile is kept.
+    """
+    with session_scope(settings.resolved_database_url) as session:
+        marked = session.execute(
+            select(Asset.id, Asset.sha256, Asset.size_bytes).where(Asset.deleted_at.is_not(None))
+        ).all()
+    for row in marked:
+        if not storage.exists(row.sha256):
+            continue
+        with session_scope(settings.resolved_database_url) as session:
+            still_marked = session.scalar(
+                select(Asset.id).where(Asset.id == row.id, Asset.deleted_at.is_not(None))
+            )
+        if still_marked is not None and storage.delete(row.sha256):
+            report.removed.append(row.sha256)
+            report.bytes_freed += row.size_bytes
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            try:
+                newest = max(newest, child.lstat().st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def _sweep_scratch(storage: Storage, max_age: timedelta) -> int:
+    """Remove scratch entries nothing has touched for `max_age` (left by killed workers)."""
+    if not storage.tmp.is_dir():
+        return 0
+    limit = time.time() - max_age.total_seconds()
+    removed = 0
+    for entry in storage.tmp.iterdir():
+        try:
+            if _newest_mtime(entry) >= limit:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError as error:
+            log.info("retention: cannot remove scratch %s: %s", entry, error)
+    return removed

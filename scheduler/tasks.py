@@ -1,0 +1,28 @@
+"""The periodic tasks the beat sends; any worker consuming `default` runs them."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from atelier.settings import get_settings
+from scheduler.inboxes import scan_inboxes
+from scheduler.reaper import requeue_stale
+from scheduler.retention import purge_expired
+from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES
+
+
+@shared_task(name=REAP, bind=True, ignore_result=True)
+def reap(self: Task) -> dict:
+    return {"requeued": requeue_stale(get_settings(), self.app)}
+
+
+@shared_task(name=SCAN_INBOXES, bind=True, ignore_result=True)
+def inboxes(self: Task) -> dict:
+    reports = scan_inboxes(get_settings(), self.app)
+    return {r.inbox: {"taken": r.taken, "refused": r.refused, "batch": r.batch_id} for r in reports}
+
+
+@shared_task(name=RETENTION, ignore_result=True)
+def retention() -> dict:
+    report = purge_expired(get_settings())
+    return {"removed": len(report.removed), "bytes": report.bytes_freed}
