@@ -1,0 +1,146 @@
+"""`atelier status`: batches, a batch's jobs, or one job, as tables read from the database."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli.runtime import console, runtime
+from api.http.schemas import BatchOut, BatchSummary, JobOut
+from api.http.views import asset_labels, batch_out, job_inputs, job_out, list_batches
+from atelier.db import session_scope
+from atelier.models import Asset, Batch, Job
+
+out = Console()
+STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "red",
+    "running": "cyan",
+    "queued": "yellow",
+}
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def _pct(progress: float) -> str:
+    return f"{progress * 100:.0f}%"
+
+
+def _counts(batch: BatchSummary) -> str:
+    return ", ".join(f"{n} {_state(state)}" for state, n in batch.counts.items())
+
+
+def _loss(job: JobOut) -> str:
+    total = job.meta.get("losses", {}).get("total")
+    return f"{total:.4g}" if isinstance(total, int | float) else ""
+
+
+def batches_table(batches: list[BatchSummary], total: int) -> Table:
+    table = Table(title=f"batches ({len(batches)} of {total}, newest first)")
+    for column in ("batch", "kind", "label", "jobs", "states", "progress", "created (UTC)"):
+        table.add_column(column)
+    for b in batches:
+        table.add_row(
+            str(b.id),
+            b.kind,
+            b.label or "",
+            str(b.total),
+            _counts(b),
+            _pct(b.progress),
+            b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    return table
+
+
+def batch_table(batch: BatchOut, labels: dict[str, str]) -> Table:
+    title = f"batch {batch.id} ({batch.kind}{', ' + batch.label if batch.label else ''}): "
+    title += f"{_pct(batch.progress)}, {_counts(batch)}"
+    table = Table(title=title)
+    for column in ("job", "inputs", "state", "progress", "attempts", "loss", "seconds", "note"):
+        table.add_column(column)
+    for job in batch.jobs:
+        inputs = job.inputs
+        if job.kind == "nst":
+            styles = inputs.get("styles", [])
+            style = labels.get(styles[0], "?") if len(styles) == 1 else "blend"
+            shown = f"{labels.get(inputs.get('content', ''), '?')} x {style}"
+        else:
+            shown = labels.get(inputs.get("video", ""), "")
+        note = job.error or (f"reused job {job.reused_from_id}" if job.reused_from_id else "")
+        table.add_row(
+            str(job.id),
+            shown,
+            _state(job.state),
+            _pct(job.progress),
+            f"{job.attempts}/{job.max_attempts}",
+            _loss(job),
+            f"{job.seconds:.1f}" if job.seconds is not None else "",
+            note[:80],
+        )
+    return table
+
+
+def job_table(job: JobOut) -> Table:
+    table = Table(title=f"job {job.id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows = {
+        "kind": job.kind,
+        "batch": str(job.batch_id or ""),
+        "state": _state(job.state),
+        "progress": _pct(job.progress),
+        "attempts": f"{job.attempts} of {job.max_attempts}",
+        "worker": job.worker or "",
+        "inputs": json.dumps(job.inputs),
+        "params": json.dumps(job.params),
+        "meta": json.dumps(job.meta),
+        "result": f"{job.result.sha256} ({job.result.media_type})" if job.result else "",
+        "reused from": str(job.reused_from_id or ""),
+        "created": str(job.created_at),
+        "started": str(job.started_at or ""),
+        "finished": str(job.finished_at or ""),
+        "seconds": f"{job.seconds:.2f}" if job.seconds is not None else "",
+        "error": job.error or "",
+    }
+    for field, value in rows.items():
+        table.add_row(field, value)
+    return table
+
+
+def status_cmd(
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Show this batch's jobs.")] = (
+        None
+    ),
+    job: Annotated[int | None, typer.Option("--job", "-j", help="Show one job in full.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Batches to list.")] = 20,
+) -> None:
+    """Show recent batches, one batch's jobs (--batch) or one job (--job)."""
+    if batch is not None and job is not None:
+        raise typer.BadParameter("give --batch or --job, not both")
+    rt = runtime()
+    with session_scope(rt.db_url) as session:
+        if job is not None:
+            row = session.get(Job, job)
+            if row is None:
+                console.print(f"[red]no job {job}[/red]")
+                raise typer.Exit(1)
+            result = session.get(Asset, row.result_asset_id) if row.result_asset_id else None
+            out.print(job_table(job_out(row, result)))
+        elif batch is not None:
+            row = session.get(Batch, batch)
+            if row is None:
+                console.print(f"[red]no batch {batch}[/red]")
+                raise typer.Exit(1)
+            body = batch_out(session, row)
+            labels = asset_labels(session, {s for j in row.jobs for s in job_inputs(j)})
+            out.print(batch_table(body, labels))
+        else:
+            page = list_batches(session, limit, 0)
+            out.print(batches_table(page.items, page.total))
