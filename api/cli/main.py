@@ -8,6 +8,10 @@ import typer
 
 from api.cli import admin, flower, stylize
 from api.cli.beat import beat_cmd
+from api.cli.remote import submit_cmd
+from api.cli.results import results_cmd
+from api.cli.serve import api_cmd
+from api.cli.status import status_cmd
 
 app = typer.Typer(
     name="atelier",
@@ -23,6 +27,10 @@ app.command("flower")(flower.flower_cmd)
 app.command("stylize")(stylize.stylize_cmd)
 app.command("losses")(stylize.losses_cmd)
 app.command("demo")(stylize.demo_cmd)
+app.command("status")(status_cmd)
+app.command("results")(results_cmd)
+app.command("api")(api_cmd)
+app.command("submit")(submit_cmd)
 
 
 @app.callback()
