@@ -25,12 +25,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 RUN pip install --no-deps -e .
 
-# Optional: bake the ImageNet VGG19 weights into the image (needs network during the build).
-# Otherwise mount them: see docs/operations.md, "VGG19 weights".
+# Optional: `--build-arg VGG19_WEIGHTS=bake` puts the ImageNet VGG19 weights in the image's Keras
+# cache (~/.keras/models; needs network during the build, checks the MD5). Otherwise provide them
+# at run time: docs/operations.md, "VGG19 weights".
 ARG VGG19_WEIGHTS=mount
 USER atelier
 RUN if [ "$VGG19_WEIGHTS" = "bake" ]; then \
-        python -c "import keras; keras.applications.VGG19(include_top=False, weights='imagenet')"; \
+        python -c "from workers.nst.vgg import resolve_weights; print(resolve_weights('imagenet'))"; \
     fi
 
 CMD ["atelier", "--help"]

@@ -7,6 +7,7 @@ is a real `atelier` command, every setting a real setting, every copied file a r
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import shutil
@@ -208,6 +209,12 @@ def test_dockerfiles_build_from_files_that_exist(image: str, tmp_path: Path):
             *sources, _ = shlex.split(args)
             for source in sources:
                 assert (REPO / source).exists(), f"{dockerfile.name}: COPY {source}"
+    for keyword, args in steps:
+        # Python run during the build: it compiles, and what it imports from the project exists.
+        for code in re.findall(r'python3? -c "([^"]+)"', args) if keyword == "RUN" else []:
+            compile(code, dockerfile.name, "exec")
+            for module, name in re.findall(r"from ([\w.]+) import (\w+)", code):
+                assert hasattr(importlib.import_module(module), name), f"{dockerfile.name}: {code}"
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and users[-1] not in {"root", "0"}, "the image must not run as root"
 
