@@ -9,7 +9,7 @@ from atelier.settings import Settings
 
 def add_job(settings: Settings, kind: str = JobKind.PING, **values: object) -> int:
     with session_scope(settings.resolved_database_url) as session:
-        job = Job(kind=kind, inputs={}, params={}, meta={}, **values)
+        job = Job(kind=kind, **{"inputs": {}, "params": {}, "meta": {}, **values})
         session.add(job)
         session.flush()
         return job.id
