@@ -26,6 +26,7 @@ def embedded_worker(
     """Run a solo-pool worker consuming `queues` until the block exits."""
     app.finalize()
     app.set_current()
+    app.set_default()  # the worker thread resolves `current_app` to this app, not a blank one
     app.log.setup(loglevel=loglevel)
     ready = threading.Event()
     worker = WorkController(

@@ -10,9 +10,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import TypeVar
 
 import typer
 from celery import Celery
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from atelier.celery_app import QUEUES, create_app
@@ -23,6 +25,7 @@ from atelier.storage import Storage
 from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
+ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
 log = logging.getLogger("atelier")
 
 
@@ -72,3 +75,16 @@ def runtime() -> Runtime:
         )
         raise typer.Exit(2) from error
     return Runtime(settings, create_app(settings))
+
+
+def build_params(model: type[ParamsModel], **options: object) -> ParamsModel:
+    """Validate flags with the job's schema; unset flags take the schema's defaults, and every
+    problem is reported against its flag name."""
+    try:
+        return model(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise typer.BadParameter(problems) from error

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.runtime import Runtime, console, runtime
+from api.cli.runtime import Runtime, build_params, console, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -52,17 +51,6 @@ def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
         console.print(f"[red]no usable {role} image in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(2)
     return list(dict.fromkeys(shas))
-
-
-def _params(**options: object) -> NSTParams:
-    try:
-        return NSTParams(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as error:
-        problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise typer.BadParameter(problems) from error
 
 
 def _blend(value: str | None) -> tuple[float, ...] | None:
@@ -171,7 +159,8 @@ def stylize_cmd(
 
     Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
     """
-    params = _params(
+    params = build_params(
+        NSTParams,
         size=size,
         iterations=iterations,
         content_weight=content_weight,

@@ -1,0 +1,109 @@
+"""`atelier video`: filter the faces of a recorded video file, as a job."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.cli.runtime import build_params, console, runtime
+from atelier.assets import record_asset
+from atelier.batches import create_video_job, send_plan
+from atelier.db import session_scope
+from atelier.errors import InputError
+from atelier.models import Asset, Job, JobState
+from atelier.schemas import VIDEO_FILTERS, VideoParams
+from atelier.storage import Storage
+
+FILTER_HELP = ", ".join(VIDEO_FILTERS)
+
+
+def video_cmd(
+    source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, webm, avi, mkv).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.mp4, H.264).")],
+    filter_: Annotated[
+        str | None, typer.Option("--filter", "-f", help=f"Face filter: {FILTER_HELP}.")
+    ] = None,
+    layout: Annotated[str | None, typer.Option(help="1x1 (default), 1x2 or 2x2 board.")] = None,
+    filters: Annotated[
+        str | None, typer.Option(help="Extra board panels, e.g. blur,cartoon,sketch for 2x2.")
+    ] = None,
+    detector: Annotated[str | None, typer.Option(help="haar (default) or dnn (YuNet).")] = None,
+    detect_every: Annotated[
+        int | None, typer.Option(help="Detect every N frames, track in between (1).")
+    ] = None,
+    mask: Annotated[str | None, typer.Option(help="box (default) or ellipse.")] = None,
+    padding: Annotated[float | None, typer.Option(help="Grow each face box by this share.")] = None,
+    keep_audio: Annotated[
+        bool, typer.Option("--keep-audio/--no-audio", help="Copy the input's audio.")
+    ] = True,
+    segment_seconds: Annotated[
+        float | None, typer.Option(help="Split into segments of S seconds run in parallel.")
+    ] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="Also find faces in profile.")] = False,
+) -> None:
+    """Filter every face of a video and write the result with its audio."""
+    params = build_params(
+        VideoParams,
+        filter=filter_,
+        layout=layout,
+        filters=tuple(f.strip() for f in filters.split(",")) if filters else None,
+        detector=detector,
+        detect_every=detect_every,
+        mask=mask,
+        padding=padding,
+        keep_audio=keep_audio,
+        segment_seconds=segment_seconds,
+        profile=profile,
+    )
+    if not source.is_file():
+        raise typer.BadParameter(f"{source} is not a file")
+    rt = runtime()
+    try:
+        stored = Storage(rt.settings.resolved_storage_dir).put_file(
+            source, rt.settings.max_upload_bytes
+        )
+    except InputError as error:
+        raise typer.BadParameter(f"{source}: {error}") from error
+    with session_scope(rt.db_url) as session:
+        record_asset(session, stored, kind="video", media_type="video/*", label=source.name)
+    plan = create_video_job(rt.settings, stored.sha256, params, label=source.name)
+    job_id = plan.job_ids[0]
+    console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
+    try:
+        with (
+            rt.executing(["video", "default"]),
+            Progress(*columns, TimeElapsedColumn(), console=console) as bar,
+        ):
+            send_plan(rt.app, rt.settings, plan)
+            task = bar.add_task(f"job {job_id}", total=1.0, status="queued")
+
+            def show(jobs: dict[int, Job]) -> None:
+                job = jobs[job_id]
+                frame = job.meta.get("frame")
+                status = f"frame {frame}/{job.meta['of']}" if frame is not None else job.state
+                bar.update(task, completed=job.progress, status=status)
+
+            job = rt.wait([job_id], on_update=show)[job_id]
+    except KeyboardInterrupt:
+        console.print(
+            f"\n[yellow]stopped waiting; job {job_id} is saved. Follow it with "
+            f"`atelier status --job {job_id}`, and run `atelier worker` to finish it.[/yellow]"
+        )
+        raise typer.Exit(130) from None
+    if job.state != JobState.SUCCEEDED:
+        console.print(f"[red]job {job_id} {job.state}: {job.error or ''}[/red]")
+        raise typer.Exit(1)
+    with session_scope(rt.db_url) as session:
+        result = session.get(Asset, job.result_asset_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Storage(rt.settings.resolved_storage_dir).path(result.sha256), out)
+    meta = job.meta
+    console.print(
+        f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"
+        f" faces in {meta['frames_with_faces']} frames, {meta['processing_fps']} frames/s"
+    )
