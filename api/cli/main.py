@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from api.cli import admin, flower, stylize
+from api.cli import admin, flower, stylize, video
 from api.cli.beat import beat_cmd
 from api.cli.remote import submit_cmd
 from api.cli.results import results_cmd
@@ -27,6 +27,7 @@ app.command("flower")(flower.flower_cmd)
 app.command("stylize")(stylize.stylize_cmd)
 app.command("losses")(stylize.losses_cmd)
 app.command("demo")(stylize.demo_cmd)
+app.command("video")(video.video_cmd)
 app.command("status")(status_cmd)
 app.command("results")(results_cmd)
 app.command("api")(api_cmd)
