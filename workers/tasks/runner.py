@@ -57,9 +57,12 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_state >= 0.5 or force:
             self._last_state = now
-            self.task.update_state(
-                state="PROGRESS", meta={"job_id": self.lease.job_id, "progress": progress, **meta}
-            )
+            state = {"job_id": self.lease.job_id, "progress": progress, **meta}
+            self.task.update_state(state="PROGRESS", meta=state)
+            if not self.task.request.is_eager:
+                # Monitors (Flower) follow tasks through events, not the result backend: this
+                # event shows the task as PROGRESS there, with the same meta as its result.
+                self.task.send_event("task-progress", result=state)
         if now - self._last_beat >= self.settings.heartbeat_seconds or force:
             self.flush(progress, meta)
 

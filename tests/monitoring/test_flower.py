@@ -1,0 +1,208 @@
+"""Flower on a real broker: it sees a real worker, its tasks by name and a running job's progress,
+and it answers nobody without the password."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from atelier.batches import create_nst_batch, ingest_image, send_plan
+from atelier.celery_app import NST_STYLIZE, PING, create_app
+from atelier.db import migrate, session_scope
+from atelier.jobs import cancel
+from atelier.models import JobState
+from atelier.schemas import NSTParams
+from atelier.settings import Settings
+from atelier.submit import create_ping_job, job_states, send_jobs, wait_for_jobs
+from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
+
+USER, PASSWORD = "ops", "flower-test-password"
+NST_TASK = REPO / "workers" / "tasks" / "nst.py"
+ITERATIONS = 2000  # a tiny image, many steps: seconds of running to watch
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _eventually(what: str, probe: Callable[[], Any], timeout: float = 90) -> Any:
+    """Poll `probe` until it returns something truthy; fail with `what` and its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s; last seen: {last!r}")
+
+
+def _image(path: Path, seed: int) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ATELIER, *args],
+        env=atelier_env(env),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_flower_needs_a_password_or_an_explicit_no_auth(tmp_path: Path):
+    env = {"ATELIER_BROKER_URL": "redis://127.0.0.1:1/0", "ATELIER_DATA_DIR": str(tmp_path)}
+    refused = _run(["flower"], env)
+    assert refused.returncode == 2
+    assert "ATELIER_FLOWER_PASSWORD is not set" in refused.stderr
+    assert "--no-auth" in refused.stderr
+
+
+def test_flower_refuses_the_embedded_default(tmp_path: Path):
+    env = {"ATELIER_DATA_DIR": str(tmp_path), "ATELIER_FLOWER_PASSWORD": PASSWORD}
+    refused = _run(["flower"], env)
+    assert refused.returncode == 2
+    assert "ATELIER_BROKER_URL" in refused.stderr
+
+
+def test_flower_refuses_credentials_it_would_misread(tmp_path: Path):
+    env = {
+        "ATELIER_BROKER_URL": "redis://127.0.0.1:1/0",
+        "ATELIER_DATA_DIR": str(tmp_path),
+        "ATELIER_FLOWER_PASSWORD": "a,b",
+    }
+    refused = _run(["flower"], env)
+    assert refused.returncode == 2
+    assert "','" in refused.stderr
+
+
+@pytest.mark.slow
+def test_flower_sees_the_worker_its_tasks_and_a_running_jobs_progress(
+    tmp_path: Path, pg_url: str, redis_url: str
+):
+    data = tmp_path / "data"
+    env = {
+        "ATELIER_DATABASE_URL": pg_url,
+        "ATELIER_BROKER_URL": redis_url,
+        "ATELIER_DATA_DIR": str(data),
+        "ATELIER_VGG_WEIGHTS": "none",
+        "ATELIER_HEARTBEAT_SECONDS": "0.5",
+        "ATELIER_FLOWER_USER": USER,
+        "ATELIER_FLOWER_PASSWORD": PASSWORD,
+    }
+    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=data)
+    migrate(pg_url)
+    app = create_app(settings)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    flower = ["flower", "--port", str(port), "--address", "127.0.0.1"]
+    worker = ["worker", "--queues", "default,nst", "--hostname", "mon@%h"]
+    node = f"mon@{socket.gethostname()}"
+
+    # Flower lists only the tasks it has seen since it started: it starts first.
+    with (
+        atelier_process(flower, env, tmp_path / "flower.log", ready="Visit me at"),
+        httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=10) as api,
+    ):
+        _eventually("Flower answering", lambda: _ok(base + "/healthcheck"))
+        assert httpx.get(base + "/api/workers", timeout=10).status_code == 401
+        wrong = httpx.get(base + "/api/workers", auth=(USER, "wrong"), timeout=10)
+        assert wrong.status_code == 401
+        assert api.get("/api/workers").status_code == 200
+
+        with atelier_process(worker, env, tmp_path / "worker.log", ready=" ready."):
+            workers = _eventually(
+                "the worker in /api/workers",
+                lambda: (
+                    node in (found := api.get("/api/workers", params={"refresh": 1}).json())
+                    and found
+                ),
+            )
+            assert {q["name"] for q in workers[node]["active_queues"]} == {"default", "nst"}
+            assert PING in workers[node]["registered"]
+
+            job_id = create_ping_job(pg_url)
+            task_id = send_jobs(app, pg_url, PING, [job_id])
+            assert wait_for_jobs(pg_url, [job_id], timeout=60)[job_id].state == JobState.SUCCEEDED
+            info = _eventually(
+                "the ping task's success in /api/task/info",
+                lambda: (
+                    (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
+                    and i.json()["state"] == "SUCCESS"
+                    and i.json()
+                ),
+            )
+            assert info["name"] == PING
+            assert info["worker"] == node
+            assert info["args"] == f"[[{job_id}]]"
+            listed = api.get("/api/tasks", params={"taskname": PING}).json()
+            assert listed[task_id]["name"] == PING and listed[task_id]["state"] == "SUCCESS"
+
+            _check_progress(api, settings, app, tmp_path)
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: Path) -> None:
+    """A tiny NST job that runs long enough to be seen running, with its PROGRESS meta."""
+    if not NST_TASK.exists():
+        pytest.fail(f"{NST_TASK} is missing: the NST task is needed for a running job")
+    with session_scope(settings.resolved_database_url) as session:
+        content = ingest_image(session, settings, _image(tmp_path / "content.png", 1)).sha256
+        style = ingest_image(session, settings, _image(tmp_path / "style.png", 2)).sha256
+    params = NSTParams(size=32, iterations=ITERATIONS, preview_every=0)
+    plan = create_nst_batch(settings, [content], [style], params)
+    send_plan(app, settings, plan)
+    (job_id,) = plan.job_ids
+    task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
+
+    # Flower follows the task through its events: a running job shows as PROGRESS, with its meta.
+    info = _eventually(
+        "the NST task's PROGRESS state in /api/task/info",
+        lambda: (
+            (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
+            and i.json()["state"] == "PROGRESS"
+            and i.json()
+        ),
+        timeout=180,
+    )
+    assert info["name"] == NST_STYLIZE
+    _assert_progress_meta(info["result"], job_id)
+    # The result backend, read through Flower, holds the same state (its meta only once ready).
+    assert api.get(f"/api/task/result/{task_id}").json()["state"] == "PROGRESS"
+    listed = api.get("/api/tasks", params={"taskname": NST_STYLIZE}).json()
+    assert listed[task_id]["name"] == NST_STYLIZE
+
+    assert cancel(settings.resolved_database_url, job_id)  # the next heartbeat stops it
+    _eventually(
+        "the cancelled task to end",
+        lambda: api.get(f"/api/task/info/{task_id}").json()["state"] == "SUCCESS",
+        timeout=60,
+    )
+
+
+def _assert_progress_meta(meta: dict[str, Any], job_id: int) -> None:
+    assert meta["job_id"] == job_id
+    assert meta["of"] == ITERATIONS and 1 <= meta["iteration"] <= ITERATIONS
+    assert 0 < meta["progress"] <= 1
+    assert set(meta["losses"]) >= {"total", "content", "style", "tv"}
