@@ -48,7 +48,7 @@ def loss_plot_png(rows: Sequence[LossRow], title: str = "") -> bytes:
         ax.set_title(title or "loss history")
         ax.grid(True, which="both", alpha=0.3)
         if len(data):
-            ax.legend(loc="upper right")
+            ax.legend(loc="best", fontsize="small")
         fig.tight_layout()
         out = io.BytesIO()
         fig.savefig(out, format="png")
@@ -68,8 +68,9 @@ class SheetCell:
 def _fit(image: Image.Image | None, cell: int) -> np.ndarray:
     canvas = Image.new("RGB", (cell, cell), (236, 236, 236))
     if image is not None:
-        thumb = image.convert("RGB")
-        thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+        scale = cell / max(image.width, image.height)  # small results are enlarged too
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        thumb = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
         canvas.paste(thumb, ((cell - thumb.width) // 2, (cell - thumb.height) // 2))
     return np.asarray(canvas)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from typing import Any
 
 from celery import Task, shared_task
@@ -36,6 +37,7 @@ def engine_for(weights: str) -> Any:
     """One engine per weights spec and process: it keeps the model and the style-target cache,
     so styles shared by later messages of a grid are not computed again."""
     if weights not in _ENGINES:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
         from workers.nst.engine import StyleTransferEngine
 
         _ENGINES[weights] = StyleTransferEngine(weights=weights)
