@@ -1,0 +1,214 @@
+"""The VGG19 feature extractor: which weights, where they come from, and what it outputs.
+
+Weights are named by a spec string (the `ATELIER_VGG_WEIGHTS` setting or a job's `weights`):
+
+- `imagenet`: the Keras "notop" file, taken from the Keras cache (`$KERAS_HOME/models` or
+  `~/.keras/models`). When it is missing it is downloaded with our own socket timeout, so an
+  offline worker fails within seconds with `WeightsUnavailable` and instructions, instead of
+  hanging inside Keras' downloader (which has no timeout).
+- a path to an `.h5` file: loaded as is; a missing or wrong file is `WeightsUnavailable`.
+- `none`: random weights for tests and dry runs. They are drawn from a fixed seed with He
+  initialisation, so every process gets the same network and features keep a realistic scale
+  through the 16 ReLU layers (Keras' default Glorot init makes deep features fade away).
+
+The extractor takes RGB images in [0, 255] and does VGG's own preprocessing inside (RGB to BGR,
+minus the ImageNet means), so callers never have to remember it. It is frozen, cut after the
+deepest layer asked for, and cached per process: building it and loading 80 MB of weights is
+paid once per worker, not once per job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atelier.errors import WeightsUnavailable
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
+WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
+DOWNLOAD_TIMEOUT_S = 10.0
+IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
+RANDOM_SEED = 1234
+
+# Channels of each VGG19 block; block b has BLOCK_CONVS[b-1] 3x3 convolutions.
+BLOCK_CHANNELS = (64, 128, 256, 512, 512)
+BLOCK_CONVS = (2, 2, 4, 4, 4)
+
+_extractors: dict[tuple[Any, ...], keras.Model] = {}
+_lock = threading.Lock()
+
+
+def how_to_provide() -> str:
+    """The instructions every WeightsUnavailable message ends with."""
+    return (
+        "Provide the VGG19 weights in one of these ways: set "
+        f"ATELIER_VGG_WEIGHTS=/path/to/{WEIGHTS_FILE}, or place that file in "
+        f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
+        "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."
+    )
+
+
+def keras_models_dir() -> Path:
+    """Where Keras caches application weights (same rule as `keras.utils.get_file`)."""
+    home = os.environ.get("KERAS_HOME")
+    if home:
+        base = Path(home).expanduser()
+    else:
+        user = Path("~").expanduser()
+        base = (user if os.access(user, os.W_OK) else Path("/tmp")) / ".keras"
+    return base / "models"
+
+
+def block_of(layer: str) -> int:
+    """`block4_conv2` -> 4."""
+    return int(layer.split("_")[0].removeprefix("block"))
+
+
+def min_side(layers: tuple[str, ...]) -> int:
+    """The smallest image side that still reaches the deepest of `layers` (one 2x pooling per
+    block before it)."""
+    return 2 ** (max(block_of(name) for name in layers) - 1)
+
+
+def forward_flops(height: int, width: int, last_layer: str) -> float:
+    """Multiply-adds x 2 of the convolutions up to `last_layer` for one HxW image.
+
+    The benchmark turns this into a share of the accelerator's peak: a step is about
+    2x this (forward, plus the input-gradient half of the backward; the weights are frozen).
+    """
+    flops = 0.0
+    channels_in = 3
+    last_block, last_conv = block_of(last_layer), int(last_layer.rsplit("conv", 1)[1])
+    for block, (channels, convs) in enumerate(zip(BLOCK_CHANNELS, BLOCK_CONVS, strict=True), 1):
+        for conv in range(1, convs + 1):
+            flops += 2.0 * height * width * 9 * channels_in * channels
+            channels_in = channels
+            if (block, conv) == (last_block, last_conv):
+                return flops
+        height, width = height // 2, width // 2
+    return flops
+
+
+def resolve_weights(weights: str) -> str | None:
+    """The .h5 file to load for a weights spec, or None for random weights.
+
+    Raises WeightsUnavailable with instructions when the file cannot be had. Runs before
+    TensorFlow is imported, so a misconfigured worker fails in milliseconds.
+    """
+    spec = weights.strip()
+    if spec.lower() == "none":
+        return None
+    if spec.lower() == "imagenet":
+        cached = keras_models_dir() / WEIGHTS_FILE
+        if not cached.is_file():
+            _download(cached)
+        return str(cached)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailable(f"VGG19 weights file {path} does not exist. {how_to_provide()}")
+    if not os.access(path, os.R_OK):
+        raise WeightsUnavailable(f"VGG19 weights file {path} is not readable. {how_to_provide()}")
+    return str(path)
+
+
+def _download(dest: Path) -> None:
+    """Fetch the ImageNet weights into the Keras cache, atomically, verifying the checksum."""
+    log.info("downloading VGG19 weights from %s", WEIGHTS_URL)
+    partial = dest.with_name(f"{dest.name}.{os.getpid()}.part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.md5(usedforsecurity=False)
+        with (
+            urllib.request.urlopen(WEIGHTS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            partial.open("wb") as out,
+        ):
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != WEIGHTS_MD5:
+            raise WeightsUnavailable(
+                f"the VGG19 weights downloaded from {WEIGHTS_URL} are corrupt "
+                f"(md5 {digest.hexdigest()}, expected {WEIGHTS_MD5}). {how_to_provide()}"
+            )
+        partial.replace(dest)
+    except OSError as error:  # URLError, timeouts, refused connections, a read-only cache
+        raise WeightsUnavailable(
+            f"VGG19 ImageNet weights are not cached in {dest.parent} and could not be "
+            f"downloaded ({error}). {how_to_provide()}"
+        ) from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def build_extractor(
+    weights: str,
+    content_layer: str,
+    style_layers: tuple[str, ...],
+    mixed_precision: bool = False,
+) -> keras.Model:
+    """A frozen model: RGB [0, 255] batch -> [*style feature maps, content feature map].
+
+    Cached per process by (weights, layers, precision).
+    """
+    key = (weights, content_layer, tuple(style_layers), mixed_precision)
+    with _lock:
+        if key not in _extractors:
+            _extractors[key] = _build(weights, content_layer, tuple(style_layers), mixed_precision)
+        return _extractors[key]
+
+
+def _build(
+    weights: str, content_layer: str, style_layers: tuple[str, ...], mixed_precision: bool
+) -> keras.Model:
+    path = resolve_weights(weights)
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        base = keras.applications.VGG19(
+            include_top=False, weights=path, input_shape=(None, None, 3)
+        )
+    except (OSError, ValueError, KeyError) as error:
+        raise WeightsUnavailable(
+            f"cannot load VGG19 weights from {path}: {error}. The file must be Keras' VGG19 "
+            f"'notop' weights ({WEIGHTS_FILE}). {how_to_provide()}"
+        ) from error
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if path is None:
+        _seeded_he_init(base)
+    base.trainable = False
+    names = (*style_layers, content_layer)
+    features = keras.Model(base.input, [base.get_layer(name).output for name in names])
+    rgb = keras.Input((None, None, 3), dtype="float32", name="rgb_0_255")
+    bgr = keras.ops.flip(rgb, axis=-1) - keras.ops.convert_to_tensor(IMAGENET_BGR_MEANS)
+    model = keras.Model(rgb, features(bgr), name="vgg19_features")
+    model.trainable = False
+    return model
+
+
+def _seeded_he_init(model: keras.Model) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(RANDOM_SEED)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        kernel, bias = layer.get_weights()
+        fan_in = float(np.prod(kernel.shape[:-1]))
+        std = np.sqrt(2.0 / fan_in)
+        kernel = rng.standard_normal(kernel.shape, dtype=np.float32) * np.float32(std)
+        layer.set_weights([kernel, np.zeros_like(bias)])
