@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery import Celery
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -32,6 +33,20 @@ When `ATELIER_API_TOKEN` is set every route but `/healthz` needs `Authorization:
 """
 
 
+FAIL_FAST = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def _fail_fast(celery: Celery) -> Celery:
+    """A request must not hang through Celery's ~20 s of reconnect attempts when Redis is down:
+    give up within a second and answer 503 (the rows stay queued and are sent again later)."""
+    celery.conf.task_publish_retry_policy = FAIL_FAST
+    celery.conf.result_backend_transport_options = {
+        **celery.conf.result_backend_transport_options,
+        "retry_policy": FAIL_FAST,
+    }
+    return celery
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (default: the process's ATELIER_* settings)."""
     settings = settings or get_settings()
@@ -46,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "health", "description": "Liveness of the database and the broker."},
         ],
     )
-    app.state.services = Services(settings, create_celery(settings))
+    app.state.services = Services(settings, _fail_fast(create_celery(settings)))
     errors.install(app)
     secured = [Depends(bearer)]  # declares the scheme in OpenAPI; TokenGate enforces it
     for router in (assets.router, batches.router, jobs.router):
