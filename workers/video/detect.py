@@ -79,7 +79,7 @@ class HaarDetector:
         *,
         profile: bool = False,
         detect_width: int = 640,
-        min_face: float = 0.08,
+        min_face: float = 0.1,
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
     ) -> None:
