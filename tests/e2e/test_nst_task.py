@@ -1,0 +1,70 @@
+"""The NST task on a real worker: a bad input fails alone, a redelivered finished job is a no-op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from atelier.assets import record_asset
+from atelier.batches import create_nst_batch, ingest_image, send_plan
+from atelier.celery_app import NST_STYLIZE, create_app
+from atelier.db import migrate, session_scope
+from atelier.models import Job, JobState, LossRecord
+from atelier.schemas import NSTParams
+from atelier.settings import Settings
+from atelier.storage import Storage
+from atelier.submit import send_jobs, wait_for_jobs
+from tests.e2e.conftest import Deployment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def settings(deployment: Deployment) -> Settings:
+    s = Settings(
+        database_url=deployment.db_url,
+        broker_url=deployment.env["ATELIER_BROKER_URL"],
+        data_dir=Path(deployment.env["ATELIER_DATA_DIR"]),
+    )
+    migrate(s.resolved_database_url)
+    return s
+
+
+def _ingest(settings: Settings, path: Path) -> str:
+    with session_scope(settings.resolved_database_url) as session:
+        return ingest_image(session, settings, path).sha256
+
+
+def test_corrupt_stored_input_fails_alone_and_redelivery_is_a_no_op(
+    settings: Settings, tiny_images: dict[str, Path]
+):
+    good = _ingest(settings, tiny_images["tubingen"])
+    style = _ingest(settings, tiny_images["starry"])
+    # Bytes that passed no validation (as if storage were damaged): the worker must say so.
+    broken = Storage(settings.resolved_storage_dir).put_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    with session_scope(settings.resolved_database_url) as session:
+        record_asset(session, broken, kind="image", media_type="image/jpeg", label="broken.jpg")
+    params = NSTParams(size=32, iterations=4)
+    plan = create_nst_batch(settings, [good, broken.sha256], [style], params, force=True)
+    assert len(plan.messages) == 1  # both jobs travel in one message, optimized together
+    app = create_app(settings)
+    send_plan(app, settings, plan)
+    jobs = wait_for_jobs(settings.resolved_database_url, plan.job_ids, timeout=240)
+    ok, bad = (jobs[i] for i in plan.job_ids)
+    assert ok.state == JobState.SUCCEEDED, ok.error
+    assert bad.state == JobState.FAILED and "image" in bad.error.lower()
+
+    db = settings.resolved_database_url
+    duplicate = send_jobs(app, db, NST_STYLIZE, [ok.id])  # a redelivery of a finished job
+    assert app.AsyncResult(duplicate).get(timeout=120) == {"claimed": []}
+    with session_scope(db) as session:
+        row = session.get(Job, ok.id)
+        losses = session.scalar(select(func.count()).where(LossRecord.job_id == ok.id))
+    assert (row.state, row.attempts, row.result_asset_id) == (
+        JobState.SUCCEEDED,
+        1,
+        ok.result_asset_id,
+    )
+    assert losses == 4
