@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/atelier ping
+	$(BIN)/atelier demo
 
 services:
 	scripts/ensure-services.sh

@@ -1,0 +1,48 @@
+"""`atelier demo` (what `make demo` runs) in the embedded default: no broker, no server, SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.support.procs import ATELIER, REPO, atelier_env
+
+pytestmark = pytest.mark.slow
+
+CONTENTS = sorted(p.stem for p in (REPO / "samples" / "content").iterdir())
+STYLES = sorted(p.stem for p in (REPO / "samples" / "style").iterdir())
+
+
+def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
+    out = tmp_path / "out"
+    env = {"ATELIER_DATA_DIR": str(tmp_path / "data"), "ATELIER_VGG_WEIGHTS": "none"}
+    done = subprocess.run(
+        [*ATELIER, "demo", "--out", str(out), "--size", "32", "--iterations", "3"],
+        env=atelier_env(env),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # nothing from the repository's working directory is needed
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(CONTENTS) * len(STYLES) == 6
+    for content in CONTENTS:
+        for style in STYLES:
+            with Image.open(out / f"{content}__{style}.png") as result:
+                assert max(result.size) == 32
+            assert (out / f"{content}__{style}.loss.png").is_file()
+    assert (out / "sheet.png").is_file()
+    assert str(out) in done.stdout + done.stderr  # it says where the results are
+    database = tmp_path / "data" / "atelier.sqlite3"
+    with sqlite3.connect(database) as db:
+        states = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+        rows = db.execute("SELECT count(*) FROM loss_history").fetchone()[0]
+    assert states == [("succeeded", 6)]
+    assert rows == 6 * 3
+    assert not (tmp_path / "data" / "broker").exists() or not any(
+        (tmp_path / "data" / "broker").rglob("*.msg")
+    )  # every message was consumed
