@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +93,7 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
         )
         if got.outcome is jobs.ClaimOutcome.CLAIMED:
             assert got.lease is not None and got.job is not None
+            log.info("job %s: claimed, attempt %s", job_id, got.lease.attempt)
             contexts.append(JobContext(task, got.lease, got.job, settings, storage))
         elif got.outcome is jobs.ClaimOutcome.BUSY:
             busy.append(job_id)
@@ -111,8 +114,11 @@ def run_claimed(
     if not contexts:
         return {"claimed": []}
     ids = [ctx.lease.job_id for ctx in contexts]
+    started = time.monotonic()
     try:
-        work(contexts)
+        with _keep_leases(contexts):
+            work(contexts)
+        log.info("jobs %s finished in %.1f s", ids, time.monotonic() - started)
     except (JobCancelled, LeaseLost) as stop:
         log.info("jobs %s stopped: %s", ids, stop)
     except FINAL_ERRORS as error:
@@ -122,6 +128,38 @@ def run_claimed(
     except Exception as error:  # noqa: BLE001 - any other error may be transient
         _retry_or_fail(contexts, error)
     return {"claimed": ids}
+
+
+@contextmanager
+def _keep_leases(contexts: list[JobContext]) -> Iterator[None]:
+    """Renew the leases every `heartbeat_seconds` from a thread while `work` runs.
+
+    Progress reports renew them too, but only between iterations or frames: loading TensorFlow,
+    building the model and compiling the step for a new shape can take longer than a short
+    lease, and a job whose worker is alive must not be presumed dead and run again (each such
+    re-run spends one of its attempts). A killed worker's thread dies with it, so its leases still
+    run out. A lease that is lost, cancelled or settled (the job finished) is no longer renewed.
+    """
+    done = threading.Event()
+    held = list(contexts)
+
+    def renew() -> None:
+        while held and not done.wait(contexts[0].settings.heartbeat_seconds):
+            for ctx in list(held):
+                try:
+                    jobs.heartbeat(ctx.lease)
+                except (JobCancelled, LeaseLost):
+                    held.remove(ctx)  # the work sees it at its next report, or has finished
+                except Exception as error:  # noqa: BLE001 - e.g. the database away: next round
+                    log.warning("job %s: cannot renew the lease: %s", ctx.lease.job_id, error)
+
+    thread = threading.Thread(target=renew, name="lease-keeper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
