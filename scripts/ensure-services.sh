@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the services the test suite talks to are up: PostgreSQL and Redis on 127.0.0.1.
+# Make sure what the test suite talks to is there: PostgreSQL and Redis on 127.0.0.1 (started
+# when installed but down), and the tools some tests drive (docker-compose, chromium).
 # Starts them when they are installed but down; says plainly what is missing otherwise.
 set -u
 
@@ -36,4 +37,11 @@ if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 
   echo "installing docker-compose (to validate docker-compose.yml)"
   { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; } \
     >/dev/null 2>&1 || echo "could not install docker-compose; its check will be skipped" >&2
+fi
+
+# Debian's Chromium runs the gallery's browser test (Playwright drives it; no browser download).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (for the gallery's browser test)"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+    >/dev/null 2>&1 || echo "could not install chromium; the browser test will fail" >&2
 fi

@@ -1,0 +1,143 @@
+"""The HTTP API served by `atelier api`, a real worker behind it, and the gallery in Chromium.
+
+A grid goes in over HTTP, a worker process runs it, the results, loss histories and contact sheet
+come back over HTTP, and headless Chromium (Debian's, driven by Playwright) watches the gallery
+page update a running batch in place and takes a screenshot of the finished one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import Deployment
+from tests.support.procs import atelier_process
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these Chromium keeps trying to reach Google's hosts, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ITERATIONS = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(deployment: Deployment) -> Iterator[httpx.Client]:
+    port = _free_port()
+    args = ["api", "--host", "127.0.0.1", "--port", str(port)]
+    with atelier_process(args, deployment.env, deployment.root / "api.log", ready="startup"):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+
+
+def _upload(api: httpx.Client, path: Path) -> str:
+    response = api.post("/v1/assets", params={"label": path.stem}, content=path.read_bytes())
+    assert response.status_code in (200, 201), response.text
+    return response.json()["sha256"]
+
+
+def _wait_finished(api: httpx.Client, batch_id: int, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = api.get(f"/v1/batches/{batch_id}").json()
+        if batch["finished"]:
+            return batch
+        time.sleep(0.5)
+    raise TimeoutError(f"batch {batch_id} not finished: {batch}")
+
+
+def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
+    api: httpx.Client, tiny_images: dict[str, Path], tmp_path: Path
+):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+    contents = [_upload(api, tiny_images[name]) for name in ("tubingen", "golden_gate")]
+    styles = [_upload(api, tiny_images["starry"])]
+    response = api.post(
+        "/v1/batches",
+        json={
+            "content": contents,
+            "styles": styles,
+            "params": {"size": 32, "iterations": ITERATIONS, "weights": "none"},
+            "label": "gallery",
+        },
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{api.base_url}/")
+        section = page.locator(f"#batch-{batch_id}")
+        assert section.get_attribute("data-finished") == "false"  # rendered before the jobs end
+        # The page polls the API and updates in place: no reload between these two looks.
+        page.wait_for_function(
+            "id => document.querySelectorAll(`#batch-${id} .job[data-state=succeeded]`).length"
+            " === 2",
+            arg=batch_id,
+            timeout=300_000,
+        )
+        batch = _wait_finished(api, batch_id)
+        page.reload()
+        page.wait_for_load_state("networkidle")
+        loaded = page.evaluate(
+            "id => [...document.querySelectorAll(`#batch-${id} img`)]"
+            ".map(img => [img.className, img.complete && img.naturalWidth > 0])",
+            batch_id,
+        )
+        shot = tmp_path / "gallery.png"
+        section.screenshot(path=str(shot))
+        browser.close()
+
+    assert batch["counts"] == {"succeeded": 2} and batch["progress"] == 1
+    # one contact sheet, two result thumbnails, two loss plots: all decoded by the browser
+    assert sorted(kind for kind, ok in loaded if ok) == [
+        "plot",
+        "plot",
+        "sheet-img",
+        "thumb",
+        "thumb",
+    ]
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 400 and pixels.std() > 20
+
+    for job in batch["jobs"]:
+        result = api.get(f"/v1/jobs/{job['id']}/result")
+        assert result.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(result.content)) as image:
+            assert max(image.size) == 32
+        rows = list(
+            csv.reader(io.StringIO(api.get(f"/v1/jobs/{job['id']}/losses?format=csv").text))
+        )
+        assert rows[0] == ["iteration", "total", "content", "style", "tv"]
+        assert [int(r[0]) for r in rows[1:]] == list(range(1, ITERATIONS + 1))
+        assert float(rows[-1][1]) < float(rows[1][1])  # the optimisation made progress
+    sheet = api.get(f"/v1/batches/{batch_id}/sheet.png")
+    assert sheet.status_code == 200 and sheet.content[:8] == b"\x89PNG\r\n\x1a\n"
