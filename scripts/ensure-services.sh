@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Make sure what the test suite talks to is there: PostgreSQL and Redis on 127.0.0.1 (started
 # when installed but down), and the tools some tests drive (docker-compose, chromium).
-# Starts them when they are installed but down; says plainly what is missing otherwise.
 set -u
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }

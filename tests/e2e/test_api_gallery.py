@@ -49,9 +49,12 @@ def _free_port() -> int:
 def api(deployment: Deployment) -> Iterator[httpx.Client]:
     port = _free_port()
     args = ["api", "--host", "127.0.0.1", "--port", str(port)]
-    with atelier_process(args, deployment.env, deployment.root / "api.log", ready="startup"):
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+    log = deployment.root / "api.log"
+    with (
+        atelier_process(args, deployment.env, log, ready="startup"),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
+        yield client
 
 
 def _upload(api: httpx.Client, path: Path) -> str:
