@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.runtime import Runtime, console, runtime
+from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from api.http.schemas import BatchOut
 from api.http.views import asset_labels, batch_out, job_inputs
 from atelier.db import session_scope
@@ -50,10 +50,7 @@ def results_cmd(
     """Write a batch's results, loss plots, CSVs and contact sheet into a folder."""
     rt = runtime()
     with session_scope(rt.db_url) as session:
-        row = session.get(Batch, batch)
-        if row is None:
-            console.print(f"[red]no batch {batch}[/red]")
-            raise typer.Exit(1)
+        row = get_or_exit(session, Batch, batch)
         body = batch_out(session, row)
         labels = asset_labels(session, {s for j in row.jobs for s in job_inputs(j)})
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import typer
 from celery import Celery
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from atelier.celery_app import QUEUES, create_app
 from atelier.db import migrate
@@ -26,6 +27,7 @@ from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
 ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
+Row = TypeVar("Row")
 log = logging.getLogger("atelier")
 
 
@@ -75,6 +77,15 @@ def runtime() -> Runtime:
         )
         raise typer.Exit(2) from error
     return Runtime(settings, create_app(settings))
+
+
+def get_or_exit(session: Session, model: type[Row], row_id: int, code: int = 1) -> Row:
+    """The row, or "no <kind> <id>" and exit `code`: a mistyped id is a message, not a traceback."""
+    row = session.get(model, row_id)
+    if row is None:
+        console.print(f"[red]no {model.__name__.lower()} {row_id}[/red]")
+        raise typer.Exit(code)
+    return row
 
 
 def build_params(model: type[ParamsModel], **options: object) -> ParamsModel:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.runtime import console, runtime
+from api.cli.runtime import get_or_exit, runtime
 from api.http.schemas import BatchOut, BatchSummary, JobOut
 from api.http.views import asset_labels, batch_out, job_inputs, job_out, list_batches
 from atelier.db import session_scope
@@ -127,17 +127,11 @@ def status_cmd(
     rt = runtime()
     with session_scope(rt.db_url) as session:
         if job is not None:
-            row = session.get(Job, job)
-            if row is None:
-                console.print(f"[red]no job {job}[/red]")
-                raise typer.Exit(1)
+            row = get_or_exit(session, Job, job)
             result = session.get(Asset, row.result_asset_id) if row.result_asset_id else None
             out.print(job_table(job_out(row, result)))
         elif batch is not None:
-            row = session.get(Batch, batch)
-            if row is None:
-                console.print(f"[red]no batch {batch}[/red]")
-                raise typer.Exit(1)
+            row = get_or_exit(session, Batch, batch)
             body = batch_out(session, row)
             labels = asset_labels(session, {s for j in row.jobs for s in job_inputs(j)})
             out.print(batch_table(body, labels))

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.runtime import Runtime, build_params, console, runtime
+from api.cli.runtime import Runtime, build_params, console, get_or_exit, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -201,10 +201,7 @@ def losses_cmd(
     """Show, or write as CSV and PNG plot, the loss history of an NST job."""
     rt = runtime()
     with session_scope(rt.db_url) as session:
-        job = session.get(Job, job_id)
-    if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(2)
+        job = get_or_exit(session, Job, job_id, code=2)
     rows = loss_rows(rt.db_url, job)
     if csv:
         csv.write_text(loss_csv(rows))
