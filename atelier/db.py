@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,15 +29,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI 
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
-    """One pooled engine per URL and process; `pool_pre_ping` survives dropped connections."""
+    """One pooled engine per URL and process; `pool_pre_ping` survives dropped connections.
+
+    A forked child (a prefork worker process) starts with an empty pool: the parent migrated
+    the schema before forking, and two processes talking over one inherited socket corrupt
+    each other's transactions.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
 
 
 @lru_cache(maxsize=8)

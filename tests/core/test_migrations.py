@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from atelier.db import current_revision, get_engine, migrate
 from tests.support.procs import REPO
@@ -45,3 +46,24 @@ def test_concurrent_migrations_on_postgres_do_not_collide(pg_url: str):
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     assert current_revision(pg_url) == _head()
+
+
+def test_a_forked_child_opens_its_own_connections(pg_url: str):
+    """Prefork workers fork after migrating: a child must not reuse the parent's socket."""
+    engine = get_engine(pg_url)
+    with engine.connect() as conn:
+        parent = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    # the connection is back in the pool; a child reusing it would report the same backend
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            with get_engine(pg_url).connect() as conn:
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            os.write(writer, str(pid).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert int(os.read(reader, 32)) != parent
+    with engine.connect() as conn:  # and the parent's pooled connection still works
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == parent
