@@ -134,7 +134,7 @@ def atelier_parallel(src: Path, work: Path, pool: ProcessPoolExecutor) -> Row:
     join_segments(parts, src, work / "parallel.mp4", keep_audio=True)
     seconds = time.perf_counter() - started
     return Row(
-        f"Atelier, {len(ranges)} segments in 2 processes + join",
+        f"Atelier, detect every frame, {len(ranges)} segments in 2 processes + join",
         sum(r[0] for r in results),
         seconds,
         sum(r[1] for r in results),

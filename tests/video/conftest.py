@@ -1,14 +1,13 @@
 """Videos for the video pipeline's tests, made once per session and kept tiny.
 
 `chaplin_clip` is the first 2 s of the shared Chaplin film at 320x180 (real footage, real MP3
-audio). `face_video` is synthetic: a downscaled photo of Grace Hopper slides over a moving textured
-background, so the true face position of every frame is known.
+audio); `chaplin_faces` is 1.2 s of it at full size where a face is in view and moving (at 320x180
+the cascade finds hardly any). `face_video` is synthetic: a downscaled photo of Grace Hopper slides
+over a moving textured background, so the true face position of every frame is known.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.video.media import FaceVideo, Streams, ffmpeg, write_raw_video
+from tests.video.media import FaceVideo, Streams, ffmpeg, measure_streams, write_raw_video
 from workers.video.detect import Box
-from workers.video.ffmpeg import ffmpeg_exe
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FACE_SCALE = 0.25
@@ -61,6 +59,19 @@ def chaplin_clip(chaplin: Path, videos: Path) -> Path:
     clip = videos / "chaplin_clip.mp4"
     ffmpeg(
         *("-i", str(chaplin), "-t", "2", "-vf", "scale=320:180"),
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p"),
+        *("-c:a", "copy", str(clip)),
+    )
+    return clip
+
+
+@pytest.fixture(scope="session")
+def chaplin_faces(chaplin: Path, videos: Path) -> Path:
+    """30 frames (1.2 s at 25 fps, from 3.4 s in), 640x360, MP3 audio: a face moves across most
+    of them and the cascade misses it in a few, so keyframe placement shows in the boxes."""
+    clip = videos / "chaplin_faces.mp4"
+    ffmpeg(
+        *("-ss", "3.4", "-i", str(chaplin), "-t", "1.2"),
         *("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p"),
         *("-c:a", "copy", str(clip)),
     )
@@ -121,34 +132,7 @@ def decode() -> Callable[[Path], list[np.ndarray]]:
     return run
 
 
-def _stream_seconds(path: Path, selector: str) -> float | None:
-    copy_to_nowhere = ["-map", selector, "-c", "copy", "-f", "null", "-"]
-    done = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), *copy_to_nowhere],
-        capture_output=True,
-        text=True,
-    )
-    times = re.findall(r"time=(\d+):(\d+):(\d+\.\d+)", done.stderr)
-    if done.returncode != 0 or not times:
-        return None
-    hours, minutes, seconds = times[-1]
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
 @pytest.fixture(scope="session")
 def streams() -> Callable[[Path], Streams]:
-    """Durations of a file's video and audio streams (None: no such stream) and its audio codec,
-    measured by ffmpeg independently of the code under test."""
-
-    def run(path: Path) -> Streams:
-        header = subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-        ).stderr
-        codec = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", header)
-        return Streams(
-            _stream_seconds(path, "0:v:0"),
-            _stream_seconds(path, "0:a:0"),
-            codec.group(1) if codec else None,
-        )
-
-    return run
+    """Durations of a file's video and audio streams and its audio codec (see `measure_streams`)."""
+    return measure_streams

@@ -6,6 +6,7 @@ video or a measurement does not inherit that code's mistakes.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +73,31 @@ class Streams:
     video_seconds: float | None
     audio_seconds: float | None
     audio_codec: str | None
+
+
+def _stream_seconds(path: Path, selector: str) -> float | None:
+    copy_to_nowhere = ["-map", selector, "-c", "copy", "-f", "null", "-"]
+    done = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), *copy_to_nowhere],
+        capture_output=True,
+        text=True,
+    )
+    times = re.findall(r"time=(\d+):(\d+):(\d+\.\d+)", done.stderr)
+    if done.returncode != 0 or not times:
+        return None
+    hours, minutes, seconds = times[-1]
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def measure_streams(path: Path) -> Streams:
+    """Durations of a file's video and audio streams (None: no such stream) and its audio codec,
+    measured by ffmpeg independently of the code under test."""
+    header = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    codec = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", header)
+    return Streams(
+        _stream_seconds(path, "0:v:0"),
+        _stream_seconds(path, "0:a:0"),
+        codec.group(1) if codec else None,
+    )

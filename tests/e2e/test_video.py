@@ -1,0 +1,104 @@
+"""`atelier video` end to end: CLI -> Redis -> a real worker running the segments as a chord ->
+PostgreSQL and storage -> the output file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import pytest
+from sqlalchemy import select
+
+from atelier.db import session_scope
+from atelier.models import FrameStat, Job, JobState
+from tests.e2e.conftest import SHARED_DATA, Deployment
+from tests.video.media import ffmpeg, measure_streams
+
+pytestmark = pytest.mark.slow
+
+
+def _job(deployment: Deployment, stderr: str) -> Job:
+    """The job the command announced ("job N: ...")."""
+    announced = re.search(r"job (\d+):", stderr)
+    assert announced, stderr
+    with session_scope(deployment.db_url) as session:
+        return session.get(Job, int(announced.group(1)))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 s of the Chaplin film from 3 s in (640x360, 25 fps, its MP3 audio), where a face is in
+    view most of the time."""
+    source = SHARED_DATA / "video" / "chaplin.mp4"
+    if not source.is_file():
+        pytest.skip(f"test data {source} is absent")
+    out = tmp_path_factory.mktemp("clips") / "chaplin_3s.mp4"
+    ffmpeg(
+        *("-ss", "3", "-i", str(source), "-t", "3"),
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"),
+        *("-c:a", "copy", str(out)),
+    )
+    return out
+
+
+def _frames(path: Path) -> tuple[int, float, tuple[int, int]]:
+    """Frame count (by decoding every frame), rate and (width, height), read by OpenCV."""
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    count, size = 0, (0, 0)
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count += 1
+        size = (frame.shape[1], frame.shape[0])
+    capture.release()
+    return count, fps, size
+
+
+def test_segmented_2x2_board_through_a_real_worker(
+    deployment: Deployment, clip: Path, tmp_path: Path
+) -> None:
+    """Three 1 s segments run on the worker's two processes, are joined with the sound, and the
+    job records one row of faces per frame."""
+    out = tmp_path / "board.mp4"
+    done = deployment.atelier(
+        "video", str(clip), "--out", str(out), "--layout", "2x2",
+        "--filters", "blur,cartoon,sketch", "--segment-seconds", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    frames, fps, size = _frames(clip)
+    assert (frames, fps, size) == (75, 25, (640, 360))
+    assert _frames(out) == (frames, fps, (2 * 640, 2 * 360))
+    source, result = measure_streams(clip), measure_streams(out)
+    assert source.audio_seconds is not None and result.audio_seconds is not None
+    assert result.audio_seconds == pytest.approx(source.audio_seconds, abs=0.1)
+    assert result.audio_seconds == pytest.approx(result.video_seconds, abs=0.1)
+
+    job = _job(deployment, done.stderr)
+    assert job.state == JobState.SUCCEEDED and job.attempts == 1
+    assert job.meta["segments"] == 3 and job.meta["frames"] == frames
+    with session_scope(deployment.db_url) as session:
+        rows = session.scalars(
+            select(FrameStat).where(FrameStat.job_id == job.id).order_by(FrameStat.frame)
+        ).all()
+        assert [row.frame for row in rows] == list(range(frames))
+        assert all(row.faces == len(row.boxes) for row in rows)
+        with_faces = sum(1 for row in rows if row.faces)
+    assert with_faces == job.meta["frames_with_faces"] >= frames // 3
+    assert f"faces in {with_faces} frames" in done.stderr
+
+
+def test_a_text_file_named_mp4_fails_with_a_clear_message(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("these are my notes, not a film\n" * 20)
+    out = tmp_path / "never.mp4"
+    done = deployment.atelier("video", str(fake), "--out", str(out))
+    assert done.returncode != 0
+    assert "not a video: " in done.stderr and "holiday" in done.stderr
+    assert not out.exists()
+    job = _job(deployment, done.stderr)
+    assert job.state == JobState.FAILED and "not a video" in (job.error or "")
