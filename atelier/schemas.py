@@ -39,9 +39,11 @@ class NSTParams(_Strict):
 
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
     iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
-    content_weight: float = Field(1.0, ge=0, le=1e12)
-    style_weight: float = Field(1e4, ge=0, le=1e12)
-    tv_weight: float = Field(1e-2, ge=0, le=1e12)
+    # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
+    # reported as a misleading "should be less than or equal to ..." instead.
+    content_weight: float = Field(1.0, ge=0, le=1e12, allow_inf_nan=False)
+    style_weight: float = Field(1e4, ge=0, le=1e12, allow_inf_nan=False)
+    tv_weight: float = Field(1e-2, ge=0, le=1e12, allow_inf_nan=False)
     content_layer: str = "block5_conv2"
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = Field(
@@ -50,11 +52,13 @@ class NSTParams(_Strict):
     style_blend: tuple[float, ...] | None = Field(
         None, description="One weight per style image; equal weights when omitted."
     )
-    style_scale: float = Field(1.0, gt=0, le=4, description="Style image size relative to `size`.")
+    style_scale: float = Field(
+        1.0, gt=0, le=4, allow_inf_nan=False, description="Style image size relative to `size`."
+    )
     init: Literal["content", "noise", "style"] = "content"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
-    learning_rate: float = Field(5.0, gt=0, le=1000)
+    learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
     preserve_colors: bool = False
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
     preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
@@ -62,15 +66,6 @@ class NSTParams(_Strict):
         None,
         description="`imagenet`, a path to a VGG19 .h5 file, or `none`; default from settings.",
     )
-
-    @field_validator(
-        "content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate", mode="after"
-    )
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_validator("content_layer")
     @classmethod
@@ -141,9 +136,13 @@ class VideoParams(_Strict):
     detector: Literal["haar", "dnn"] = "haar"
     detect_every: int = Field(1, ge=1, le=300, description="Run the detector every N frames.")
     mask: Literal["box", "ellipse"] = "box"
-    padding: float = Field(0.15, ge=0, le=2, description="ROI grows by this share of its size.")
+    padding: float = Field(
+        0.15, ge=0, le=2, allow_inf_nan=False, description="ROI grows by this share of its size."
+    )
     keep_audio: bool = True
-    segment_seconds: float = Field(0, ge=0, le=3600, description="Split into segments (0: never).")
+    segment_seconds: float = Field(
+        0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
+    )
     profile: bool = Field(False, description="Also run the profile-face cascade.")
 
     @model_validator(mode="after")

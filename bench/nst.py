@@ -332,6 +332,11 @@ def main(argv: list[str] | None = None) -> None:
             "Mixed precision: both networks run in float16 (losses in float32); the TF32 peak "
             "share is then not the ceiling, the float16 peak is about twice as high."
         )
+    if not gpu:
+        notes.append(
+            "No GPU on this machine, so no 512 px rows and no share of a GPU's peak: run "
+            "`python -m bench.nst` on a GPU host (a worker image works) to add them."
+        )
     if gpu:
         notes.append(
             "A step is taken as 2x `forward_flops` per image (forward plus input gradient); "

@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from atelier.schemas import NSTParams, VideoParams
 
@@ -18,7 +25,21 @@ Sha256 = Annotated[
     StringConstraints(pattern=r"^[0-9a-f]{64}$"),
     Field(description="An asset's sha256 (64 lower-case hex digits)."),
 ]
-Label = Annotated[str | None, Field(None, max_length=255, description="Display name only.")]
+
+
+def no_nul(value: str | None) -> str | None:
+    """Refuse NUL characters in text that is stored: PostgreSQL text cannot hold them, so the
+    insert would fail as a 500 after the request had been accepted."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+Label = Annotated[
+    str | None,
+    Field(None, max_length=255, description="Display name only."),
+    AfterValidator(no_nul),
+]
 
 MAX_GRID_CELLS = 1000
 """Most content x style cells one request may create."""

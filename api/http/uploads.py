@@ -85,7 +85,9 @@ class _MultipartFile:
         if options.get(b"name") == b"file" and not self.found:
             self.found = self._in_file = True
             raw = options.get(b"filename")
-            self.filename = raw.decode("utf-8", "replace")[:255] if raw else None
+            # The name is only a default label; NUL cannot be stored (PostgreSQL text).
+            name = raw.decode("utf-8", "replace").replace("\x00", "") if raw else ""
+            self.filename = name[:255] or None
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:

@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import AfterValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.http.deps import Services, db_session, services
 from api.http.errors import ApiError, responses
 from api.http.renders import thumbnail_jpeg
-from api.http.schemas import AssetOut
+from api.http.schemas import AssetOut, no_nul
 from api.http.uploads import UPLOAD_OPENAPI, receive_upload
 from api.http.views import asset_out
 from atelier.assets import record_asset
@@ -39,7 +40,9 @@ async def upload_asset(
     response: Response,
     svc: Annotated[Services, Depends(services)],
     label: Annotated[
-        str | None, Query(max_length=255, description="Display name (default: file name).")
+        str | None,
+        Query(max_length=255, description="Display name (default: file name)."),
+        AfterValidator(no_nul),
     ] = None,
 ) -> AssetOut:
     """Store an image or a video, streamed; the type is read from the content, not the name.
