@@ -16,6 +16,7 @@ from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
 from atelier.schemas import VIDEO_FILTERS, VideoParams
+from atelier.sniff import HEAD_BYTES, sniff
 from atelier.storage import Storage
 
 FILTER_HELP = ", ".join(VIDEO_FILTERS)
@@ -61,6 +62,11 @@ def video_cmd(
     )
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
+    with source.open("rb") as head:
+        sniffed = sniff(head.read(HEAD_BYTES))
+    if sniffed is None or sniffed.kind != "video":
+        what = "an empty file" if source.stat().st_size == 0 else "not a video Atelier can read"
+        raise typer.BadParameter(f"{source} is {what} (mp4, mov, webm, mkv or avi)")
     rt = runtime()
     try:
         stored = Storage(rt.settings.resolved_storage_dir).put_file(
@@ -69,7 +75,9 @@ def video_cmd(
     except InputError as error:
         raise typer.BadParameter(f"{source}: {error}") from error
     with session_scope(rt.db_url) as session:
-        record_asset(session, stored, kind="video", media_type="video/*", label=source.name)
+        record_asset(
+            session, stored, kind="video", media_type=sniffed.media_type, label=source.name
+        )
     plan = create_video_job(rt.settings, stored.sha256, params, label=source.name)
     job_id = plan.job_ids[0]
     console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")

@@ -168,10 +168,10 @@ CASES: list[Case] = [
     Case("weights file path over HTTP", Kind.PARAMS, refused(422, "weights may be `imagenet`"),
          None, params={"weights": "/etc/passwd"}),
     # --- videos ---------------------------------------------------------------------------------
-    Case("0-byte video", Kind.VIDEO, refused(415, NOT_SUPPORTED), failed("empty file"),
+    Case("0-byte video", Kind.VIDEO, refused(415, NOT_SUPPORTED), refused(2, "is an empty file"),
          const("empty.mp4", b"")),
     Case("text renamed .mp4", Kind.VIDEO, refused(415, NOT_SUPPORTED),
-         failed("not a video"), const("notes.mp4", makers.TEXT)),
+         refused(2, "not a video Atelier can read"), const("notes.mp4", makers.TEXT)),
     Case("audio only, no video stream", Kind.VIDEO, failed("no video stream"),
          failed("(it holds only audio)"), makers.audio_only),
     Case("truncated mp4, index lost", Kind.VIDEO, failed("truncated or unfinished video"),

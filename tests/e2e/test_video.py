@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from atelier.db import session_scope
 from atelier.models import FrameStat, Job, JobState
@@ -90,15 +90,17 @@ def test_segmented_2x2_board_through_a_real_worker(
     assert f"faces in {with_faces} frames" in done.stderr
 
 
-def test_a_text_file_named_mp4_fails_with_a_clear_message(
+def test_a_text_file_named_mp4_is_refused_before_any_job(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     fake = tmp_path / "holiday.mp4"
     fake.write_text("these are my notes, not a film\n" * 20)
     out = tmp_path / "never.mp4"
+    with session_scope(deployment.db_url) as s:
+        before = s.scalar(select(func.count()).select_from(Job))
     done = deployment.atelier("video", str(fake), "--out", str(out))
-    assert done.returncode != 0
-    assert "not a video: " in done.stderr and "holiday" in done.stderr
+    assert done.returncode == 2
+    assert "not a video Atelier can read" in done.stderr and "holiday" in done.stderr
     assert not out.exists()
-    job = _job(deployment, done.stderr)
-    assert job.state == JobState.FAILED and "not a video" in (job.error or "")
+    with session_scope(deployment.db_url) as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == before
