@@ -45,7 +45,12 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
     for ctx in contexts:
         params = VideoParams.model_validate(ctx.job.params)
         source = ctx.storage.path(ctx.job.inputs["video"])
-        info = probe_video(source, max_seconds=settings.max_video_seconds)
+        try:
+            info = probe_video(source, max_seconds=settings.max_video_seconds)
+        except InputError as error:
+            # The stored file is named by its hash; the user knows the video by its name.
+            label = _label(ctx.lease.db_url, ctx.job.inputs["video"])
+            raise InputError(str(error).replace(source.name, repr(label))) from error
         segments = plan_segments(info, params.segment_seconds)
         if len(segments) == 1:
             _whole(ctx, source, params, settings)
@@ -77,6 +82,14 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
         outcome = Outcome(stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1)
         _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
+
+
+def _label(db_url: str, sha256: str) -> str:
+    from atelier.models import Asset
+
+    with session_scope(db_url) as session:
+        label = session.scalar(select(Asset.label).where(Asset.sha256 == sha256))
+    return label or f"video {sha256[:12]}"
 
 
 def _frame_rows(faces: list[Any], first: int) -> list[tuple[int, list[list[int]]]]:
