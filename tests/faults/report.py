@@ -1,0 +1,156 @@
+"""Render FAULTS.md from the fault suite's summary (the JSON lines `harness.record` writes).
+
+ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults
+.venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md --wall 754
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FAULT_WORDS = {"kill": "SIGKILL", "restart": "Redis restart", "drop": "connection terminated"}
+
+HEADER = """# Fault tests
+
+What happens to jobs when the processes under them fail, measured by `tests/faults/` on real
+processes: `atelier worker` and `atelier beat` (its reaper on a `default` worker), a private
+`redis-server` with nothing on disk, and a PostgreSQL database of the test's own. The processes run
+with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
+`ATELIER_REAPER_INTERVAL=1`, `ATELIER_REQUEUE_GRACE_SECONDS=3`), NST on random VGG19 weights
+(`ATELIER_VGG_WEIGHTS=none`) at 32 px, video on a 2 s clip of `video/chaplin.mp4`.
+
+- **SIGKILL an NST worker mid-job**: two `nst` workers; once the job's heartbeats report it
+  10-75 % done, SIGKILL the worker running it and start a replacement.
+- **SIGKILL a video worker mid-job**: the same with two `video` workers and a face-filter job.
+- **Restart Redis during a batch of 20 NST jobs**: two `nst` workers on a 4 x 5 grid (messages of
+  4 jobs); once some jobs are part way and others wait, `SHUTDOWN NOSAVE` Redis, wait a second and
+  start it again: every message, waiting or held by a worker, is gone.
+- **Drop the worker's PostgreSQL connections mid-job**: one `nst` worker; `pg_terminate_backend`
+  on every connection of the worker process, up to 3 times half a second apart, while its job runs.
+
+Every run checks, from the database: every job `succeeded`; exactly one result asset per job (the
+row's, and no other stored under the job's name); its history has one row per iteration (NST,
+`loss_history` 1..N) or per frame (video, `frame_stats` 0..N-1), no gaps, no duplicates; the
+attempts. After a kill the job must have taken exactly 2 attempts, the second on another worker;
+after dropped connections it must have finished on the same worker process.
+
+*Lost*: jobs that did not succeed (still unfinished, or failed). *Duplicated*: jobs with more than
+one result asset, or history rows written twice. *Jobs by attempts*: `2: 8` means 8 jobs took 2
+attempts.
+
+Jobs running when Redis goes away take a second attempt: their progress update to the result
+backend fails, the worker gives the job back (`release`, fenced) and its retry, or the reaper,
+runs it again from the start. Jobs whose messages waited in Redis keep their single attempt:
+the reaper re-sends them once they have been queued longer than the grace period.
+
+## Found by this suite
+
+A busy worker's job was presumed dead and run again: a worker renewed its lease only when it
+reported progress, between iterations, and loading TensorFlow, building the model and compiling
+the step for a new shape took longer than a short lease. The reaper re-sent the job, the live
+attempt was fenced off at its first report, and each such re-run spent one of the job's attempts
+(enough of them fail the job). Workers now renew the leases of the jobs they run from a thread
+every `ATELIER_HEARTBEAT_SECONDS` (`workers/tasks/runner.py`, `_keep_leases`); a killed worker's
+thread dies with it, so its leases still run out. The figures below are with this change.
+"""
+
+
+def load(paths: list[Path]) -> list[dict[str, Any]]:
+    entries = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entries.append(json.loads(line))
+    return entries
+
+
+def _attempts(counts: Counter[int]) -> str:
+    return ", ".join(f"{attempt}: {n}" for attempt, n in sorted(counts.items()))
+
+
+def render(entries: list[dict[str, Any]], wall: float | None = None, conditions: str = "") -> str:
+    """The FAULTS.md text: one table row per scenario, summed over its runs, then every run."""
+    scenarios: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        scenarios.setdefault(entry["scenario"], []).append(entry)
+    lines = [
+        HEADER,
+        "## Results",
+        "",
+        "| scenario | runs | faults injected | jobs | succeeded | lost | duplicated "
+        "| jobs by attempts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in scenarios.items():
+        faults = sum(r["faults"] for r in runs)
+        word = FAULT_WORDS.get(runs[0]["fault"], runs[0]["fault"])
+        attempts: Counter[int] = Counter(a for r in runs for a in r["attempts"])
+        lines.append(
+            f"| {name} | {len(runs)} | {word}: {faults} | {sum(r['jobs'] for r in runs)} "
+            f"| {sum(r['succeeded'] for r in runs)} | {sum(r['lost'] for r in runs)} "
+            f"| {sum(r['duplicated'] for r in runs)} | {_attempts(attempts)} |"
+        )
+    lines += ["", "### Every run", "", "| scenario | run | faults | jobs took (s) | notes |"]
+    lines.append("|---|---|---|---|---|")
+    for name, runs in scenarios.items():
+        for r in runs:
+            if "killed_at" in r:
+                note = f"killed at {r['killed_at']:.0%} done"
+            elif "at_restart" in r:
+                states = r["at_restart"].items()
+                note = "at the restart: " + ", ".join(f"{v} {k}" for k, v in states)
+                if "redis_away_s" in r:
+                    note += f"; Redis away {r['redis_away_s']} s"
+            else:
+                note = ""
+            lines.append(f"| {name} | {r['run']} | {r['faults']} | {r['seconds']} | {note} |")
+    first = min(r["at"] for r in entries)
+    when = datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
+    lines += [
+        "",
+        (
+            f"Measured {when} on {machine}"
+            + (f"; the suite took {wall:.0f} s. " if wall else ". ")
+            + conditions
+        ).rstrip(),
+    ]
+    lines += [
+        "",
+        "## Rerun",
+        "",
+        "```sh",
+        "make test   # starts PostgreSQL and Redis when down; runs tests/faults with the rest",
+        "# only the fault suite, each scenario repeated 3 times, then this page:",
+        "ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults",
+        ".venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md",
+        "```",
+        "",
+        "The suite needs `redis-server` on the PATH (it starts its own on a free port) and",
+        "the PostgreSQL server `make test` uses. `ATELIER_FAULT_RUNS` (default 1) repeats each",
+        "fault on the same processes; `ATELIER_FAULTS_SUMMARY` names the JSON lines file every",
+        "run is appended to, failed runs included.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("summary", type=Path, nargs="+", help="JSON lines written by the suite")
+    parser.add_argument("out", type=Path, help="the page to write, e.g. FAULTS.md")
+    parser.add_argument("--wall", type=float, help="seconds the whole suite took")
+    parser.add_argument("--note", default="", help="a sentence on the conditions of the run")
+    args = parser.parse_args()
+    args.out.write_text(render(load(args.summary), args.wall, args.note))
+
+
+if __name__ == "__main__":
+    main()
