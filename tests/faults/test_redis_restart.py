@@ -70,4 +70,5 @@ def test_a_batch_of_20_jobs_finishes_across_a_redis_restart(
                 redis_away_s=round(away, 1),
             )
             assert_clean(got, rows, c.logs())
-            assert all(1 <= row.attempts <= row.max_attempts for row in rows), got
+            # Running jobs go on through the outage; lost messages are re-sent, not re-run.
+            assert [row.attempts for row in rows] == [1] * 20, got

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from atelier import jobs
 from atelier.errors import AtelierError, InputError, JobCancelled, LeaseLost, WeightsUnavailable
@@ -26,6 +28,8 @@ from atelier.settings import Settings
 from atelier.storage import Storage
 
 log = logging.getLogger(__name__)
+# What a broker or result backend that went away raises from a progress update.
+MONITORING_ERRORS = (RedisError, KombuOperationalError, OSError)
 FINAL_ERRORS: tuple[type[Exception], ...] = (InputError, WeightsUnavailable)
 
 
@@ -59,14 +63,21 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_state >= 0.5 or force:
             self._last_state = now
-            state = {"job_id": self.lease.job_id, "progress": progress, **meta}
+            self._publish({"job_id": self.lease.job_id, "progress": progress, **meta})
+        if now - self._last_beat >= self.settings.heartbeat_seconds or force:
+            self.flush(progress, meta)
+
+    def _publish(self, state: dict[str, Any]) -> None:
+        """Progress for monitors, best effort: the database heartbeat is the record, so a broker
+        or result backend that is away (a Redis restart) must not stop the job."""
+        try:
             self.task.update_state(state="PROGRESS", meta=state)
             if not self.task.request.is_eager:
                 # Monitors (Flower) follow tasks through events, not the result backend: this
                 # event shows the task as PROGRESS there, with the same meta as its result.
                 self.task.send_event("task-progress", result=state)
-        if now - self._last_beat >= self.settings.heartbeat_seconds or force:
-            self.flush(progress, meta)
+        except MONITORING_ERRORS as error:
+            log.warning("job %s: progress not published (%s)", self.lease.job_id, error)
 
     def flush(self, progress: float | None = None, meta: dict[str, Any] | None = None) -> None:
         self._last_beat = time.monotonic()
