@@ -42,7 +42,7 @@ from workers.nst.engine import EngineJob, StyleTransferEngine
 from workers.nst.vgg import build_extractor, forward_flops
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE_DIRS = (ROOT.parent / "shared" / "data", ROOT / "samples")
+IMAGE_DIRS = (ROOT / "tests" / "data", ROOT / "samples")
 STYLE = "starry_night.jpg"
 MAX_PIXELS = 64_000_000
 

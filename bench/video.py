@@ -44,7 +44,7 @@ from workers.video.pipeline import plan_segments, process_video
 from workers.video.probe import probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPLIN = ROOT.parent / "shared" / "data" / "video" / "chaplin.mp4"
+CHAPLIN = ROOT / "tests" / "data" / "video" / "chaplin.mp4"
 DEFACE_VENV = Path(__file__).resolve().parent / ".venv-deface"
 
 

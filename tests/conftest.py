@@ -10,14 +10,13 @@ import pytest
 from atelier import settings as settings_module
 from tests.support import services
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"test data folder {SHARED_DATA} is absent")
-    return SHARED_DATA
+def test_data() -> Path:
+    """Real photos, faces, paintings and a film clip: tests/data/SOURCES.md says what and whence."""
+    return TEST_DATA
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from tests.api.conftest import png_bytes
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 8}
 
 
-def seed(settings, shared_data) -> None:
+def seed(settings, test_data) -> None:
     with TestClient(create_app(settings)) as client:
         image = client.post("/v1/assets", content=png_bytes()).json()["sha256"]
-        client.post("/v1/assets", content=(shared_data / "video" / "chaplin.mp4").read_bytes())
+        client.post("/v1/assets", content=(test_data / "video" / "chaplin.mp4").read_bytes())
     with session_scope(settings.resolved_database_url) as session:
         batch = Batch(kind="nst", source="test", params={})
         session.add(batch)
@@ -46,8 +46,8 @@ def seed(settings, shared_data) -> None:
             session.add(LossRecord(job_id=job.id, iteration=1, total=1, content=1, style=1, tv=1))
 
 
-def test_no_operation_answers_with_a_server_error(api_settings, shared_data):
-    seed(api_settings, shared_data)
+def test_no_operation_answers_with_a_server_error(api_settings, test_data):
+    seed(api_settings, test_data)
     schema = from_asgi("/openapi.json", create_app(api_settings))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 14

@@ -109,11 +109,11 @@ def test_bad_grids_are_422_with_the_reason(client, images, change, words):
     assert client.get("/v1/batches").json()["total"] == 0
 
 
-def test_videos_need_a_video_asset(client, images, shared_data):
+def test_videos_need_a_video_asset(client, images, test_data):
     response = client.post("/v1/videos", json={"video": images[0]})
     assert response.status_code == 422
     assert "not videos" in response.json()["error"]
-    data = (shared_data / "video" / "chaplin.mp4").read_bytes()
+    data = (test_data / "video" / "chaplin.mp4").read_bytes()
     video = client.post("/v1/assets", content=data).json()["sha256"]
     bad = client.post("/v1/videos", json={"video": video, "params": {"layout": "3x3"}})
     assert bad.status_code == 422 and "params.layout" in bad.json()["error"]

@@ -56,8 +56,8 @@ def test_type_comes_from_the_content_not_the_name(client):
     assert response.json()["label"] == "photo.png"
 
 
-def test_a_video_is_recognised_by_its_container(client, shared_data):
-    data = (shared_data / "video" / "chaplin.mp4").read_bytes()
+def test_a_video_is_recognised_by_its_container(client, test_data):
+    data = (test_data / "video" / "chaplin.mp4").read_bytes()
     response = client.post("/v1/assets", files={"file": ("clip.bin", data, "text/plain")})
     assert response.status_code == 201, response.text
     assert (response.json()["kind"], response.json()["media_type"]) == ("video", "video/mp4")

@@ -34,7 +34,7 @@ from tests.support import services
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
 
 MAX_UPLOAD_BYTES = 512 * 1024
-"""Small enough that the shared test clip (744 KiB) is an oversize upload, big enough for the
+"""Small enough that the test clip (744 KiB) is an oversize upload, big enough for the
 rest (half of that clip included)."""
 
 NST = {"size": 32, "iterations": 2}
@@ -147,18 +147,10 @@ def assert_healthy(deployment: Deployment) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if not (services.redis_available() and services.postgres_available()):
-        pytest.fail("Redis and PostgreSQL must be up; `make test` starts them")
     root = tmp_path_factory.mktemp("badinput")
-    with services.fresh_postgres_database() as db, services.fresh_redis_db() as broker:
-        env = {
-            "ATELIER_DATABASE_URL": db,
-            "ATELIER_BROKER_URL": broker,
-            "ATELIER_DATA_DIR": str(root / "data"),
-            "ATELIER_VGG_WEIGHTS": "none",
-            "ATELIER_HEARTBEAT_SECONDS": "0.5",
-            "ATELIER_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
-        }
+    upload_limit = {"ATELIER_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
+    with services.deployment_env(root, **upload_limit) as env:
+        db, broker = env["ATELIER_DATABASE_URL"], env["ATELIER_BROKER_URL"]
         migrate(db)
         settings = Settings(
             data_dir=root / "data",

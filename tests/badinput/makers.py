@@ -3,7 +3,7 @@
 Every maker writes one file into a folder and returns its path. Huge images are made cheaply:
 a real PNG whose rows are all zeros compresses 400 million pixels into 50 KB, and a JPEG or GIF
 header can simply claim dimensions its data does not have. Videos come from the bundled ffmpeg
-(a sine tone with no picture) or from cutting the shared test clip short.
+(a sine tone with no picture) or from cutting the test clip short.
 """
 
 from __future__ import annotations

@@ -42,10 +42,10 @@ from tests.badinput.conftest import (
     row_counts,
     sha256_of,
 )
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 pytestmark = pytest.mark.slow
-SHARED_CLIP = SHARED_DATA / "video" / "chaplin.mp4"
+TEST_CLIP = TEST_DATA / "video" / "chaplin.mp4"
 JOB_TIMEOUT = 180
 
 
@@ -98,14 +98,8 @@ class Case:
     urls: tuple[str, ...] = ()  # fetched instead of uploading ({content}: a stored asset's sha)
 
 
-def _clip() -> Path:
-    if not SHARED_CLIP.is_file():
-        pytest.skip(f"test clip {SHARED_CLIP} is absent")
-    return SHARED_CLIP
-
-
 def _from_clip(build: Callable[[Path], makers.Maker]) -> makers.Maker:
-    return lambda folder: build(_clip())(folder)
+    return build(TEST_CLIP)
 
 
 const = makers.constant

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import TEST_DATA
 from tests.support import services
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @dataclass
@@ -44,17 +43,8 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A worker on every queue (two processes so segments run in parallel), Redis, PostgreSQL."""
-    if not (services.redis_available() and services.postgres_available()):
-        pytest.fail("Redis and PostgreSQL must be up; `make test` starts them")
     root = tmp_path_factory.mktemp("deployment")
-    with services.fresh_postgres_database() as db, services.fresh_redis_db() as broker:
-        env = {
-            "ATELIER_DATABASE_URL": db,
-            "ATELIER_BROKER_URL": broker,
-            "ATELIER_DATA_DIR": str(root / "data"),
-            "ATELIER_VGG_WEIGHTS": "none",
-            "ATELIER_HEARTBEAT_SECONDS": "0.5",
-        }
+    with services.deployment_env(root) as env:
         args = ["worker", "--queues", "nst,video,default", "--concurrency", "2"]
         with atelier_process(args, env, root / "worker.log", ready=" ready."):
             yield Deployment(env, root)
@@ -62,7 +52,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 @pytest.fixture(scope="module")
 def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real photos and paintings from the shared data, downscaled to 40 px."""
+    """Real photos and paintings from the test data, downscaled to 40 px."""
     folder = tmp_path_factory.mktemp("images")
     picks = {
         "tubingen": "content/tubingen.jpg",
@@ -72,10 +62,7 @@ def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     out = {}
     for name, relative in picks.items():
-        source = SHARED_DATA / relative
-        if not source.is_file():
-            pytest.skip(f"test data {source} is absent")
-        with Image.open(source) as image:
+        with Image.open(TEST_DATA / relative) as image:
             small = image.convert("RGB")
             small.thumbnail((40, 40))
             out[name] = folder / f"{name}.jpg"

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import Deployment
 from tests.support.procs import atelier_process
@@ -76,7 +77,6 @@ def _wait_finished(api: httpx.Client, batch_id: int, timeout: float = 300) -> di
 def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
     api: httpx.Client, tiny_images: dict[str, Path], tmp_path: Path
 ):
-    playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).is_file():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
     contents = [_upload(api, tiny_images[name]) for name in ("tubingen", "golden_gate")]
@@ -93,7 +93,7 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
     assert response.status_code == 201, response.text
     batch_id = response.json()["id"]
 
-    with playwright.sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(f"{api.base_url}/")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from atelier.db import session_scope
 from atelier.models import FrameStat, Job, JobState
-from tests.e2e.conftest import SHARED_DATA, Deployment
+from tests.e2e.conftest import TEST_DATA, Deployment
 from tests.video.media import ffmpeg, measure_streams
 
 pytestmark = pytest.mark.slow
@@ -30,9 +30,7 @@ def _job(deployment: Deployment, stderr: str) -> Job:
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 s of the Chaplin film from 3 s in (640x360, 25 fps, its MP3 audio), where a face is in
     view most of the time."""
-    source = SHARED_DATA / "video" / "chaplin.mp4"
-    if not source.is_file():
-        pytest.skip(f"test data {source} is absent")
+    source = TEST_DATA / "video" / "chaplin.mp4"
     out = tmp_path_factory.mktemp("clips") / "chaplin_3s.mp4"
     ffmpeg(
         *("-ss", "3", "-i", str(source), "-t", "3"),

@@ -21,21 +21,21 @@ def fault_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+def clip(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> Path:
     """Two seconds of the sample film, with faces and audio."""
     folder = tmp_path_factory.mktemp("clip")
-    return cut_clip(shared_data / "video" / "chaplin.mp4", folder / "clip.mp4", 5.0, 2.0)
+    return cut_clip(test_data / "video" / "chaplin.mp4", folder / "clip.mp4", 5.0, 2.0)
 
 
 @pytest.fixture(scope="session")
-def squares(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> list[Path]:
+def squares(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> list[Path]:
     """32 px square crops of the sample images: one shape, so a worker compiles its step once
     for the whole batch instead of once per aspect ratio."""
     folder = tmp_path_factory.mktemp("squares")
     sources = [
-        *sorted((shared_data / "content").glob("*.jpg")),
-        *sorted((shared_data / "faces").glob("*.jpg")),
-        *sorted((shared_data / "style").glob("*.*")),
+        *sorted((test_data / "content").glob("*.jpg")),
+        *sorted((test_data / "faces").glob("*.jpg")),
+        *sorted((test_data / "style").glob("*.*")),
     ]
     out = []
     for source in sources:

@@ -1,4 +1,4 @@
-"""Fixtures of the NST engine tests: tiny images from the shared data, one engine per session.
+"""Fixtures of the NST engine tests: tiny images from the test data, one engine per session.
 
 Every new input shape costs a trace (and with XLA a compile) of several seconds on a small CPU,
 so the tests share one engine and use few shapes: contents are 48 px on the longest side (the
@@ -7,22 +7,17 @@ two content photos both become 36x48).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from atelier.media import load_rgb, resize_longest
+from tests.conftest import TEST_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SIZE = 48
 
 
 def _image(relative: str) -> np.ndarray:
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        pytest.skip(f"test image {path} is absent")
-    return resize_longest(load_rgb(path, 64_000_000), 96)
+    return resize_longest(load_rgb(TEST_DATA / relative, 64_000_000), 96)
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 PG_ADMIN_URL = os.environ.get("ATELIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -58,3 +60,20 @@ def fresh_redis_db() -> Iterator[str]:
         yield url
     finally:
         client.flushdb()
+
+
+@contextmanager
+def deployment_env(root: Path, **settings: str) -> Iterator[dict[str, str]]:
+    """The ATELIER_* settings of a test deployment: a fresh PostgreSQL database and Redis DB,
+    files under `root`, random VGG19 weights, fast heartbeats; `settings` add or override."""
+    if not (redis_available() and postgres_available()):
+        pytest.fail("Redis and PostgreSQL must be up; `make test` starts them")
+    with fresh_postgres_database() as db, fresh_redis_db() as broker:
+        yield {
+            "ATELIER_DATABASE_URL": db,
+            "ATELIER_BROKER_URL": broker,
+            "ATELIER_DATA_DIR": str(root / "data"),
+            "ATELIER_VGG_WEIGHTS": "none",
+            "ATELIER_HEARTBEAT_SECONDS": "0.5",
+            **settings,
+        }

@@ -1,6 +1,6 @@
 """Videos for the video pipeline's tests, made once per session and kept tiny.
 
-`chaplin_clip` is the first 2 s of the shared Chaplin film at 320x180 (real footage, real MP3
+`chaplin_clip` is the first 2 s of the test data's Chaplin film at 320x180 (real footage, real MP3
 audio); `chaplin_faces` is 1.2 s of it at full size where a face is in view and moving (at 320x180
 the cascade finds hardly any). `face_video` is synthetic: a downscaled photo of Grace Hopper slides
 over a moving textured background, so the true face position of every frame is known.
@@ -15,19 +15,16 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import TEST_DATA
 from tests.video.media import FaceVideo, Streams, ffmpeg, measure_streams, write_raw_video
 from workers.video.detect import Box
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FACE_SCALE = 0.25
 FACE_IN_PHOTO = Box(155, 105, 222, 222)  # where OpenCV's cascade finds the face in the full photo
 
 
 def _data(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        pytest.skip(f"test data {path} is absent")
-    return path
+    return TEST_DATA / relative
 
 
 @pytest.fixture(scope="session")
