@@ -144,3 +144,44 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
         assert float(rows[-1][1]) < float(rows[1][1])  # the optimisation made progress
     sheet = api.get(f"/v1/batches/{batch_id}/sheet.png")
     assert sheet.status_code == 200 and sheet.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cancelling_a_running_job_stops_the_worker_at_its_next_check(
+    api: httpx.Client, deployment: Deployment, tiny_images: dict[str, Path]
+):
+    content, style = _upload(api, tiny_images["wave"]), _upload(api, tiny_images["tubingen"])
+    long_run = {"size": 32, "iterations": 5000, "weights": "none", "seed": 3}
+    created = api.post(
+        "/v1/batches", json={"content": [content], "styles": [style], "params": long_run}
+    )
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobs"][0]["id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] == "running" and job["progress"] > 0:
+            break
+        time.sleep(0.2)
+    assert job["state"] == "running", job
+
+    cancelled = api.post(f"/v1/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    log = deployment.root / "worker.log"
+    wait_for_log_line(log, f"jobs [{job_id}] stopped: ", 120)
+
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["state"] == "cancelled" and job["result"] is None
+    rows = api.get(f"/v1/jobs/{job_id}/losses", params={"format": "csv"}).text.split()[1:]
+    assert 0 < len(rows) < 5000  # it stopped part way, keeping the history it had written
+    # The worker is free again: the next job runs to the end.
+    quick = {**long_run, "iterations": 3}
+    after = api.post("/v1/batches", json={"content": [content], "styles": [style], "params": quick})
+    batch = _wait_finished(api, after.json()["id"])
+    assert batch["counts"] == {"succeeded": 1}
+
+
+def wait_for_log_line(log: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not in {log}"
+        time.sleep(0.2)
