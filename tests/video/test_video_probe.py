@@ -95,6 +95,10 @@ def test_unusable_files_are_refused_clearly(
     with pytest.raises(InputError, match=message) as caught:
         probe_video(path)
     assert path.name in str(caught.value)
+    # A stored file is named by its hash: messages use the name the caller knows it by.
+    with pytest.raises(InputError, match=message) as caught:
+        probe_video(path, name="'holiday.mov'")
+    assert "'holiday.mov'" in str(caught.value) and path.name not in str(caught.value)
 
 
 def test_videos_longer_than_the_limit_are_refused(chaplin: Path) -> None:

@@ -45,12 +45,8 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
     for ctx in contexts:
         params = VideoParams.model_validate(ctx.job.params)
         source = ctx.storage.path(ctx.job.inputs["video"])
-        try:
-            info = probe_video(source, max_seconds=settings.max_video_seconds)
-        except InputError as error:
-            # The stored file is named by its hash; the user knows the video by its name.
-            label = _label(ctx.lease.db_url, ctx.job.inputs["video"])
-            raise InputError(str(error).replace(source.name, repr(label))) from error
+        label = _label(ctx.lease.db_url, ctx.job.inputs["video"])
+        info = probe_video(source, max_seconds=settings.max_video_seconds, name=repr(label))
         segments = plan_segments(info, params.segment_seconds)
         if len(segments) == 1:
             _whole(ctx, source, params, settings)

@@ -87,16 +87,16 @@ def _looks_like_mp4(path: Path) -> bool:
     return head[4:8] in _MP4_FIRST_BOXES
 
 
-def _refuse_unreadable(path: Path, stderr: str) -> None:
+def _refuse_unreadable(path: Path, stderr: str, name: str) -> None:
     """Turn ffmpeg's complaints about the container into the user's words."""
     if "moov atom not found" in stderr and _looks_like_mp4(path):
-        raise InputError(f"truncated or unfinished video (its index is missing): {path.name}")
+        raise InputError(f"truncated or unfinished video (its index is missing): {name}")
     if "moov atom not found" in stderr:
-        raise InputError(f"not a video: {path.name} (named like one, but holds something else)")
+        raise InputError(f"not a video: {name} (named like one, but holds something else)")
     if "partial file" in stderr:
-        raise InputError(f"truncated video (the file ends before its last frame): {path.name}")
+        raise InputError(f"truncated video (the file ends before its last frame): {name}")
     if "Invalid data found when processing input" in stderr:
-        raise InputError(f"not a video: {path.name} (ffmpeg cannot recognise its format)")
+        raise InputError(f"not a video: {name} (ffmpeg cannot recognise its format)")
 
 
 def read_audio_codec(path: Path) -> str | None:
@@ -105,24 +105,28 @@ def read_audio_codec(path: Path) -> str | None:
     return _parse_header(run_ffmpeg(["-i", str(path)]).stderr).audio_codec
 
 
-def probe_video(path: Path, *, max_seconds: float | None = None) -> VideoInfo:
+def probe_video(
+    path: Path, *, max_seconds: float | None = None, name: str | None = None
+) -> VideoInfo:
     """Describe the video at `path`, or raise `InputError` saying why it cannot be processed:
     missing or empty file, not a video, truncated, no video stream, nothing decodable, or longer
-    than `max_seconds`."""
+    than `max_seconds`. Messages call the file `name` (default: its file name): a stored file is
+    named by its hash, which tells the user nothing."""
     path = Path(path)
+    name = name or path.name
     if not path.is_file():
-        raise InputError(f"no such file: {path.name}")
+        raise InputError(f"no such file: {name}")
     if path.stat().st_size == 0:
-        raise InputError(f"empty file: {path.name}")
+        raise InputError(f"empty file: {name}")
 
     result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"])
-    _refuse_unreadable(path, result.stderr)
+    _refuse_unreadable(path, result.stderr, name)
     header = _parse_header(result.stderr)
     if header.video_codec is None:
         holds = " (it holds only audio)" if header.audio_codec else ""
-        raise InputError(f"no video stream in {path.name}{holds}")
+        raise InputError(f"no video stream in {name}{holds}")
     if result.returncode != 0:
-        raise InputError(f"cannot read {path.name}: {stderr_tail(result.stderr)}")
+        raise InputError(f"cannot read {name}: {stderr_tail(result.stderr)}")
     counted = _FRAMES.findall(result.stderr)
     frame_count = int(counted[-1]) if counted else 0
 
@@ -134,15 +138,15 @@ def probe_video(path: Path, *, max_seconds: float | None = None) -> VideoInfo:
     finally:
         capture.release()
     if frame_count == 0 or not ok:
-        raise InputError(f"no decodable frames in {path.name} ({header.video_codec} video)")
+        raise InputError(f"no decodable frames in {name} ({header.video_codec} video)")
 
     fps = cv_fps if cv_fps and cv_fps > 0 else (header.video_fps or 0.0)
     if fps <= 0:
-        raise InputError(f"unknown frame rate in {path.name}")
+        raise InputError(f"unknown frame rate in {name}")
     duration = frame_count / fps
     if max_seconds is not None and duration > max_seconds:
         raise InputError(
-            f"video too long: {path.name} lasts {duration:.1f} s, the limit is {max_seconds:g} s"
+            f"video too long: {name} lasts {duration:.1f} s, the limit is {max_seconds:g} s"
         )
     height, width = frame.shape[:2]
     return VideoInfo(
