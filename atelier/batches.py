@@ -56,6 +56,26 @@ def ingest_image(
     )
 
 
+def ingest_video(
+    session: Session, settings: Settings, path: Path, label: str | None = None
+) -> Asset:
+    """Store a video file (a copy, by content hash) after checking from its first bytes that it
+    is one; what is inside is the worker's probe's to judge."""
+    from atelier.sniff import sniff_file
+
+    sniffed = sniff_file(path)
+    if sniffed is None or sniffed.kind != "video":
+        what = "an empty file" if path.stat().st_size == 0 else "not a video Atelier can read"
+        raise InputError(f"{path} is {what} (mp4, mov, webm, mkv or avi)")
+    try:
+        stored = Storage(settings.resolved_storage_dir).put_file(path, settings.max_upload_bytes)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from error
+    return record_asset(
+        session, stored, kind="video", media_type=sniffed.media_type, label=label or path.name
+    )
+
+
 def style_groups(style_shas: Sequence[str], params: NSTParams) -> list[list[str]]:
     """Columns of the grid: each style alone, or all styles blended into one (`style_blend`)."""
     if params.style_blend is None:

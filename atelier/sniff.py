@@ -9,6 +9,7 @@ about the rest of the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 HEAD_BYTES = 64
 """How many leading bytes `sniff` needs to decide."""
@@ -48,3 +49,9 @@ def sniff(head: bytes) -> Sniffed | None:
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return Sniffed("video", "video/x-msvideo")
     return None
+
+
+def sniff_file(path: Path) -> Sniffed | None:
+    """`sniff` on the first bytes of the file at `path`."""
+    with Path(path).open("rb") as handle:
+        return sniff(handle.read(HEAD_BYTES))

@@ -10,13 +10,11 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.runtime import build_params, console, runtime
-from atelier.assets import record_asset
-from atelier.batches import create_video_job, send_plan
+from atelier.batches import create_video_job, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
 from atelier.schemas import VIDEO_FILTERS, VideoParams
-from atelier.sniff import HEAD_BYTES, sniff
 from atelier.storage import Storage
 
 FILTER_HELP = ", ".join(VIDEO_FILTERS)
@@ -62,23 +60,13 @@ def video_cmd(
     )
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
-    with source.open("rb") as head:
-        sniffed = sniff(head.read(HEAD_BYTES))
-    if sniffed is None or sniffed.kind != "video":
-        what = "an empty file" if source.stat().st_size == 0 else "not a video Atelier can read"
-        raise typer.BadParameter(f"{source} is {what} (mp4, mov, webm, mkv or avi)")
     rt = runtime()
     try:
-        stored = Storage(rt.settings.resolved_storage_dir).put_file(
-            source, rt.settings.max_upload_bytes
-        )
+        with session_scope(rt.db_url) as session:
+            video = ingest_video(session, rt.settings, source).sha256
     except InputError as error:
-        raise typer.BadParameter(f"{source}: {error}") from error
-    with session_scope(rt.db_url) as session:
-        record_asset(
-            session, stored, kind="video", media_type=sniffed.media_type, label=source.name
-        )
-    plan = create_video_job(rt.settings, stored.sha256, params, label=source.name)
+        raise typer.BadParameter(str(error)) from error
+    plan = create_video_job(rt.settings, video, params, label=source.name)
     job_id = plan.job_ids[0]
     console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]

@@ -20,7 +20,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from api.http.errors import ApiError
 from atelier.errors import InputError
 from atelier.media import probe_image
-from atelier.sniff import HEAD_BYTES, Sniffed, sniff
+from atelier.sniff import Sniffed, sniff_file
 from atelier.storage import Storage, StoredFile
 
 UPLOAD_OPENAPI = {
@@ -152,8 +152,7 @@ def _check_and_store(
             if reader.received > max_bytes:
                 raise ApiError(413, f"the upload is larger than {max_bytes} bytes") from error
             raise
-        with staged.path.open("rb") as handle:
-            sniffed = sniff(handle.read(HEAD_BYTES))
+        sniffed = sniff_file(staged.path)
         if sniffed is None:
             raise ApiError(
                 415,
