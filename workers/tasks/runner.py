@@ -145,18 +145,22 @@ def run_claimed(
 def _keep_leases(contexts: list[JobContext]) -> Iterator[None]:
     """Renew the leases every `heartbeat_seconds` from a thread while `work` runs.
 
-    Progress reports renew them too, but only between iterations or frames: loading TensorFlow,
-    building the model and compiling the step for a new shape can take longer than a short
-    lease, and a job whose worker is alive must not be presumed dead and run again (each such
-    re-run spends one of its attempts). A killed worker's thread dies with it, so its leases still
-    run out. A lease that is lost, cancelled or settled (the job finished) is no longer renewed.
+    Progress reports renew them too (the thread then has nothing to do), but only between
+    iterations or frames: loading TensorFlow, building the model and compiling the step for a
+    new shape can take longer than a short lease, and a job whose worker is alive must not be
+    presumed dead and run again (each such re-run spends one of its attempts). A killed
+    worker's thread dies with it, so its leases still run out. A lease that is lost, cancelled
+    or settled (the job finished) is no longer renewed.
     """
     done = threading.Event()
     held = list(contexts)
+    every = contexts[0].settings.heartbeat_seconds
 
     def renew() -> None:
-        while held and not done.wait(contexts[0].settings.heartbeat_seconds):
+        while held and not done.wait(every):
             for ctx in list(held):
+                if time.monotonic() - ctx._last_beat < every:
+                    continue  # a progress report has just renewed it (and written its rows)
                 try:
                     jobs.heartbeat(ctx.lease)
                 except (JobCancelled, LeaseLost):
