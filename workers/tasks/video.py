@@ -76,7 +76,9 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             model_path=settings.face_model,
         )
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
-        outcome = Outcome(stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1)
+        outcome = Outcome(
+            stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1, stats.tracked
+        )
         _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
 
 
@@ -102,6 +104,7 @@ class Outcome:
     height: int
     seconds: float
     segments: int
+    frames_tracked: int = 0
 
 
 def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome) -> None:
@@ -193,6 +196,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "width": stats.width,
         "height": stats.height,
         "fps": stats.fps,
+        "tracked": stats.tracked,
     }
 
 
@@ -221,6 +225,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             height=parts[0]["height"],
             seconds=sum(p["seconds"] for p in parts),
             segments=len(parts),
+            frames_tracked=sum(p.get("tracked", 0) for p in parts),
         )
         _finish(lease, storage, out, outcome)
     except (JobCancelled, LeaseLost) as stop:

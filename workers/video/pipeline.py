@@ -1,11 +1,13 @@
 """One video job from file to file: decode, find faces, filter, tile, encode.
 
-Frames stream through one at a time (the tracker holds at most `detect_every` of them), so memory
-does not grow with the video's length. A job may cover the whole video or one range of frames;
-`plan_segments` cuts a long video into ranges that separate workers process at the same time, each
-into a file without sound, and `encode.join_segments` joins them and adds the sound once. A range
-decodes from the keyframe at or before its first frame to the keyframe after its last one, so its
-face boxes, and therefore its frames, are those the whole-video run produces.
+Frames stream through one at a time; the tracker holds a look-ahead of about two seconds of them
+(`TrackOptions.reach`), so memory does not grow with the video's length. A job may cover the
+whole video or one range of frames; `plan_segments` cuts a long video into ranges that separate
+workers process at the same time, each into a file without sound, and `encode.join_segments`
+joins them and adds the sound once. A range decodes from the keyframe `reach` frames before its
+first frame to the keyframe `reach` frames after its last one: a frame's boxes depend only on the
+detections that near, so its face boxes, and therefore its frames, are those the whole-video run
+produces.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from workers.video.encode import AudioTrack, FfmpegWriter
 from workers.video.filters import apply_filter
 from workers.video.layout import compose_board, plan_board
 from workers.video.probe import VideoInfo, probe_video
-from workers.video.track import track_faces
+from workers.video.track import TrackOptions, track_faces
 
 REPORT_EVERY = 10
 """Frames between two progress reports (and cancellation checks)."""
@@ -35,7 +37,8 @@ REPORT_EVERY = 10
 @dataclass(frozen=True)
 class VideoStats:
     """What a run produced: frame count, rate and size of the output, the face boxes of every
-    output frame (input-frame pixels), and the wall-clock seconds the run took."""
+    output frame (input-frame pixels), how many frames the tracker covered a face on through a
+    detection gap, and the wall-clock seconds the run took."""
 
     frames: int
     fps: float
@@ -43,6 +46,7 @@ class VideoStats:
     height: int
     faces: list[list[Box]]
     seconds: float
+    tracked: int = 0
 
 
 def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
@@ -104,8 +108,10 @@ def process_video(
         raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
     total = end - start_frame
     every = params.detect_every
-    first_key = start_frame - start_frame % every
-    next_key = -(-(end - 1) // every) * every
+    tracking = TrackOptions.for_rate(info.fps, every)
+    reach = tracking.reach(every)
+    first_key = max(0, start_frame - reach) // every * every
+    next_key = -(-(end - 1 + reach) // every) * every
 
     detector = make_detector(params.detector, model_path, params.profile)
     panels = params.panel_filters()
@@ -128,9 +134,10 @@ def process_video(
 
     checkpoint(0)
     faces: list[list[Box]] = []
+    tracked = 0
     writer = FfmpegWriter(dst, geometry.width, geometry.height, info.rate, audio=audio)
     with writer, contextlib.closing(_decode(src, first_key, next_key)) as frames:
-        for index, frame, boxes in track_faces(frames, detector, every):
+        for index, frame, boxes, bridged in track_faces(frames, detector, every, tracking):
             if index < start_frame:
                 continue
             if index >= end:
@@ -146,6 +153,7 @@ def process_video(
             )
             writer.write(board)
             faces.append(boxes)
+            tracked += bridged
             if len(faces) % REPORT_EVERY == 0 and len(faces) < total:
                 checkpoint(len(faces))
         if not faces:
@@ -158,4 +166,5 @@ def process_video(
         height=geometry.height,
         faces=faces,
         seconds=time.perf_counter() - started,
+        tracked=tracked,
     )
