@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.video.detect import Box
+from workers.video.detect import Box, shrink
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,11 @@ def content_bounds(frame: np.ndarray, level: int = 16) -> tuple[int, int, int, i
 class BlazeFaceDetector:
     """BlazeFace on the whole frame and, for faces too small for that, on overlapping tiles.
 
-    `tile` is the side of a tile in frame pixels (0: whole frame only); it is shown to the
-    network at `spec.size`, so `tile` = 192 with the full-range model looks at the frame at its
-    own resolution and finds faces down to about 18 px tall. Tiles overlap by `overlap` of their
+    Like the Haar detector, it looks at a copy of the frame at most `detect_width` px wide, which
+    bounds the number of tiles (at most 7 for 16:9): faces under about 18 px at that width are
+    not searched. `tile` is the side of a tile in those pixels (0: whole frame only); it is shown
+    to the network at `spec.size`, so `tile` = 192 with the full-range model looks at the frame
+    at its own resolution and finds faces down to about 18 px tall. Tiles overlap by `overlap` of their
     side, so a face cut by one tile's edge lies whole in the next. Tiles cover only the frame's
     content (black bars are skipped). Boxes from all views are merged by weighted NMS.
     """
@@ -173,6 +175,7 @@ class BlazeFaceDetector:
         nms_threshold: float = 0.3,
         box_scale: float = 1.4,
         min_size: int = 8,
+        detect_width: int = 640,
     ) -> None:
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; use one of {sorted(MODELS)}")
@@ -183,6 +186,7 @@ class BlazeFaceDetector:
         self.nms_threshold = nms_threshold
         self.box_scale = box_scale
         self.min_size = min_size
+        self.detect_width = detect_width
         self._net = cv2.dnn.readNetFromTFLite(str(model_path(self.spec)))
         self._outputs = self._net.getUnconnectedOutLayersNames()
 
@@ -233,9 +237,10 @@ class BlazeFaceDetector:
         return [np.concatenate([block[i] for block in blocks]) for i in range(count)]
 
     def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
-        """Faces with their scores (0..1), best first."""
-        squares = self.views(frame_bgr)
-        self._net.setInput(self._batch(frame_bgr, squares))
+        """Faces with their scores (0..1), best first, in the frame's pixels."""
+        small, scale = shrink(frame_bgr, self.detect_width)
+        squares = self.views(small)
+        self._net.setInput(self._batch(small, squares))
         out_scores, out_boxes = sorted(self._net.forward(self._outputs), key=lambda a: a.shape[-1])
         found_boxes, found_scores = [], []
         for (x, y, side), raw_scores, raw_boxes in zip(
@@ -245,7 +250,7 @@ class BlazeFaceDetector:
             strict=True,
         ):
             boxes, scores = decode(raw_boxes, raw_scores, self.spec, self.score_threshold)
-            found_boxes.append(boxes * side + np.array([x, y, x, y], np.float32))
+            found_boxes.append((boxes * side + np.array([x, y, x, y], np.float32)) * scale)
             found_scores.append(scores)
         boxes, scores = weighted_nms(
             np.concatenate(found_boxes), np.concatenate(found_scores), self.nms_threshold
@@ -253,7 +258,7 @@ class BlazeFaceDetector:
         height, width = frame_bgr.shape[:2]
         result = []
         for (bx0, by0, bx1, by1), score in zip(boxes, scores, strict=True):
-            if min(bx1 - bx0, by1 - by0) < self.min_size:
+            if min(bx1 - bx0, by1 - by0) < self.min_size * scale:
                 continue
             grow = (self.box_scale - 1) / 2
             bx0, bx1 = bx0 - (bx1 - bx0) * grow, bx1 + (bx1 - bx0) * grow

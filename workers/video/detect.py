@@ -57,7 +57,7 @@ def merge_overlapping(boxes: list[Box], threshold: float = 0.3) -> list[Box]:
     return sorted(kept)
 
 
-def _shrink(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+def shrink(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     """The frame at most `width` px wide, and the factor that maps its pixels back."""
     height, frame_width = frame.shape[:2]
     if frame_width <= width:
@@ -111,7 +111,7 @@ class HaarDetector:
         return [tuple(int(v) for v in box) for box in found]
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        small, scale = _shrink(frame_bgr, self.detect_width)
+        small, scale = shrink(frame_bgr, self.detect_width)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         found = self._run(self._frontal, gray)
         if self._profile is not None:
@@ -157,7 +157,7 @@ class DnnDetector:
         self._input_size: tuple[int, int] | None = None
 
     def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
-        small, scale = _shrink(frame_bgr, self.detect_width)
+        small, scale = shrink(frame_bgr, self.detect_width)
         size = (small.shape[1], small.shape[0])
         if size != self._input_size:
             self._net.setInputSize(size)
