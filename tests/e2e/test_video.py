@@ -86,6 +86,9 @@ def test_segmented_2x2_board_through_a_real_worker(
         with_faces = sum(1 for row in rows if row.faces)
     assert with_faces == job.meta["frames_with_faces"] >= frames // 3
     assert f"faces in {with_faces} frames" in done.stderr
+    tracked = job.meta["frames_tracked"]
+    assert 0 <= tracked <= with_faces
+    assert f"({tracked} kept covered by tracking through detection gaps)" in done.stderr
 
 
 def test_a_text_file_named_mp4_is_refused_before_any_job(

@@ -3,6 +3,7 @@ faces, black bars skipped, weighted NMS."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -84,7 +85,7 @@ def test_tiles_overlap_and_cover() -> None:
     assert tile_origins(100, 192, 0.25) == [0]
     starts = tile_origins(480, 192, 0.25)
     assert starts[0] == 0 and starts[-1] + 192 == 480
-    assert all(b - a <= 192 * 0.75 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a <= 192 * 0.75 for a, b in pairwise(starts))
 
 
 def test_black_bars_are_not_searched() -> None:

@@ -44,8 +44,10 @@ def test_the_cli_refuses_filter_with_filters_before_any_job(tmp_path: Path) -> N
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"never read")
     done = subprocess.run(
-        [*ATELIER, "video", str(clip), "--out", str(tmp_path / "o.mp4"), "--layout", "2x2"]
-        + ["--filter", "blur", "--filters", "pixelate,cartoon,sketch"],
+        [
+            *(*ATELIER, "video", str(clip), "--out", str(tmp_path / "o.mp4"), "--layout", "2x2"),
+            *("--filter", "blur", "--filters", "pixelate,cartoon,sketch"),
+        ],
         env=atelier_env({"ATELIER_DATA_DIR": str(tmp_path / "data")}),
         capture_output=True,
         text=True,

@@ -157,12 +157,12 @@ class BlazeFaceDetector:
     """BlazeFace on the whole frame and, for faces too small for that, on overlapping tiles.
 
     Like the Haar detector, it looks at a copy of the frame at most `detect_width` px wide, which
-    bounds the number of tiles (at most 7 for 16:9): faces under about 18 px at that width are
+    bounds the number of tiles (10 for 16:9): faces under about 18 px at that width are
     not searched. `tile` is the side of a tile in those pixels (0: whole frame only); it is shown
     to the network at `spec.size`, so `tile` = 192 with the full-range model looks at the frame
-    at its own resolution and finds faces down to about 18 px tall. Tiles overlap by `overlap` of their
-    side, so a face cut by one tile's edge lies whole in the next. Tiles cover only the frame's
-    content (black bars are skipped). Boxes from all views are merged by weighted NMS.
+    at its own resolution and finds faces down to about 18 px tall. Tiles overlap by `overlap`
+    of their side, so a face cut by one tile's edge lies whole in the next. Tiles cover only the
+    frame's content (black bars are skipped). Boxes from all views are merged by weighted NMS.
     """
 
     def __init__(
