@@ -138,7 +138,12 @@ class VideoParams(_Strict):
         None, description="Filters of the board's panels after the original (1x2: one, 2x2: three)."
     )
     detector: Literal["blazeface", "haar", "dnn"] = "blazeface"
-    detect_every: int = Field(1, ge=1, le=300, description="Run the detector every N frames.")
+    detect_every: int = Field(
+        2,
+        ge=1,
+        le=300,
+        description="Run the detector every N frames; the tracker interpolates between.",
+    )
     mask: Literal["box", "ellipse"] = "box"
     padding: float = Field(
         0.15, ge=0, le=2, allow_inf_nan=False, description="ROI grows by this share of its size."
@@ -147,7 +152,7 @@ class VideoParams(_Strict):
     segment_seconds: float = Field(
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
-    profile: bool = Field(False, description="Also run the profile-face cascade.")
+    profile: bool = Field(False, description="Haar only: also run the profile-face cascade.")
 
     @model_validator(mode="after")
     def _panels_fit_layout(self) -> VideoParams:

@@ -47,8 +47,9 @@ def video_cmd(
     detect_every: Annotated[
         int | None,
         typer.Option(
-            help="Detect every N frames (1); the tracker interpolates between, bridges missed "
-            "detections and holds each face 0.5 s past its last sighting. Faster, at some recall."
+            help="Detect every N frames (2); the tracker interpolates between, bridges missed "
+            "detections and holds each face 0.5 s past its last sighting. Larger N: faster, "
+            "faces that move abruptly covered more loosely."
         ),
     ] = None,
     mask: Annotated[str | None, typer.Option(help="box (default) or ellipse.")] = None,
