@@ -159,6 +159,11 @@ class VideoParams(_Strict):
         need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
         if self.filters is not None and len(self.filters) != need:
             raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
+        if self.profile and self.detector != "haar":
+            raise ValueError(
+                "`profile` adds Haar's profile-face cascade and applies to the haar detector "
+                f"only; {self.detector} finds turned faces without it"
+            )
         if self.filters is not None and self.filter is not None:
             raise ValueError(
                 f"`filter` and `filters` both name the panels of the {self.layout} board: "

@@ -29,6 +29,12 @@ def test_filter_and_filters_together_are_refused() -> None:
         VideoParams(layout="2x2", filter="blur", filters=("pixelate", "cartoon", "sketch"))
 
 
+def test_profile_is_refused_where_it_would_do_nothing() -> None:
+    with pytest.raises(ValidationError, match="applies to the haar detector only"):
+        VideoParams(profile=True)
+    assert VideoParams(profile=True, detector="haar").profile
+
+
 def test_stored_params_validate_again() -> None:
     """A job's parameters are stored dumped and validated again by the worker."""
     for params in (
