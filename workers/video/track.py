@@ -29,22 +29,16 @@ import bisect
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from workers.video.detect import Box, iou, merge_overlapping
+from workers.video.detect import Box, FaceDetector, iou, merge_overlapping
 
 
 class Detection(NamedTuple):
     box: Box
     score: float
-
-
-class ScoredDetector(Protocol):
-    """A detector that says how sure it is of each face (0..1)."""
-
-    def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -307,16 +301,13 @@ class FaceTracks:
         return merge_overlapping(boxes), bridged
 
 
-def _scored(detector: object, frame: np.ndarray) -> list[Detection]:
-    """Scored detections; a detector without scores is taken as sure of every face."""
-    if hasattr(detector, "detect_scored"):
-        return [Detection(box, score) for box, score in detector.detect_scored(frame)]
-    return [Detection(box, 1.0) for box in detector.detect(frame)]
+def _scored(detector: FaceDetector, frame: np.ndarray) -> list[Detection]:
+    return [Detection(box, score) for box, score in detector.detect_scored(frame)]
 
 
 def track_faces(
     frames: Iterable[tuple[int, np.ndarray]],
-    detector: object,
+    detector: FaceDetector,
     every: int,
     options: TrackOptions | None = None,
 ) -> Iterator[TrackedFrame]:
