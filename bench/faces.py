@@ -279,6 +279,12 @@ def main(argv: list[str] | None = None) -> None:
             if exe is not None:
                 rows.append(deface(exe, clip, work))
                 print(rows[-1])
+    load = os.getloadavg()
+    notes.append(
+        f"Each row ran once; load average at the end of the run {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f} on {os.cpu_count()} cores: on a busy machine frames/s move with the load, "
+        "compare ratios rather than absolute figures."
+    )
     text = table(rows, notes)
     print(text)
     if not args.quick:
