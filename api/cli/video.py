@@ -34,14 +34,17 @@ def video_cmd(
     ] = None,
     layout: Annotated[str | None, typer.Option(help="1x1 (default), 1x2 or 2x2 board.")] = None,
     filters: Annotated[
-        str | None, typer.Option(help="Extra board panels, e.g. blur,cartoon,sketch for 2x2.")
+        str | None,
+        typer.Option(help="Board panels after the original, e.g. blur,cartoon,sketch for 2x2."),
     ] = None,
     detector: Annotated[
         str | None,
         typer.Option(
-            help="blazeface (default: BlazeFace networks on the frame and on tiles, finds faces "
-            "down to about 18 px, turned and tilted ones too), haar (OpenCV cascade: frontal "
-            "faces of 10%+ of the frame only) or dnn (YuNet; needs ATELIER_FACE_MODEL)."
+            help="blazeface (default: MediaPipe's BlazeFace network on the frame and on 192 px "
+            "tiles of a copy at most 640 px wide; faces from about 18 px at that width, tilted "
+            "and turned ones too, at several network runs per frame), haar (OpenCV cascade: "
+            "upright frontal faces of 10%+ of the frame height only) or dnn (YuNet; needs "
+            "ATELIER_FACE_MODEL)."
         ),
     ] = None,
     detect_every: Annotated[
