@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from atelier.assets import record_asset
-from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
+from atelier.fast_models import model_digests
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
@@ -119,7 +120,7 @@ def create_nst_batch(
         )
         session.add(batch)
         session.flush()
-        plan = BatchPlan(batch.id, [])
+        plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
         fresh: list[int] = []
         for content in content_shas:
             for styles in style_groups(style_shas, params):
@@ -141,7 +142,8 @@ def _job_or_reuse(
     params: NSTParams,
     force: bool,
 ) -> Job:
-    fingerprint = params.fingerprint([content, *styles])
+    models = sorted(model_digests().values()) if params.engine == "fast" else []
+    fingerprint = params.fingerprint([content, *styles, *models])
     job = Job(
         kind=JobKind.NST,
         batch_id=batch.id,

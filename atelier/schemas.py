@@ -35,8 +35,22 @@ class _Strict(BaseModel):
 
 
 class NSTParams(_Strict):
-    """Options of one Gatys-style optimization (jcjohnson/neural-style names where they exist)."""
+    """Options of one style-transfer job (jcjohnson/neural-style names where they exist).
 
+    `engine` picks Gatys optimisation (VGG19) or the fast feed-forward Magenta network; the fast
+    engine uses `size`, `style_blend`, `strength` and `preserve_colors` and ignores the
+    optimisation options."""
+
+    engine: Literal["gatys", "fast"] = Field(
+        "gatys", description="`gatys` (optimisation, VGG19) or `fast` (Magenta network, CPU)."
+    )
+    strength: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Fast engine: 0 keeps the content's own style, 1 takes the painting's.",
+    )
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
     iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
@@ -55,7 +69,9 @@ class NSTParams(_Strict):
     style_scale: float = Field(
         1.0, gt=0, le=4, allow_inf_nan=False, description="Style image size relative to `size`."
     )
-    init: Literal["content", "noise", "style"] = "content"
+    init: Literal["content", "noise", "style", "fast"] = Field(
+        "content", description="Gatys start image; `fast` starts from the fast engine's result."
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
     learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)

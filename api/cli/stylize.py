@@ -70,7 +70,7 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
     try:
         with (
-            rt.executing(["nst", "default"]),
+            rt.executing(["nst", "fast", "default"]),
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
         ):
             send_plan(rt.app, rt.settings, plan)
@@ -134,7 +134,8 @@ def stylize_cmd(
     optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
     init: Annotated[
-        str | None, typer.Option(help="Start from content (default), noise or style.")
+        str | None,
+        typer.Option(help="Start from content (default), noise, style or fast (the fast result)."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
     preserve_colors: Annotated[
@@ -154,6 +155,13 @@ def stylize_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Recompute identical finished jobs.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="gatys (default: optimisation, VGG19) or fast (Magenta network, CPU)."),
+    ] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="Fast engine: 0 (content's style) to 1 (default).")
+    ] = None,
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
@@ -176,6 +184,8 @@ def stylize_cmd(
         scales=scales,
         preview_every=preview_every,
         weights=weights,
+        engine=engine,
+        strength=strength,
     )
     rt = runtime()
     contents = _ingest(rt, content, "content")
