@@ -190,8 +190,9 @@ def create_video_job(
 ) -> BatchPlan:
     """Write a one-job batch for a video; the worker validates the file itself."""
     with session_scope(settings.resolved_database_url) as session:
-        if session.scalar(select(Asset.id).where(Asset.sha256 == video_sha)) is None:
-            raise InputError(f"unknown asset: {video_sha[:12]}")
+        for sha in (video_sha, params.style):
+            if sha and session.scalar(select(Asset.id).where(Asset.sha256 == sha)) is None:
+                raise InputError(f"unknown asset: {sha[:12]}")
         batch = Batch(
             kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
         )
@@ -200,7 +201,7 @@ def create_video_job(
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
-            inputs={"video": video_sha},
+            inputs={"video": video_sha, **({"style": params.style} if params.style else {})},
             params=params.model_dump(mode="json"),
             fingerprint=params.fingerprint([video_sha]),
             max_attempts=settings.max_attempts,

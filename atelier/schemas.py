@@ -134,11 +134,33 @@ VIDEO_FILTERS: tuple[str, ...] = (
     "sketch",
     "edges",
     "colormap",
-    "stylize",
+    "watercolor",
+    "painting",
 )
 VideoFilter = Literal[
-    "none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"
+    "none",
+    "blur",
+    "pixelate",
+    "solid",
+    "cartoon",
+    "sketch",
+    "edges",
+    "colormap",
+    "watercolor",
+    "painting",
 ]
+DEPRECATED_FILTERS = {"stylize": "watercolor"}
+"""Old filter names still accepted, and the filter they now mean (`stylize` was OpenCV's
+watercolour-like `cv2.stylization`, not neural style transfer)."""
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _renamed(value: object) -> object:
+    if isinstance(value, str):
+        return DEPRECATED_FILTERS.get(value, value)
+    if isinstance(value, list | tuple):
+        return type(value)(DEPRECATED_FILTERS.get(v, v) if isinstance(v, str) else v for v in value)
+    return value
 
 
 class VideoParams(_Strict):
@@ -160,12 +182,27 @@ class VideoParams(_Strict):
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
     profile: bool = Field(False, description="Also run the profile-face cascade.")
+    style: str | None = Field(
+        None,
+        pattern=SHA256,
+        description="`painting` filter: sha256 of the uploaded painting whose style it applies.",
+    )
+    painting_frames: bool = Field(
+        False, description="`painting` filter: paint whole frames instead of face regions."
+    )
+
+    @field_validator("filter", "filters", mode="before")
+    @classmethod
+    def _deprecated_names(cls, value: object) -> object:
+        return _renamed(value)
 
     @model_validator(mode="after")
     def _panels_fit_layout(self) -> VideoParams:
         need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
         if self.filters is not None and len(self.filters) != need:
             raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
+        if "painting" in self.panel_filters() and self.style is None:
+            raise ValueError("the painting filter needs a painting: `style` (an image asset)")
         return self
 
     def panel_filters(self) -> tuple[str, ...]:
