@@ -1,7 +1,9 @@
-"""The fast engine on a real worker (Redis, PostgreSQL): results, metadata, reuse, the sheet."""
+"""The fast engine on a real worker (Redis, PostgreSQL): results, metadata, reuse, the sheet;
+and `atelier video` with the painting filter as a board panel."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,12 @@ from atelier.celery_app import FAST_STYLIZE, create_app
 from atelier.db import migrate, session_scope
 from atelier.export import export_batch
 from atelier.fast_models import model_digests
-from atelier.models import JobState
+from atelier.models import Job, JobState
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.submit import wait_for_jobs
-from tests.e2e.conftest import Deployment
+from tests.e2e.conftest import TEST_DATA, Deployment
+from tests.video.media import ffmpeg
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +68,29 @@ def test_fast_grid_runs_records_its_models_and_is_reused(
         settings, contents[:1], styles[:1], params.model_copy(update={"engine": "gatys"})
     )
     assert gatys.reused == []  # another engine is other work
+
+
+def test_a_painting_panel_with_a_style_and_the_old_stylize_name(
+    deployment: Deployment, tmp_path: Path
+):
+    clip = tmp_path / "clip.mp4"
+    ffmpeg(
+        *("-ss", "3", "-i", str(TEST_DATA / "video" / "chaplin.mp4"), "-t", "0.4"),
+        *("-vf", "scale=320:180", "-an", "-c:v", "libx264", "-preset", "veryfast", str(clip)),
+    )
+    out = tmp_path / "board.mp4"
+    style = TEST_DATA / "style" / "starry_night.jpg"
+    done = deployment.atelier(
+        "video", str(clip), "--out", str(out), "--layout", "2x2",
+        "--filters", "stylize,painting,blur", "--style", str(style),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "now called `watercolor`" in said
+    job_id = int(re.search(r"job (\d+):", done.stderr).group(1))
+    with session_scope(deployment.db_url) as session:
+        job = session.get(Job, job_id)
+    assert job.state == JobState.SUCCEEDED
+    assert job.params["filters"] == ["watercolor", "painting", "blur"]
+    assert set(job.inputs) == {"video", "style"}
+    assert out.stat().st_size > 0
