@@ -189,7 +189,8 @@ def video_rows(frames: int) -> list[dict[str, float | str]]:
 
 
 def init_rows(size: int, checkpoints: tuple[int, ...]) -> list[dict[str, float | str]]:
-    """Style distance after k Adam steps, from the content and from the fast painting."""
+    """Style distance after k Adam steps, from the content and from the fast painting (one run
+    per init, the image taken at each checkpoint)."""
     from workers.nst.engine import EngineJob, StyleTransferEngine
 
     engine = StyleTransferEngine("none")
@@ -199,12 +200,17 @@ def init_rows(size: int, checkpoints: tuple[int, ...]) -> list[dict[str, float |
     job = EngineJob(content, [(STYLES[1], style)])
     rows = []
     for init in ("content", "fast"):
-        distances = {}
-        for steps in checkpoints:
-            params = NSTParams(size=size, iterations=steps, init=init, weights="none")
-            [result] = engine.run([job], params)
-            distances[steps] = gram_distance(result.image, reference)
-        rows.append({"init": init, **{f"after {k}": v for k, v in distances.items()}})
+        distances: dict[str, float | str] = {"init": init}
+
+        def keep(event, distances=distances) -> None:
+            if event.iteration in checkpoints and event.previews is not None:
+                distances[f"after {event.iteration}"] = gram_distance(event.previews[0], reference)
+
+        params = NSTParams(
+            size=size, iterations=max(checkpoints), init=init, weights="none", preview_every=1
+        )
+        engine.run([job], params, on_progress=keep)
+        rows.append(distances)
     return rows
 
 
@@ -216,6 +222,7 @@ def report(
     large: int,
     video: list[dict],
     inits: list[dict],
+    init_size: int,
     frames: int,
     load: tuple[float, float, float],
 ) -> str:
@@ -269,8 +276,8 @@ def report(
             for r in video
         ),
         "",
-        f"`init`: style distance to The Scream after k Adam steps at {size // 2} px "
-        "(random-init VGG19).",
+        f"`init`: style distance to The Scream after k Adam steps at {init_size} px "
+        "(random-init VGG19; the same fixed feature space as above).",
         "",
         "| init | " + " | ".join(k for k in inits[0] if k != "init") + " |",
         "|---|" + "---|" * (len(inits[0]) - 1),
@@ -291,16 +298,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     load = os.getloadavg()
     size = 128 if args.quick else args.size
-    frames = 20 if args.quick else 100
+    frames = 20 if args.quick else 60
     fast = fast_grid(size, 1 if args.quick else 3)
     print(f"fast: {fast['images_per_s']:.2f} images/s", flush=True)
     step = gatys_step(size, 2 if args.quick else 4)
     print(f"gatys: {step[0]:.3f} s per step", flush=True)
     large = 512 if args.quick else 1024
     tiles = tiles_vs_resize(large)
+    print(f"tiles vs resize: {tiles}", flush=True)
     video = video_rows(frames)
-    inits = init_rows(size // 2, (1, 10) if args.quick else (1, 20, 100))
-    text = report(size, fast, step, tiles, large, video, inits, frames, load)
+    print(f"video: {video}", flush=True)
+    init_size = 64 if args.quick else 128
+    inits = init_rows(init_size, (1, 10) if args.quick else (1, 10, 50))
+    print(f"init: {inits}", flush=True)
+    text = report(size, fast, step, tiles, large, video, inits, init_size, frames, load)
     print(text)
     if not args.quick:
         write_section("fast", text)
