@@ -193,12 +193,14 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "width": stats.width,
         "height": stats.height,
         "fps": stats.fps,
+        "duration": stats.duration,
     }
 
 
 @shared_task(name=VIDEO_JOIN, bind=True)
 def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
-    """Concatenate the segments in order, mux the source's audio, store, finish the job."""
+    """Concatenate the segments in order, each where the input's timestamps put it, mux the
+    source's audio, store, finish the job."""
     from workers.video.encode import join_segments
 
     settings = get_settings()
@@ -213,6 +215,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             storage.path(job.inputs["video"]),
             folder / "joined.mp4",
             keep_audio=params.keep_audio,
+            durations=[p["duration"] for p in parts],
         )
         outcome = Outcome(
             frames=sum(p["frames"] for p in parts),
