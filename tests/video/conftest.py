@@ -114,19 +114,21 @@ def face_video(face_photo: np.ndarray, videos: Path) -> FaceVideo:
 
 
 UNEVEN_TIMES = (
-    "(N*38 + if(eq(mod(N,3),1),-18,0) + if(eq(mod(N,3),2),22,0) + if(gte(N,20),400,0))/1000/TB"
+    "(250 + N*38 + if(eq(mod(N,3),1),-18,0) + if(eq(mod(N,3),2),22,0) + if(gte(N,20),400,0))"
+    "/1000/TB"
 )
-"""Frame times in ms: 38 ms apart on average, but 20, 78 and 16 ms in turn, and 0.4 s of pause
-before frame 20."""
+"""Frame times in ms: from 0.25 s after the sound starts, 38 ms apart on average, but 20, 78 and
+16 ms in turn, and 0.4 s of pause before frame 20."""
 
 
 @pytest.fixture(scope="session")
 def uneven_face_video(face_video: FaceVideo, videos: Path) -> FaceVideo:
-    """`face_video`'s 40 frames at variable frame rate (`UNEVEN_TIMES`, 1.9 s), sample aspect
-    ratio 128:117, keyframes at frames 0, 8, 16, 24 and 32, with 2 s of AAC tone."""
+    """`face_video`'s 40 frames at variable frame rate (`UNEVEN_TIMES`: 1.9 s of video starting
+    0.25 s into 2.2 s of AAC tone), sample aspect ratio 128:117, keyframes at frames 0, 8, 16, 24
+    and 32."""
     path = videos / "uneven.mp4"
     ffmpeg(
-        *("-i", str(face_video.path), "-f", "lavfi", "-i", "sine=frequency=330:duration=2"),
+        *("-i", str(face_video.path), "-f", "lavfi", "-i", "sine=frequency=330:duration=2.2"),
         *("-map", "0:v", "-map", "1:a", "-vf"),
         f"settb=1/1000,setpts='{UNEVEN_TIMES}',setsar=sar=128/117:max=1000",
         *("-fps_mode", "passthrough", "-enc_time_base", "1/1000"),

@@ -91,6 +91,7 @@ def test_frame_times_and_pixel_shape_are_kept(
     out = tmp_path / "out.mp4"
     stats = process_video(source, out, VideoParams(filter="blur"))
     assert stats.frames == 40 and stats.duration == pytest.approx(1.9, abs=0.01)
+    assert stats.start == pytest.approx(0.25, abs=0.001)
     assert frame_times(out) == pytest.approx(frame_times(source), abs=1e-6)
     assert sample_aspect(out) == "128:117"
     assert streams(out).audio_seconds == pytest.approx(streams(source).audio_seconds, abs=0.03)
@@ -190,7 +191,9 @@ def test_segments_joined_equal_the_whole_run(
         faces += stats.faces
     differ = [i for i, (a, b) in enumerate(zip(whole.faces, faces, strict=True)) if a != b]
     assert differ == [], f"frames whose boxes differ from the whole run: {differ}"
-    joined = join_segments(parts, source, tmp_path / "joined.mp4", params.keep_audio, spans)
+    joined = join_segments(
+        parts, source, tmp_path / "joined.mp4", params.keep_audio, spans, delay=whole.start
+    )
     a, b = decode(tmp_path / "whole.mp4"), decode(joined)
     assert len(a) == len(b) == total
     for boxes, x, y in zip(whole.faces, a, b, strict=True):

@@ -194,6 +194,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "height": stats.height,
         "fps": stats.fps,
         "duration": stats.duration,
+        "start": stats.start,
     }
 
 
@@ -216,6 +217,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             folder / "joined.mp4",
             keep_audio=params.keep_audio,
             durations=[p["duration"] for p in parts],
+            delay=parts[0]["start"],
         )
         outcome = Outcome(
             frames=sum(p["frames"] for p in parts),

@@ -64,7 +64,9 @@ def partial_path(path: Path) -> Path:
 class FfmpegWriter:
     """Encode BGR frames of one size and pixel shape `sar` to `path` (libx264, yuv420p,
     +faststart), muxing `audio`. Each frame is written with its timestamp and duration in units
-    of `time_base` seconds (1/rate for frames at a constant rate, shown at 0, 1, 2, ...).
+    of `time_base` seconds (1/rate for frames at a constant rate, shown at 0, 1, 2, ...); the
+    first frame is shown `delay` seconds after the start of the file (and of the audio), as in
+    an input whose video starts after its sound.
 
     Use as a context manager: leaving it normally finishes the file, leaving it by an exception
     removes the unfinished file.
@@ -78,6 +80,7 @@ class FfmpegWriter:
         time_base: Fraction,
         *,
         sar: Fraction = Fraction(1),
+        delay: Fraction = Fraction(0),
         audio: AudioTrack | None = None,
         crf: int = 18,
         preset: str = "veryfast",
@@ -98,6 +101,7 @@ class FfmpegWriter:
             "-loglevel",
             "error",
             "-y",
+            *(["-itsoffset", f"{float(delay):.6f}"] if delay > 0 else []),
             "-f",
             "matroska",
             "-i",
@@ -208,13 +212,15 @@ def join_segments(
     out: Path,
     keep_audio: bool = True,
     durations: list[float] | None = None,
+    delay: float = 0.0,
 ) -> Path:
     """Concatenate video-only segments, in order, into `out` without re-encoding them (the
     concat demuxer copies the packets), and mux the audio of `audio_source` once over the whole:
     audio cut at segment bounds would click and drift. Each segment starts where the one before
     ends: `durations` (seconds, one per segment) says where, from the input's own timestamps;
     without them, each file's duration as its container states it (which, for frames at a
-    varying rate, can be a frame's difference off). Returns `out`."""
+    varying rate, can be a frame's difference off). The first segment is shown `delay` seconds
+    after the start of the sound (an input whose video starts after its audio). Returns `out`."""
     if not paths:
         raise ValueError("no segments to join")
     out = Path(out)
@@ -235,6 +241,7 @@ def join_segments(
                 "concat",
                 "-safe",
                 "0",
+                *(["-itsoffset", f"{delay:.6f}"] if delay > 0 else []),
                 "-i",
                 str(listing),
                 *audio_in,

@@ -40,7 +40,8 @@ REPORT_EVERY = 10
 class VideoStats:
     """What a run produced: frame count, rate and size of the output, the face boxes of every
     output frame (input-frame pixels), the wall-clock seconds the run took, and how long the
-    output plays (from its first frame's time to the end of its last frame, as in the input)."""
+    output plays (from its first frame's time to the end of its last frame, as in the input) and
+    when, in the input, its first frame is shown (seconds from the start of the file)."""
 
     frames: int
     fps: float
@@ -49,6 +50,7 @@ class VideoStats:
     faces: list[list[Box]]
     seconds: float
     duration: float
+    start: float
 
 
 def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
@@ -110,9 +112,11 @@ def process_video(
             start=float(info.time(start_frame)) if start_frame else 0.0,
             duration=None if whole else float(info.time(end) - info.time(start_frame)),
         )
-    # A range from frame 0 keeps the input's times as they are (a video that starts after its
-    # audio still does); a later range starts at 0, and joining puts it back in place.
-    origin = info.pts[start_frame] if start_frame else 0
+    # Frames keep the input's times, counted from the range's first frame. A finished file from
+    # frame 0 starts its video when the input's does (after its sound, in some files); a
+    # segment starts at 0, and joining puts it in place.
+    origin = info.pts[start_frame]
+    delay = info.time(0) if with_audio and start_frame == 0 else Fraction(0)
     shown = (*info.pts, info.end_pts)
 
     def checkpoint(done: int) -> None:
@@ -124,7 +128,7 @@ def process_video(
     checkpoint(0)
     faces: list[list[Box]] = []
     writer = FfmpegWriter(
-        dst, geometry.width, geometry.height, info.time_base, sar=info.sar, audio=audio
+        dst, geometry.width, geometry.height, info.time_base, sar=info.sar, delay=delay, audio=audio
     )
     frames = iter(FrameReader(src, info, first_key, next_key))
     with writer, contextlib.closing(frames):
@@ -157,4 +161,5 @@ def process_video(
         faces=faces,
         seconds=time.perf_counter() - started,
         duration=float(info.time(start_frame + len(faces)) - info.time(start_frame)),
+        start=float(info.time(start_frame)),
     )
