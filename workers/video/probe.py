@@ -67,12 +67,6 @@ class VideoInfo:
         gives the time the last frame ends."""
         return (self.end_pts if index == self.frame_count else self.pts[index]) * self.time_base
 
-    @property
-    def rate(self) -> Fraction:
-        """The frame rate as the rational it was written as (29.97 -> 30000/1001), so an
-        encoder given it reproduces the input's timestamps exactly."""
-        return Fraction(self.fps).limit_denominator(1001)
-
 
 @dataclass(frozen=True)
 class _Header:
