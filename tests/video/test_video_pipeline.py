@@ -89,7 +89,7 @@ def test_frame_times_and_pixel_shape_are_kept(
     its 128:117 pixels stay 128:117 (square, the picture would play 9% narrow)."""
     source = uneven_face_video.path
     out = tmp_path / "out.mp4"
-    stats = process_video(source, out, VideoParams(filter="blur"))
+    stats = process_video(source, out, VideoParams(filter="blur", detect_every=5))
     assert stats.frames == 40 and stats.duration == pytest.approx(1.9, abs=0.01)
     assert stats.start == pytest.approx(0.25, abs=0.001)
     assert frame_times(out) == pytest.approx(frame_times(source), abs=1e-6)
