@@ -5,10 +5,10 @@ the pip wheels), each in a Matroska block with its own timestamp and duration, i
 base (see `rawmkv`), and the encoder keeps them as they are (`-fps_mode passthrough`): a
 variable-frame-rate video keeps every frame's time and stays in step with its audio, and a
 constant rate stays exact (30000/1001, not 29.97). The pixels keep their shape (the sample aspect
-ratio). The input's audio is copied, not re-encoded, when MP4 can hold its
-codec (no generation loss, no cost); otherwise it becomes AAC. Every file is written under a
-temporary name beside its destination and renamed only once ffmpeg has finished it, so a reader
-never sees half a file and a crash leaves no file that looks complete.
+ratio). The input's audio is copied, not re-encoded, when MP4 can hold its codec (no generation
+loss, no cost); otherwise it becomes AAC. Every file is written under a temporary name beside its
+destination and renamed only once ffmpeg has finished it, so a reader never sees half a file and a
+crash leaves no file that looks complete.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ The ffmpeg binary reads the container: stream list, codecs, duration and, with o
 the video packets without decoding them (thousands of times faster than real time), the true frame
 count (the count a container advertises is often an estimate), every frame's timestamp (a
 variable-frame-rate video keeps its own times through the pipeline, and a segment finds where to
-start decoding) and the sample aspect ratio. OpenCV then decodes the first
-frame, because what the pipeline needs is a file OpenCV can decode, in the orientation it
-decodes it. Every way a user's upload can be unusable ends in an `InputError` whose message says
-which way, so the job fails for good with words the user can act on.
+start decoding) and the sample aspect ratio. OpenCV then decodes the first frame: it gives the
+upright frame size and the rotation (ffmpeg, which decodes the frames for the pipeline, turns them
+the same way), and a file nothing can be decoded from is refused here. Every way a user's upload
+can be unusable ends in an `InputError` whose message says which way, so the job fails for good
+with words the user can act on.
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ class VideoInfo:
     does ffmpeg. `sar` is the sample aspect ratio of those upright frames (the shape of a pixel,
     width over height). `pts` holds every frame's timestamp, in presentation order, in units of
     `time_base` seconds from the start of the file, and `end_pts` the time the last frame ends.
-    `fps` is the rate the
-    container advertises (for a variable-frame-rate video, not every frame's).
+    `fps` is the rate the container advertises (at a variable frame rate, not every frame's).
     `has_video` is always true on an info `probe_video` returns (it refuses files without
     video); it is kept so that a stored info reads on its own."""
 
