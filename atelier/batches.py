@@ -20,7 +20,7 @@ from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.fast_models import model_digests
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
-from atelier.schemas import NSTParams, VideoParams
+from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs
@@ -142,8 +142,7 @@ def _job_or_reuse(
     params: NSTParams,
     force: bool,
 ) -> Job:
-    models = sorted(model_digests().values()) if params.engine == "fast" else []
-    fingerprint = params.fingerprint([content, *styles, *models])
+    fingerprint = _fingerprint(params, [content, *styles])
     job = Job(
         kind=JobKind.NST,
         batch_id=batch.id,
@@ -164,6 +163,15 @@ def _job_or_reuse(
     session.add(job)
     session.flush()
     return job
+
+
+def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
+    """The reuse key: inputs and parameters; for the fast engine only the parameters it reads,
+    and the sha256 of its model files (other models never reuse a result)."""
+    if params.engine != "fast":
+        return params.fingerprint(inputs)
+    used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
+    return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
 
 def _finished_twin(session: Session, fingerprint: str) -> Job | None:

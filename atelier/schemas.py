@@ -34,6 +34,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FAST_ENGINE_FIELDS = frozenset({"engine", "size", "style_blend", "strength", "preserve_colors"})
+"""The parameters the fast engine reads; the others cannot change its result."""
+
+
 class NSTParams(_Strict):
     """Options of one style-transfer job (jcjohnson/neural-style names where they exist).
 

@@ -64,6 +64,12 @@ def test_fast_grid_runs_records_its_models_and_is_reused(
 
     again = create_nst_batch(settings, contents, styles, params)
     assert sorted(again.reused) == sorted(again.job_ids) and not again.messages
+    unread = params.model_copy(update={"iterations": 7, "seed": 3, "init": "noise"})
+    assert not create_nst_batch(settings, contents, styles, unread).messages  # unread by fast
+    weaker = create_nst_batch(
+        settings, contents[:1], styles[:1], params.model_copy(update={"strength": 0.5})
+    )
+    assert weaker.reused == []
     gatys = create_nst_batch(
         settings, contents[:1], styles[:1], params.model_copy(update={"engine": "gatys"})
     )
