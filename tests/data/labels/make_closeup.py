@@ -1,5 +1,6 @@
 """Make `video/closeup.mp4` and `labels/closeup.json` from the bundled photos (run from the
-repository root: `python tests/data/labels/make_closeup.py`).
+repository root: `PYTHONPATH=. python tests/data/labels/make_closeup.py`; it encodes with the
+bundled ffmpeg).
 
 Grace Hopper's portrait (`faces/grace_hopper.jpg`) is turned, zoomed and panned over a slowly
 panning crop of `content/tubingen.jpg`, 240x180 at 25 fps, 90 frames, and in two stretches a grey
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from workers.video.ffmpeg import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, FRAMES = 240, 180, 90
@@ -69,7 +72,7 @@ def main() -> None:
     video = ROOT / "video" / "closeup.mp4"
     subprocess.run(
         [
-            *("ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24"),
+            *(ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24"),
             *("-video_size", f"{WIDTH}x{HEIGHT}", "-framerate", "25", "-i", "pipe:0"),
             *("-c:v", "libx264", "-preset", "slow", "-crf", "26", "-pix_fmt", "yuv420p"),
             str(video),
