@@ -2,7 +2,8 @@
 
 Errors are sorted by what a retry could change: bad input and missing weights fail the job at
 once with their message; anything else gives the job back to the queue and retries it, until
-`max_attempts` is reached.
+`max_attempts` is reached. A job that reaches its soft time limit (`atelier.limits`) fails with a
+message: retrying work that hangs would only hang again.
 
 A worker asked to stop (`STOP`, set when the user stops a command that runs the embedded worker)
 stops its jobs at their next progress report and gives them back to the queue with a message
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -37,6 +39,7 @@ from atelier.errors import (
 from atelier.models import Job
 from atelier.settings import Settings
 from atelier.storage import Storage
+from atelier.submit import send_jobs
 
 log = logging.getLogger(__name__)
 # What a broker or result backend that went away raises from a progress update.
@@ -109,7 +112,13 @@ def worker_name(task: Task) -> str:
 
 
 def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[JobContext]:
-    """Claim every job of the message that still needs doing; retry later if one is busy."""
+    """Claim every job of the message that still needs doing; retry later if one is busy.
+
+    A stopping worker claims nothing: it puts the message back for the next worker.
+    """
+    if STOP.is_set():
+        send_jobs(task.app, settings.resolved_database_url, task.name, job_ids)
+        return []
     storage = Storage(settings.resolved_storage_dir)
     contexts: list[JobContext] = []
     busy: list[int] = []
@@ -129,7 +138,7 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
         # Another attempt holds a fresh lease (perhaps a worker that just died). Look again
         # once the lease would have expired, so the job cannot be lost with this message.
         log.info("jobs %s are held by another attempt; checking again later", busy)
-        task.apply_async(args=[busy], countdown=settings.lease_seconds)
+        send_jobs(task.app, settings.resolved_database_url, task.name, busy, settings.lease_seconds)
     return contexts
 
 
@@ -149,6 +158,15 @@ def run_claimed(
         log.info("jobs %s stopped: %s", ids, stop)
     except WorkerStopping:
         _give_back(contexts)
+    except SoftTimeLimitExceeded:
+        _, soft = contexts[0].task.request.timelimit or (None, None)
+        reason = (
+            f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
+            " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
+        )
+        for ctx in contexts:
+            jobs.fail(ctx.lease, reason)
+        log.warning("jobs %s: %s", ids, reason)
     except FINAL_ERRORS as error:
         for ctx in contexts:
             jobs.fail(ctx.lease, str(error))
@@ -218,7 +236,8 @@ def _give_back(contexts: list[JobContext]) -> None:
     ids = [ctx.lease.job_id for ctx in contexts]
     for ctx in contexts:
         jobs.release(ctx.lease, None)  # fenced: a job cancelled meanwhile stays cancelled
-    contexts[0].task.apply_async(args=[ids])
+    task = contexts[0].task
+    send_jobs(task.app, contexts[0].lease.db_url, task.name, ids)
     log.warning("jobs %s: the worker is stopping; put back in the queue", ids)
 
 
@@ -234,4 +253,5 @@ def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
             jobs.release(ctx.lease, str(text))
             retry_ids.append(ctx.lease.job_id)
     if retry_ids:
-        task.apply_async(args=[retry_ids], countdown=min(60, 2 ** contexts[0].lease.attempt))
+        backoff = min(60, 2 ** contexts[0].lease.attempt)
+        send_jobs(task.app, contexts[0].lease.db_url, task.name, retry_ids, backoff)

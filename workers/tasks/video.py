@@ -29,6 +29,7 @@ from atelier.assets import record_asset
 from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
 from atelier.db import session_scope
 from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
@@ -44,6 +45,7 @@ def filter_video(self: Task, job_ids: list[int]) -> dict:
 
 
 def _start(contexts: list[JobContext], settings: Settings) -> None:
+    from workers.video.ffmpeg import FFMPEG_TIMEOUT_SECONDS
     from workers.video.pipeline import plan_segments
     from workers.video.probe import probe_video
 
@@ -58,11 +60,16 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
             continue
         lease = ctx.lease
         ctx.report(0.0, {"segments": len(segments), "frames": info.frame_count}, force=True)
+        panels = len(params.panel_filters())
+        scale = settings.time_limit_scale
         parts = [
-            segment.si(lease.job_id, lease.attempt, index, start, end)
+            segment.si(lease.job_id, lease.attempt, index, start, end).set(
+                **limits(video_seconds(end - start, info.width, info.height, panels), scale)
+            )
             for index, (start, end) in enumerate(segments)
         ]
-        chord(parts)(join.s(lease.job_id, lease.attempt))
+        joining = limits(START_SECONDS + FFMPEG_TIMEOUT_SECONDS * 2, scale)
+        chord(parts)(join.s(lease.job_id, lease.attempt).set(**joining))
         log.info("job %s: %d segments sent", lease.job_id, len(segments))
 
 
