@@ -79,8 +79,9 @@ def test_jobs_ride_out_a_short_database_outage_in_their_first_attempt(
         for run in range(1, fault_runs() + 1):
             started = time.monotonic()
             nst = submit_nst(c, squares[:1], squares[-1:], NST)[0]
-            video = create_video_job(settings, stored.sha256, VIDEO, source="faults").job_ids[0]
             wait_running(db_url, nst, 0.05, 0.5, 300)
+            # Its row is written now, its message sent once the database is away.
+            video = create_video_job(settings, stored.sha256, VIDEO, source="faults").job_ids[0]
             down = time.monotonic()
             own_postgres.stop()
             get_engine(db_url).dispose()  # this process's connections died with the server

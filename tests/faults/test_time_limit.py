@@ -13,7 +13,7 @@ from tests.faults.harness import RedisServer, cluster, job, submit_nst, wait_fin
 
 pytestmark = pytest.mark.slow
 # 5000 steps at 32 px take minutes here; scaled down to 5 %, the limit derived from that size is
-# about 30 s.
+# about 30 s. The producer (this test, `Cluster.settings`) sets the limits on the message.
 LONG = NSTParams(size=32, iterations=5000, seed=2)
 
 
