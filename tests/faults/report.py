@@ -1,6 +1,7 @@
 """Render FAULTS.md from the fault suite's summary (the JSON lines `harness.record` writes).
 
-ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults
+ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl \
+    .venv/bin/pytest tests/faults --timeout 1800
 .venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md --wall 754
 """
 
@@ -192,12 +193,15 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
         "```sh",
         "make test   # starts PostgreSQL and Redis when down; runs tests/faults with the rest",
         "# only the fault suite, each scenario repeated 3 times, then this page:",
-        "ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults",
+        "ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults \\",
+        "    --timeout 1800   # three runs of a scenario may outlast the 600 s per-test default",
         ".venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md",
         "```",
         "",
-        "The suite needs `redis-server` on the PATH (it starts its own on a free port) and",
-        "the PostgreSQL server `make test` uses. `ATELIER_FAULT_RUNS` (default 1) repeats each",
+        "The suite needs `redis-server` on the PATH (it starts its own on a free port), the",
+        "PostgreSQL server `make test` uses, and Debian's PostgreSQL server binaries",
+        "(`/usr/lib/postgresql/*/bin`: the outage scenario starts and stops a server of its",
+        "own). `ATELIER_FAULT_RUNS` (default 1) repeats each",
         "fault on the same processes; `ATELIER_FAULTS_SUMMARY` names the JSON lines file every",
         "run is appended to, failed runs included.",
         "",
