@@ -22,11 +22,19 @@ from typing import Any
 
 from celery import Celery
 
-from atelier.celery_app import NST_STYLIZE, PING, QUEUES, VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
+from atelier.celery_app import (
+    FAST_STYLIZE,
+    NST_STYLIZE,
+    PING,
+    QUEUES,
+    VIDEO_FILTER,
+    VIDEO_JOIN,
+    VIDEO_SEGMENT,
+)
 from atelier.settings import Settings
 
 log = logging.getLogger(__name__)
-JOB_TASKS = frozenset({PING, NST_STYLIZE, VIDEO_FILTER})
+JOB_TASKS = frozenset({PING, NST_STYLIZE, FAST_STYLIZE, VIDEO_FILTER})
 # Where a chord task's arguments hold (job id, attempt): segment(job_id, attempt, ...),
 # join(parts, job_id, attempt).
 CHORD_TASKS = {VIDEO_SEGMENT: 0, VIDEO_JOIN: 1}
