@@ -68,3 +68,36 @@ def test_corrupt_stored_input_fails_alone_and_redelivery_is_a_no_op(
         ok.result_asset_id,
     )
     assert losses == 4
+
+
+def test_a_panorama_and_an_elongated_style_fail_alone(
+    settings: Settings, tiny_images: dict[str, Path], tmp_path: Path
+):
+    """Images fine at the door but unusable at this size fail their own jobs; the job of the
+    same message that has neither succeeds."""
+    from PIL import Image
+
+    def stretched(name: str, size: tuple[int, int]) -> Path:
+        path = tmp_path / f"{name}.png"
+        with Image.open(tiny_images[name]) as image:
+            image.convert("RGB").resize(size).save(path)
+        return path
+
+    panorama = _ingest(settings, stretched("golden_gate", (400, 12)))  # 32x1 at size 32
+    ribbon = _ingest(settings, stretched("wave", (600, 10)))  # too elongated to enlarge
+    good, style = (
+        _ingest(settings, tiny_images["tubingen"]),
+        _ingest(settings, tiny_images["starry"]),
+    )
+    params = NSTParams(size=32, iterations=3, seed=11)
+    plan = create_nst_batch(settings, [good, panorama], [style, ribbon], params, force=True)
+    assert len(plan.messages) == 1
+    send_plan(create_app(settings), settings, plan)
+    jobs = wait_for_jobs(settings.resolved_database_url, plan.job_ids, timeout=240)
+    by_cell = {(j.inputs["content"], j.inputs["styles"][0]): j for j in jobs.values()}
+    assert by_cell[good, style].state == JobState.SUCCEEDED, by_cell[good, style].error
+    assert by_cell[good, style].attempts == 1
+    assert "too elongated" in by_cell[good, ribbon].error
+    assert "shortest side" in by_cell[panorama, style].error
+    assert by_cell[panorama, ribbon].state == JobState.FAILED
+    assert all(by_cell[c].state == JobState.FAILED for c in by_cell if c != (good, style))

@@ -54,16 +54,19 @@ def _run(contexts: list[JobContext], settings: Settings) -> None:
         _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
 
 
-def _load(ctx: JobContext, settings: Settings) -> Any:
+def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
+    """The job's images, checked against `params` (InputError names what is wrong with them)."""
     from atelier.media import load_rgb
-    from workers.nst.engine import EngineJob
+    from workers.nst.engine import EngineJob, check_job
 
     storage = ctx.storage
     content = load_rgb(storage.path(ctx.job.inputs["content"]), settings.max_pixels)
     styles = [
         (sha, load_rgb(storage.path(sha), settings.max_pixels)) for sha in ctx.job.inputs["styles"]
     ]
-    return EngineJob(content=content, styles=styles)
+    job = EngineJob(content=content, styles=styles)
+    check_job(job, params)
+    return job
 
 
 def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
@@ -71,7 +74,7 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
     work = []
     for ctx in contexts:
         try:
-            work.append(_load(ctx, settings))
+            work.append(_load(ctx, params, settings))
             live.append(ctx)
         except (InputError, FileNotFoundError) as error:
             reason = str(error) if isinstance(error, InputError) else "input file is missing"
