@@ -23,6 +23,7 @@ from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs
+from atelier.weights import weights_identity
 
 
 @dataclass
@@ -101,9 +102,15 @@ def create_nst_batch(
 
     A cell whose identical job (same inputs, same parameters) already succeeded is not run again
     unless `force`: its row points at the earlier result (`reused_from_id`).
+
+    The weights are resolved here as the worker will resolve them: `params.weights`, else the
+    `vgg_weights` setting, is written into the jobs' parameters (so the worker runs that spec),
+    and the fingerprint names the weights by content (`weights_identity`), so a result made
+    with other weights is never reused.
     """
     if not content_shas or not style_shas:
         raise InputError("a batch needs at least one content image and one style image")
+    params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
     db_url = settings.resolved_database_url
     with session_scope(db_url) as session:
         known = set(
@@ -141,7 +148,9 @@ def _job_or_reuse(
     params: NSTParams,
     force: bool,
 ) -> Job:
-    fingerprint = params.fingerprint([content, *styles])
+    # The weights by content, not by spec: the same file under two paths is the same work.
+    named = params.model_copy(update={"weights": weights_identity(params.weights or "")})
+    fingerprint = named.fingerprint([content, *styles])
     job = Job(
         kind=JobKind.NST,
         batch_id=batch.id,

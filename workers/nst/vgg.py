@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atelier.errors import WeightsUnavailable
+from atelier.weights import WEIGHTS_FILE, keras_models_dir, weights_path
 
 if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 DOWNLOAD_TIMEOUT_S = 10.0
@@ -57,17 +57,6 @@ def how_to_provide() -> str:
         f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
         "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."
     )
-
-
-def keras_models_dir() -> Path:
-    """Where Keras caches application weights (same rule as `keras.utils.get_file`)."""
-    home = os.environ.get("KERAS_HOME")
-    if home:
-        base = Path(home).expanduser()
-    else:
-        user = Path("~").expanduser()
-        base = (user if os.access(user, os.W_OK) else Path("/tmp")) / ".keras"
-    return base / "models"
 
 
 def block_of(layer: str) -> int:
@@ -106,15 +95,13 @@ def resolve_weights(weights: str) -> str | None:
     Raises WeightsUnavailable with instructions when the file cannot be had. Runs before
     TensorFlow is imported, so a misconfigured worker fails in milliseconds.
     """
-    spec = weights.strip()
-    if spec.lower() == "none":
+    path = weights_path(weights)
+    if path is None:
         return None
-    if spec.lower() == "imagenet":
-        cached = keras_models_dir() / WEIGHTS_FILE
-        if not cached.is_file():
-            _download(cached)
-        return str(cached)
-    path = Path(spec).expanduser()
+    if weights.strip().lower() == "imagenet":
+        if not path.is_file():
+            _download(path)
+        return str(path)
     if not path.is_file():
         raise WeightsUnavailable(f"VGG19 weights file {path} does not exist. {how_to_provide()}")
     if not os.access(path, os.R_OK):
