@@ -151,8 +151,7 @@ def check_job(job: EngineJob, params: NSTParams) -> None:
         raise InputError("a style transfer job needs at least one style image")
     if params.style_blend is not None and len(params.style_blend) != len(job.styles):
         raise InputError(
-            f"style_blend has {len(params.style_blend)} weights "
-            f"for {len(job.styles)} style images"
+            f"style_blend has {len(params.style_blend)} weights for {len(job.styles)} style images"
         )
     need = min_side((*params.style_layers, params.content_layer))
     height, width = fit_longest(*job.content.shape[:2], params.size)
