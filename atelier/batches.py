@@ -6,6 +6,7 @@ wherever it was submitted, and identical work is never computed twice unless ask
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,12 @@ class BatchPlan:
     task_name: str = NST_STYLIZE
 
 
+def printable_name(name: str) -> str:
+    """A file name as text any database takes: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) are written as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def ingest_image(
     session: Session, settings: Settings, path: Path, label: str | None = None
 ) -> Asset:
@@ -53,7 +60,7 @@ def ingest_image(
         media_type=info.media_type,
         width=info.width,
         height=info.height,
-        label=label or path.name,
+        label=label or printable_name(path.name),
     )
 
 
@@ -73,7 +80,11 @@ def ingest_video(
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
     return record_asset(
-        session, stored, kind="video", media_type=sniffed.media_type, label=label or path.name
+        session,
+        stored,
+        kind="video",
+        media_type=sniffed.media_type,
+        label=label or printable_name(path.name),
     )
 
 
@@ -108,31 +119,53 @@ def create_nst_batch(
     and the fingerprint names the weights by content (`weights_identity`), so a result made
     with other weights is never reused.
     """
+    with session_scope(settings.resolved_database_url) as session:
+        return write_nst_batch(
+            session,
+            settings,
+            content_shas,
+            style_shas,
+            params,
+            source=source,
+            label=label,
+            force=force,
+        )
+
+
+def write_nst_batch(
+    session: Session,
+    settings: Settings,
+    content_shas: Sequence[str],
+    style_shas: Sequence[str],
+    params: NSTParams,
+    *,
+    source: str = "cli",
+    label: str | None = None,
+    force: bool = False,
+) -> BatchPlan:
+    """`create_nst_batch` inside the caller's transaction, so the caller can record the batch
+    in the same commit (an inbox marks its files), and a crash leaves both or neither."""
     if not content_shas or not style_shas:
         raise InputError("a batch needs at least one content image and one style image")
     params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
-    db_url = settings.resolved_database_url
-    with session_scope(db_url) as session:
-        known = set(
-            session.scalars(
-                select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas]))
-            )
-        )
-        missing = sorted((set(content_shas) | set(style_shas)) - known)
-        if missing:
-            raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
-        batch = Batch(
-            kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
-        )
-        session.add(batch)
-        session.flush()
-        plan = BatchPlan(batch.id, [])
-        fresh: list[int] = []
-        for content in content_shas:
-            for styles in style_groups(style_shas, params):
-                job = _job_or_reuse(session, batch, settings, content, styles, params, force)
-                plan.job_ids.append(job.id)
-                (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
+    known = set(
+        session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
+    )
+    missing = sorted((set(content_shas) | set(style_shas)) - known)
+    if missing:
+        raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
+    batch = Batch(
+        kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
+    )
+    session.add(batch)
+    session.flush()
+    plan = BatchPlan(batch.id, [])
+    fresh: list[int] = []
+    for content in content_shas:
+        for styles in style_groups(style_shas, params):
+            job = _job_or_reuse(session, batch, settings, content, styles, params, force)
+            plan.job_ids.append(job.id)
+            (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
     plan.messages = [
         fresh[i : i + settings.max_batch] for i in range(0, len(fresh), settings.max_batch)
     ]
