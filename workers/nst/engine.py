@@ -16,9 +16,9 @@ Why it is shaped this way:
   later `run` calls (`style_targets_computed` counts the computations). Content features are
   computed once per content and scale.
 - **Speed.** The step (forward, backward, optimiser update) is one `tf.function` compiled with
-  XLA (`jit_compile`), traced once per input shape; loss weights and the learning rate are
-  tensors, so new parameter values do not retrace. If XLA cannot compile the step, the engine
-  logs it once and runs the same step without XLA.
+  XLA (`jit_compile`) per input shape, the `step_cache_size` most recently used kept; loss
+  weights and the learning rate are tensors, so new parameter values do not retrace. If XLA
+  cannot compile the step, the engine logs it once and runs the same step without XLA.
 - **Coarse to fine.** With `scales=S` the image is optimised at size/2^(S-1), ..., size/2, size,
   each scale starting from the previous result upsampled. `iterations` are run at the finest
   scale (as `NSTParams` documents) and every coarser scale runs `iterations // 2` (at least 1):
@@ -49,6 +49,7 @@ import tensorflow as tf
 from atelier.errors import InputError, JobCancelled
 from atelier.media import fit_longest, resize_to
 from atelier.schemas import NSTParams
+from workers.cache import LRU
 from workers.nst import losses
 from workers.nst.colors import keep_content_colors
 from workers.nst.device import configure_tensorflow, describe_device
@@ -213,6 +214,7 @@ class StyleTransferEngine:
         jit_compile: bool = True,
         mixed_precision: bool | None = None,
         style_cache_size: int = 32,
+        step_cache_size: int = 8,
     ) -> None:
         configure_tensorflow()
         self.weights = weights
@@ -226,7 +228,7 @@ class StyleTransferEngine:
         self.style_targets_computed = 0
         self._style_cache: OrderedDict[tuple[Any, ...], list[tf.Tensor]] = OrderedDict()
         self._style_cache_size = style_cache_size
-        self._functions: dict[tuple[Any, ...], Any] = {}
+        self._functions: LRU[Any] = LRU(step_cache_size)
         self._loss_scale = MIXED_PRECISION_LOSS_SCALE if self.mixed_precision else 1.0
 
     # -- public ------------------------------------------------------------------------------
@@ -444,13 +446,15 @@ class StyleTransferEngine:
     def _call(
         self, key: tuple[Any, ...], make: Callable[[Any], Callable[..., Any]], *args: Any
     ) -> Any:
-        """Run the compiled function `key`, building it on first use; fall back from XLA once."""
+        """Run the compiled function `key` for the shape of the image (`args[0]`), building it
+        on first use; fall back from XLA once."""
         content_layer, style_layers = key[1], key[2]
-        function = self._functions.get(key)
-        if function is None:
+
+        def build() -> Any:
             model = build_extractor(self.weights, content_layer, style_layers, self.mixed_precision)
-            function = tf.function(make(model), jit_compile=self.jit_compile)
-            self._functions[key] = function
+            return tf.function(make(model), jit_compile=self.jit_compile)
+
+        function = self._functions.get_or_make((*key, tuple(args[0].shape)), build)
         try:
             return function(*args)
         except _XLA_ERRORS as error:

@@ -13,8 +13,8 @@ Weights are named by a spec string (the `ATELIER_VGG_WEIGHTS` setting or a job's
 
 The extractor takes RGB images in [0, 255] and does VGG's own preprocessing inside (RGB to BGR,
 minus the ImageNet means), so callers never have to remember it. It is frozen, cut after the
-deepest layer asked for, and cached per process: building it and loading 80 MB of weights is
-paid once per worker, not once per job.
+deepest layer asked for, and cached per process (the few most recently used layer choices):
+building it and loading 80 MB of weights is paid once per worker, not once per job.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from atelier.errors import WeightsUnavailable
 from atelier.weights import WEIGHTS_FILE, keras_models_dir, weights_path
+from workers.cache import LRU
 
 if TYPE_CHECKING:
     import keras
@@ -45,8 +45,10 @@ RANDOM_SEED = 1234
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 BLOCK_CONVS = (2, 2, 4, 4, 4)
 
-_extractors: dict[tuple[Any, ...], keras.Model] = {}
-_lock = threading.Lock()
+# Each extractor holds a whole VGG19 (about 80 MB of weights); clients choose the layers, so
+# the cache is bounded: the least recently used choice is dropped.
+EXTRACTOR_CACHE_SIZE = 4
+_extractors: LRU[keras.Model] = LRU(EXTRACTOR_CACHE_SIZE)
 
 
 def how_to_provide() -> str:
@@ -146,13 +148,13 @@ def build_extractor(
 ) -> keras.Model:
     """A frozen model: RGB [0, 255] batch -> [*style feature maps, content feature map].
 
-    Cached per process by (weights, layers, precision).
+    Cached per process by (weights, layers, precision), the `EXTRACTOR_CACHE_SIZE` most
+    recently used.
     """
     key = (weights, content_layer, tuple(style_layers), mixed_precision)
-    with _lock:
-        if key not in _extractors:
-            _extractors[key] = _build(weights, content_layer, tuple(style_layers), mixed_precision)
-        return _extractors[key]
+    return _extractors.get_or_make(
+        key, lambda: _build(weights, content_layer, tuple(style_layers), mixed_precision)
+    )
 
 
 def _build(
