@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 # two, so alternating specs do not rebuild, and a third evicts the least recently used.
 _ENGINES: LRU[Any] = LRU(2)
 # Style images decoded at the size a job needs, so a style shared by many jobs and messages is
-# decoded once (small: each is a few hundred KB at the sizes NST runs).
-_STYLES: LRU[Any] = LRU(16)
+# decoded once; bounded by their bytes (a 512 px style is about 2 MB as float32).
+STYLE_CACHE_BYTES = 256 * 2**20
+_STYLES: LRU[Any] = LRU(STYLE_CACHE_BYTES, weigh=lambda image: image.nbytes)
 
 
 @shared_task(name=NST_STYLIZE, bind=True)
