@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from atelier.assets import record_asset
-from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
+from atelier.fast_models import model_digests
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
-from atelier.schemas import NSTParams, VideoParams
+from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs
@@ -114,10 +115,9 @@ def create_nst_batch(
     A cell whose identical job (same inputs, same parameters) already succeeded is not run again
     unless `force`: its row points at the earlier result (`reused_from_id`).
 
-    The weights are resolved here as the worker will resolve them: `params.weights`, else the
-    `vgg_weights` setting, is written into the jobs' parameters (so the worker runs that spec),
-    and the fingerprint names the weights by content (`weights_identity`), so a result made
-    with other weights is never reused.
+    The VGG19 weights of Gatys jobs are resolved here as the worker will resolve them:
+    `params.weights`, else the `vgg_weights` setting, is written into the jobs' parameters (so
+    the worker runs that spec), and the fingerprint names the weights by content (`_fingerprint`).
     """
     with session_scope(settings.resolved_database_url) as session:
         return write_nst_batch(
@@ -147,7 +147,8 @@ def write_nst_batch(
     in the same commit (an inbox marks its files), and a crash leaves both or neither."""
     if not content_shas or not style_shas:
         raise InputError("a batch needs at least one content image and one style image")
-    params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
+    if params.engine != "fast":  # the fast engine uses no VGG19 weights
+        params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
     known = set(
         session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
     )
@@ -159,7 +160,7 @@ def write_nst_batch(
     )
     session.add(batch)
     session.flush()
-    plan = BatchPlan(batch.id, [])
+    plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
     fresh: list[int] = []
     for content in content_shas:
         for styles in style_groups(style_shas, params):
@@ -181,9 +182,7 @@ def _job_or_reuse(
     params: NSTParams,
     force: bool,
 ) -> Job:
-    # The weights by content, not by spec: the same file under two paths is the same work.
-    named = params.model_copy(update={"weights": weights_identity(params.weights or "")})
-    fingerprint = named.fingerprint([content, *styles])
+    fingerprint = _fingerprint(params, [content, *styles])
     job = Job(
         kind=JobKind.NST,
         batch_id=batch.id,
@@ -204,6 +203,18 @@ def _job_or_reuse(
     session.add(job)
     session.flush()
     return job
+
+
+def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
+    """The reuse key: inputs and parameters, with the VGG19 weights named by content
+    (`weights_identity`: the same file under two paths is the same work, other weights never
+    reuse a result); for the fast engine only the parameters it reads, and the sha256 of its
+    model files (other models never reuse a result)."""
+    if params.engine != "fast":
+        named = params.model_copy(update={"weights": weights_identity(params.weights or "")})
+        return named.fingerprint(inputs)
+    used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
+    return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
 
 def _finished_twin(session: Session, fingerprint: str) -> Job | None:
@@ -230,8 +241,9 @@ def create_video_job(
 ) -> BatchPlan:
     """Write a one-job batch for a video; the worker validates the file itself."""
     with session_scope(settings.resolved_database_url) as session:
-        if session.scalar(select(Asset.id).where(Asset.sha256 == video_sha)) is None:
-            raise InputError(f"unknown asset: {video_sha[:12]}")
+        for sha in (video_sha, params.style):
+            if sha and session.scalar(select(Asset.id).where(Asset.sha256 == sha)) is None:
+                raise InputError(f"unknown asset: {sha[:12]}")
         batch = Batch(
             kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
         )
@@ -240,7 +252,7 @@ def create_video_job(
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
-            inputs={"video": video_sha},
+            inputs={"video": video_sha, **({"style": params.style} if params.style else {})},
             params=params.model_dump(mode="json"),
             fingerprint=params.fingerprint([video_sha]),
             max_attempts=settings.max_attempts,
