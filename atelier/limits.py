@@ -5,8 +5,10 @@ the worker that probed the video sends them. Celery enforces them on a prefork w
 worker --pool prefork`, the default for more than one process): at the soft limit the task gets
 `SoftTimeLimitExceeded` and fails its jobs with a message; at the hard limit, a little later, the
 worker kills the process and starts a new one, so work that is stuck (in C code, or waiting on
-something that never answers) cannot hold a worker for ever. A solo pool cannot interrupt its
-only process and ignores them.
+something that never answers) cannot hold a worker for ever; its jobs stay `running` until their
+lease runs out and the reaper re-sends them (each such attempt counts). The soft limit can be lost
+when it lands while TensorFlow traces a step (AutoGraph swallows the exception); the hard limit
+still holds. A solo pool cannot interrupt its only process and ignores both.
 
 The estimates are upper bounds for a slow CPU, several times what this project measured on a
 2-core machine, times `ATELIER_TIME_LIMIT_SCALE` (0: no limits): a limit is there to stop hung

@@ -12,15 +12,17 @@ from atelier.schemas import NSTParams
 from tests.faults.harness import RedisServer, cluster, job, submit_nst, wait_finished
 
 pytestmark = pytest.mark.slow
-# 5000 steps at 32 px take minutes here; scaled down to 2 %, the limit derived from that size is
-# about 12 s. The producer (this test, `Cluster.settings`) sets the limits on the message.
+# 5000 steps at 32 px take minutes here; scaled down to 5 %, the limit derived from that size is
+# about 30 s: after TensorFlow has traced the step (a soft limit that lands inside AutoGraph's
+# tracing is swallowed by it, and only the hard limit then stops the work).
+# The producer (this test, `Cluster.settings`) sets the limits on the message.
 LONG = NSTParams(size=32, iterations=5000, seed=2)
 
 
 def test_an_nst_job_past_its_time_limit_fails_with_a_message(
     tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path]
 ):
-    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_TIME_LIMIT_SCALE="0.02") as c:
+    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_TIME_LIMIT_SCALE="0.05") as c:
         worker = c.start(
             "nst-0",
             ["worker", "--queues", "nst", "--pool", "prefork", "--concurrency", "1"],
