@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
     max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
     max_video_seconds: float = Field(1800.0, gt=0)
+    max_video_pixels: int = Field(
+        4096 * 2160, gt=0, description="Largest video frame accepted, in pixels."
+    )
+    worker_max_memory_mb: int = Field(
+        0, ge=0, description="A prefork child above this resident memory is replaced (0: never)."
+    )
     max_batch: int = Field(4, ge=1, le=64, description="NST jobs of one size optimized together.")
 
     visibility_timeout: int = Field(
@@ -60,6 +66,14 @@ class Settings(BaseSettings):
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
     max_attempts: int = Field(3, ge=1, le=100)
+    time_limit_scale: float = Field(
+        1.0,
+        ge=0,
+        description="Scales the time limits derived from each job's size (0: no time limits).",
+    )
+    db_retry_seconds: float = Field(
+        60.0, ge=0, description="How long job writes retry while the database is unreachable."
+    )
 
     reaper_interval: float = Field(30.0, gt=0, description="Seconds between reaper passes.")
     requeue_grace_seconds: int = Field(

@@ -13,6 +13,7 @@ from atelier.celery_app import PING, QUEUES
 from atelier.db import current_revision
 from atelier.models import JobState
 from atelier.submit import create_ping_job, send_jobs
+from scheduler.reaper import requeue_stale
 
 
 def migrate_cmd() -> None:
@@ -31,29 +32,47 @@ def worker_cmd(
     ] = 1,
     pool: Annotated[
         str | None,
-        typer.Option(help="solo, prefork or threads; default solo for 1, prefork for more."),
+        typer.Option(
+            help="solo, prefork or threads; default solo for 1, prefork for more or when "
+            "ATELIER_WORKER_MAX_MEMORY_MB is set (only prefork replaces children by memory)."
+        ),
     ] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name.")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
-    """Run a Celery worker (TensorFlow and OpenCV load only inside the tasks that need them)."""
+    """Run a Celery worker (TensorFlow and OpenCV load only inside the tasks that need them).
+
+    On the embedded default it first re-sends the jobs an earlier command left unfinished.
+    """
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(wanted) - set(QUEUES))
     if unknown or not wanted:
         raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
     rt = runtime()
     node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
+    recycle = rt.settings.worker_max_memory_mb > 0
+    pool = pool or ("solo" if concurrency == 1 and not recycle else "prefork")
+    if recycle and pool != "prefork":
+        console.print(
+            f"[yellow]ATELIER_WORKER_MAX_MEMORY_MB is ignored by the {pool} pool: only prefork "
+            "replaces a process by memory[/yellow]"
+        )
     argv = [
         "worker",
         f"--queues={','.join(wanted)}",
         f"--concurrency={concurrency}",
-        f"--pool={pool or ('solo' if concurrency == 1 else 'prefork')}",
+        f"--pool={pool}",
         f"--hostname={node}",
         f"--loglevel={loglevel}",
         "--task-events",
     ]
     if rt.settings.embedded:
         argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        # Embedded, no scheduler runs: pick up what an earlier command left (jobs given back
+        # when it was stopped, or stranded when it was killed and their lease has run out).
+        resent = requeue_stale(rt.settings, rt.app)
+        if resent:
+            console.print(f"re-sent {len(resent)} job(s) left by an earlier command: {resent}")
     rt.app.worker_main(argv)
 
 
