@@ -179,7 +179,7 @@ class VideoParams(_Strict):
     filters: tuple[VideoFilter, ...] | None = Field(
         None, description="Filters of the board's panels after the original (1x2: one, 2x2: three)."
     )
-    detector: Literal["blazeface", "haar", "dnn"] = "blazeface"
+    detector: Literal["centerface", "blazeface", "haar", "dnn"] = "centerface"
     detect_every: int = Field(
         2,
         ge=1,

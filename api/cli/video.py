@@ -40,11 +40,12 @@ def video_cmd(
     detector: Annotated[
         str | None,
         typer.Option(
-            help="blazeface (default: MediaPipe's BlazeFace network on the frame and on 192 px "
-            "tiles of a copy at most 640 px wide; faces from about 18 px at that width, tilted "
-            "and turned ones too, at several network runs per frame), haar (OpenCV cascade: "
-            "upright frontal faces of 10%+ of the frame height only) or dnn (YuNet; needs "
-            "ATELIER_FACE_MODEL)."
+            help="centerface (default: the CenterFace network on the whole frame, shrunk to at "
+            "most 640 px wide; faces from about 16 px at that width, turned, tilted and under "
+            "hat brims too, one network run per frame), blazeface (MediaPipe's BlazeFace on the "
+            "frame and on 192 px tiles of it: several runs per frame, misses more turned faces "
+            "and boxes more non-faces), haar (OpenCV cascade: upright frontal faces of 10%+ of "
+            "the frame height only) or dnn (YuNet; needs ATELIER_FACE_MODEL)."
         ),
     ] = None,
     detect_every: Annotated[

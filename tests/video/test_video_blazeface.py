@@ -102,5 +102,5 @@ def test_weighted_nms_averages_overlapping_boxes() -> None:
     assert merged[0] == pytest.approx([0.5, 0.5, 10.5, 10.5])
 
 
-def test_blazeface_is_the_default_detector() -> None:
+def test_the_blazeface_option_builds_it() -> None:
     assert isinstance(make_detector("blazeface"), BlazeFaceDetector)

