@@ -10,9 +10,11 @@ labelled frame.
 
 Configurations, all run file to file on the same inputs in the same run, blur filter:
 
-- Haar: the OpenCV cascade on every frame, with the tracker (the previous default detector);
-- BlazeFace (on the frame and its tiles, with the tracker) on every frame, on every 2nd frame
-  (the default), and on every 5th (`--detect-every 5`);
+- Haar: the OpenCV cascade on every frame, with the tracker (the detector before BlazeFace);
+- BlazeFace (on the frame and its tiles, with the tracker) on every 2nd frame (the default before
+  CenterFace);
+- CenterFace (Atelier's own decoding of the bundled network, with the tracker) on every frame,
+  on every 2nd frame (the default), and on every 5th (`--detect-every 5`);
 - deface 1.5 (CenterFace network, its defaults: threshold 0.2, ellipse masks 1.3x the box), in
   its own virtualenv (bench/.venv-deface, as bench/video.py installs it). Its masks are read back
   from its output: it is run with a magenta replacement image, and the magenta pixels of each
@@ -219,9 +221,10 @@ def deface(exe: Path, clip: str, work: Path) -> Row:
 
 CONFIGS: list[tuple[str, VideoParams]] = [
     ("Haar cascade, every frame", VideoParams(filter="blur", detector="haar", detect_every=1)),
-    ("BlazeFace, every frame", VideoParams(filter="blur", detect_every=1)),
-    ("Default: BlazeFace, every 2nd frame", VideoParams(filter="blur")),
-    ("BlazeFace, --detect-every 5", VideoParams(filter="blur", detect_every=5)),
+    ("BlazeFace, every 2nd frame", VideoParams(filter="blur", detector="blazeface")),
+    ("CenterFace, every frame", VideoParams(filter="blur", detect_every=1)),
+    ("Default: CenterFace, every 2nd frame", VideoParams(filter="blur")),
+    ("CenterFace, --detect-every 5", VideoParams(filter="blur", detect_every=5)),
 ]
 
 

@@ -43,8 +43,10 @@ def test_detecting_every_fifth_frame_keeps_the_closeup_hidden(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_chaplin_faces_small_and_turned_are_mostly_hidden(tmp_path: Path) -> None:
-    """Two men, faces 20-45 px tall in 640x360, often in profile or under a hat brim. The floor
-    is what the default reaches today (bench/faces.py has the figures), well above Haar's."""
+    """Two men, faces 20-45 px tall in 640x360, often in profile or under a hat brim. The floors
+    are near what the default reaches today (bench/faces.py has the figures: Haar hides under
+    half of these faces, BlazeFace about four in five, with 0.6 and 1.4 false boxes a frame)."""
     stats, default = run("chaplin", tmp_path)
-    assert default.recall >= 0.75
+    assert default.recall >= 0.9
+    assert default.false_per_frame <= 0.4
     assert stats.tracked > 0
