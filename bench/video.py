@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         "Atelier rows write H.264 (libx264 veryfast, crf 18) and copy the MP3 audio; the "
         "baseline writes mp4v without audio.",
         "Atelier rows use the default detector, CenterFace on the whole frame (shrunk to at most "
-        "640 px wide; chaplin.mp4 already is), on every 2nd frame, with the tracker; "
+        "640 px wide; chaplin.mp4 already is), with the tracker; "
         "bench/faces.py compares detectors' recall.",
         "The segment workers are started and have imported OpenCV before the clock starts; the "
         "time includes probing, the second segment's decoding from the keyframe before its "
