@@ -12,7 +12,7 @@ import json
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
     "block1_conv1",
@@ -93,13 +93,17 @@ class NSTParams(_Strict):
             raise ValueError("at least one weight must be positive")
         return value
 
-    @model_validator(mode="after")
-    def _lengths_agree(self) -> NSTParams:
-        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
-            self.style_layers
-        ):
-            raise ValueError("style_layer_weights needs one weight per style layer")
-        return self
+    @field_validator("style_layer_weights")
+    @classmethod
+    def _one_weight_per_layer(
+        cls, value: tuple[float, ...] | None, info: ValidationInfo
+    ) -> tuple[float, ...] | None:
+        # A field validator (not a model one) so the error names this field; `style_layers` is
+        # declared first, so it is in `info.data` when it was valid.
+        layers = info.data.get("style_layers")
+        if value is not None and layers is not None and len(value) != len(layers):
+            raise ValueError(f"needs one weight per style layer: {len(layers)}, not {len(value)}")
+        return value
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""
@@ -145,12 +149,17 @@ class VideoParams(_Strict):
     )
     profile: bool = Field(False, description="Also run the profile-face cascade.")
 
-    @model_validator(mode="after")
-    def _panels_fit_layout(self) -> VideoParams:
-        need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
-        if self.filters is not None and len(self.filters) != need:
-            raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
-        return self
+    @field_validator("filters")
+    @classmethod
+    def _panels_fit_layout(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        # A field validator so the error names `filters`; `layout` is declared before it.
+        layout = info.data.get("layout")
+        need = {"1x1": 0, "1x2": 1, "2x2": 3}.get(layout or "")
+        if value is not None and need is not None and len(value) != need:
+            raise ValueError(f"layout {layout} takes {need} extra filter(s), not {len(value)}")
+        return value
 
     def panel_filters(self) -> tuple[str, ...]:
         """The filter of every panel, left to right, top to bottom ("original" first on boards)."""

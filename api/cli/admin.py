@@ -39,7 +39,9 @@ def worker_cmd(
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(wanted) - set(QUEUES))
     if unknown or not wanted:
-        raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
+        raise typer.BadParameter(
+            f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}", param_hint="'--queues'"
+        )
     rt = runtime()
     node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
     argv = [

@@ -15,13 +15,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.cli.options import NST, VIDEO, GivenParams, with_params
 from api.cli.runtime import console
 from api.cli.stylize import expand
 from atelier.export import safe_stem
-from atelier.schemas import NSTParams, VideoParams
 
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
 
@@ -76,24 +75,14 @@ class Remote:
             raise RemoteError(f"cannot download {path}: {error}") from error
 
 
-def _parse_params(model: type[BaseModel], flags: dict[str, Any], extra: list[str]) -> Any:
-    """Flags plus `--param key=value` pairs (values read as JSON when they parse), validated."""
-    values = {k: v for k, v in flags.items() if v is not None}
-    for item in extra:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"--param takes key=value, not {item!r}")
-        try:
-            values[key.strip().replace("-", "_")] = json.loads(raw)
-        except ValueError:
-            values[key.strip().replace("-", "_")] = raw
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in error.errors()
-        )
-        raise typer.BadParameter(problems) from error
+def _params(given: GivenParams, is_video: bool, pairs: list[str]) -> Any:
+    """The job's parameters from the options and `-p` pairs; options of the other kind of job
+    are refused by name rather than ignored."""
+    group, other = (VIDEO, NST) if is_video else (NST, VIDEO)
+    if stray := given.given(other):
+        what = "a video" if is_video else "a style transfer grid"
+        raise typer.BadParameter(f"{other.panel.lower()} do not apply to {what}", param_hint=stray)
+    return given.with_pairs(pairs, group.model).build(group)
 
 
 def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +120,7 @@ def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out:
     console.print(f"results written to {out}")
 
 
+@with_params(NST, VIDEO)
 def submit_cmd(
     content: Annotated[
         list[Path] | None, typer.Argument(help="Content images or folders of images.")
@@ -146,16 +136,6 @@ def submit_cmd(
         str | None,
         typer.Option("--token", envvar="ATELIER_API_TOKEN", help="The API's bearer token."),
     ] = None,
-    size: Annotated[int | None, typer.Option(help="NST: longest side of the output.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="NST: optimizer steps.")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="NST: style loss weight.")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="NST: content loss weight.")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="NST: total-variation weight.")] = None,
-    seed: Annotated[int | None, typer.Option(help="NST: random seed.")] = None,
-    video_filter: Annotated[
-        str | None, typer.Option("--filter", help="Video: filter on faces (pixelate, blur...).")
-    ] = None,
-    layout: Annotated[str | None, typer.Option(help="Video: 1x1, 1x2 or 2x2 board.")] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Any other parameter as key=value; repeat."),
@@ -167,30 +147,26 @@ def submit_cmd(
         Path | None, typer.Option("--out", "-o", help="Download results here when done.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 300.0,
+    *,
+    given: GivenParams,
 ) -> None:
     """Submit a content x style grid, or a video, to a remote Atelier API and follow it."""
     if video is not None and (content or style):
-        raise typer.BadParameter("give content and --style images, or --video, not both")
+        raise typer.BadParameter(
+            "give content and --style images, or --video, not both", param_hint="'--video'"
+        )
     if video is None and (not content or not style):
-        raise typer.BadParameter("give content images and at least one --style (or --video)")
-    if video is not None:
-        params = _parse_params(VideoParams, {"filter": video_filter, "layout": layout}, param or [])
-    else:
-        flags = {
-            "size": size,
-            "iterations": iterations,
-            "style_weight": style_weight,
-            "content_weight": content_weight,
-            "tv_weight": tv_weight,
-            "seed": seed,
-        }
-        params = _parse_params(NSTParams, flags, param or [])
+        raise typer.BadParameter(
+            "give content images and at least one --style (or --video)",
+            param_hint="'CONTENT' / '--style'",
+        )
+    params = _params(given, video is not None, param or [])
     remote = Remote(api, token, timeout)
     names: dict[str, str] = {}
     try:
         if video is not None:
             if not video.is_file():
-                raise typer.BadParameter(f"{video} is not a file")
+                raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")
             sha = remote.upload(video)
             names[sha] = safe_stem(video.name, "video")
             body = {"video": sha, "params": params.model_dump(mode="json"), "label": label}
@@ -198,7 +174,7 @@ def submit_cmd(
         else:
             shas: dict[str, list[str]] = {"content": [], "styles": []}
             for role, paths in (("content", content or []), ("styles", style or [])):
-                for path in expand(paths):
+                for path in expand(paths, "'CONTENT'" if role == "content" else "'--style'"):
                     sha = remote.upload(path)
                     names[sha] = safe_stem(path.name, sha[:12])
                     shas[role].append(sha)

@@ -14,7 +14,6 @@ from typing import TypeVar
 
 import typer
 from celery import Celery
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,6 @@ from atelier.storage import Storage
 from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
-ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
 Row = TypeVar("Row")
 log = logging.getLogger("atelier")
 
@@ -86,16 +84,3 @@ def get_or_exit(session: Session, model: type[Row], row_id: int, code: int = 1) 
         console.print(f"[red]no {model.__name__.lower()} {row_id}[/red]")
         raise typer.Exit(code)
     return row
-
-
-def build_params(model: type[ParamsModel], **options: object) -> ParamsModel:
-    """Validate flags with the job's schema; unset flags take the schema's defaults, and every
-    problem is reported against its flag name."""
-    try:
-        return model(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as error:
-        problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise typer.BadParameter(problems) from error

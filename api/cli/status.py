@@ -123,7 +123,9 @@ def status_cmd(
 ) -> None:
     """Show recent batches, one batch's jobs (--batch) or one job (--job)."""
     if batch is not None and job is not None:
-        raise typer.BadParameter("give --batch or --job, not both")
+        raise typer.BadParameter(
+            "give --batch or --job, not both", param_hint="'--batch' / '--job'"
+        )
     rt = runtime()
     with session_scope(rt.db_url) as session:
         if job is not None:

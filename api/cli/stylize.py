@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.runtime import Runtime, build_params, console, get_or_exit, runtime
+from api.cli.options import NST, GivenParams, with_params
+from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -26,8 +27,9 @@ VGG19_CACHE = (
 )
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders as their image files (by suffix), sorted, not recursive."""
+def expand(paths: list[Path], hint: str | None = None) -> list[Path]:
+    """Files as given; folders as their image files (by suffix), sorted, not recursive.
+    `hint` names the argument or option they came from, for the error."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -35,13 +37,13 @@ def expand(paths: list[Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise typer.BadParameter(f"{path} does not exist")
+            raise typer.BadParameter(f"{path} does not exist", param_hint=hint)
     return found
 
 
 def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
     shas: list[str] = []
-    for path in expand(paths):
+    for path in expand(paths, "'CONTENT'" if role == "content" else "'--style'"):
         try:
             with session_scope(rt.db_url) as session:
                 shas.append(ingest_image(session, rt.settings, path).sha256)
@@ -51,17 +53,6 @@ def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
         console.print(f"[red]no usable {role} image in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(2)
     return list(dict.fromkeys(shas))
-
-
-def _blend(value: str | None) -> tuple[float, ...] | None:
-    if not value:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"--style-blend takes numbers like 0.7,0.3, not {value!r}"
-        ) from error
 
 
 def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
@@ -118,72 +109,39 @@ def _report(rt: Runtime, batch_id: int, out: Path, jobs: dict[int, Job]) -> int:
     return 0 if all(j.state == JobState.SUCCEEDED for j in jobs.values()) else 1
 
 
+@with_params(NST)
 def stylize_cmd(
     content: Annotated[list[Path], typer.Argument(help="Content images or folders of images.")],
     style: Annotated[
         list[Path], typer.Option("--style", "-s", help="Style image or folder; repeat for more.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results, plots, sheet.")],
-    size: Annotated[
-        int | None, typer.Option(help="Longest side of the output (default 256).")
-    ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Optimizer steps (default 300).")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="Content loss weight (1).")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="Style loss weight (1e4).")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight (1e-2).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
-    init: Annotated[
-        str | None, typer.Option(help="Start from content (default), noise or style.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
-    preserve_colors: Annotated[
-        bool, typer.Option("--preserve-colors", help="Keep the content's colours.")
-    ] = False,
-    style_blend: Annotated[
-        str | None, typer.Option(help="Blend all styles into one, e.g. 0.7,0.3.")
-    ] = None,
-    style_scale: Annotated[
-        float | None, typer.Option(help="Style size relative to --size.")
-    ] = None,
-    scales: Annotated[int | None, typer.Option(help="Coarse-to-fine scales (1).")] = None,
-    preview_every: Annotated[int | None, typer.Option(help="Save a preview every N steps.")] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="imagenet, a VGG19 .h5 path, or none (default: settings).")
-    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute identical finished jobs.")
     ] = False,
+    *,
+    given: GivenParams,
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
     Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
     """
-    params = build_params(
-        NSTParams,
-        size=size,
-        iterations=iterations,
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        init=init,
-        seed=seed,
-        preserve_colors=preserve_colors,
-        style_blend=_blend(style_blend),
-        style_scale=style_scale,
-        scales=scales,
-        preview_every=preview_every,
-        weights=weights,
-    )
+    stylize(content, style, out, given.build(NST), force=force)
+
+
+def stylize(
+    content: list[Path], style: list[Path], out: Path, params: NSTParams, force: bool = False
+) -> None:
+    """Ingest the images, create the grid's jobs, run or follow them and export the results."""
     rt = runtime()
     contents = _ingest(rt, content, "content")
     styles = _ingest(rt, style, "style")
     try:
         plan = create_nst_batch(rt.settings, contents, styles, params, force=force)
     except InputError as error:
-        raise typer.BadParameter(str(error)) from error
+        field = (error.field or "").removeprefix("params.")
+        hint = NST.flag_of(field) or "'CONTENT' / '--style'"
+        raise typer.BadParameter(str(error), param_hint=hint) from error
     console.print(
         f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
         f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"
@@ -239,11 +197,5 @@ def demo_cmd(
     iterations: Annotated[int, typer.Option(help="Optimizer steps per image.")] = 60,
 ) -> None:
     """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid)."""
-    stylize_cmd(
-        content=[SAMPLES / "content"],
-        style=[SAMPLES / "style"],
-        out=out,
-        size=size,
-        iterations=iterations,
-        weights=demo_weights(),
-    )
+    params = NSTParams(size=size, iterations=iterations, weights=demo_weights())
+    stylize([SAMPLES / "content"], [SAMPLES / "style"], out, params)

@@ -9,63 +9,32 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli.runtime import build_params, console, runtime
+from api.cli.options import VIDEO, GivenParams, with_params
+from api.cli.runtime import console, runtime
 from atelier.batches import create_video_job, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
-from atelier.schemas import VIDEO_FILTERS, VideoParams
 from atelier.storage import Storage
 
-FILTER_HELP = ", ".join(VIDEO_FILTERS)
 
-
+@with_params(VIDEO)
 def video_cmd(
     source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, webm, avi, mkv).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.mp4, H.264).")],
-    filter_: Annotated[
-        str | None, typer.Option("--filter", "-f", help=f"Face filter: {FILTER_HELP}.")
-    ] = None,
-    layout: Annotated[str | None, typer.Option(help="1x1 (default), 1x2 or 2x2 board.")] = None,
-    filters: Annotated[
-        str | None, typer.Option(help="Extra board panels, e.g. blur,cartoon,sketch for 2x2.")
-    ] = None,
-    detector: Annotated[str | None, typer.Option(help="haar (default) or dnn (YuNet).")] = None,
-    detect_every: Annotated[
-        int | None, typer.Option(help="Detect every N frames, track in between (1).")
-    ] = None,
-    mask: Annotated[str | None, typer.Option(help="box (default) or ellipse.")] = None,
-    padding: Annotated[float | None, typer.Option(help="Grow each face box by this share.")] = None,
-    keep_audio: Annotated[
-        bool, typer.Option("--keep-audio/--no-audio", help="Copy the input's audio.")
-    ] = True,
-    segment_seconds: Annotated[
-        float | None, typer.Option(help="Split into segments of S seconds run in parallel.")
-    ] = None,
-    profile: Annotated[bool, typer.Option("--profile", help="Also find faces in profile.")] = False,
+    *,
+    given: GivenParams,
 ) -> None:
     """Filter every face of a video and write the result with its audio."""
-    params = build_params(
-        VideoParams,
-        filter=filter_,
-        layout=layout,
-        filters=tuple(f.strip() for f in filters.split(",")) if filters else None,
-        detector=detector,
-        detect_every=detect_every,
-        mask=mask,
-        padding=padding,
-        keep_audio=keep_audio,
-        segment_seconds=segment_seconds,
-        profile=profile,
-    )
+    params = given.build(VIDEO)
     if not source.is_file():
-        raise typer.BadParameter(f"{source} is not a file")
+        raise typer.BadParameter(f"{source} is not a file", param_hint="'SOURCE'")
     rt = runtime()
     try:
         with session_scope(rt.db_url) as session:
             video = ingest_video(session, rt.settings, source).sha256
     except InputError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise typer.BadParameter(str(error), param_hint="'SOURCE'") from error
     plan = create_video_job(rt.settings, video, params, label=source.name)
     job_id = plan.job_ids[0]
     console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")

@@ -73,7 +73,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _input_error(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, str(exc))
+    assert isinstance(exc, InputError)
+    if exc.field is None:
+        return error_response(422, str(exc))
+    details = [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+    return error_response(422, f"invalid request: {exc.field}: {exc}", details)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -96,7 +96,8 @@ def test_a_grid_is_created_queued_and_counted(client, images):
         ({"params": {"sizes": 64}}, "params.sizes"),
         ({"params": {"content_layer": "block9_conv9"}}, "unknown VGG19 layer"),
         ({"params": {"weights": "/etc/passwd"}}, "weight files are set by the operator"),
-        ({"params": {"style_blend": [1, 2, 3]}}, "style_blend has 3 weights for 1 styles"),
+        ({"params": {"style_blend": [1, 2, 3]}}, "params.style_blend: 3 weights for 1 styles"),
+        ({"params": {"style_layer_weights": [1]}}, "style_layer_weights: Value error, needs"),
         ({"force": "maybe"}, "force"),
         ({"colour": "red"}, "colour"),
     ],
@@ -117,6 +118,12 @@ def test_videos_need_a_video_asset(client, images, test_data):
     video = client.post("/v1/assets", content=data).json()["sha256"]
     bad = client.post("/v1/videos", json={"video": video, "params": {"layout": "3x3"}})
     assert bad.status_code == 422 and "params.layout" in bad.json()["error"]
+    # A check across fields names the field to change, in the message and in the details.
+    panels = {"layout": "1x1", "filters": ["blur"]}
+    bad = client.post("/v1/videos", json={"video": video, "params": panels})
+    assert bad.status_code == 422
+    assert "params.filters: Value error, layout 1x1 takes 0" in bad.json()["error"]
+    assert [d["field"] for d in bad.json()["details"]] == ["params.filters"]
     made = client.post(
         "/v1/videos", json={"video": video, "params": {"filter": "blur"}, "label": "clip"}
     )

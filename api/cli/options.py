@@ -1,0 +1,249 @@
+"""Job parameter options, defined once and shared by `stylize`, `video` and `submit`.
+
+Each option is a `ParamOption` naming the schema field it sets; `with_params(NST, VIDEO)` adds
+the options of those groups to a command's signature and hands the command a `GivenParams`
+with what the user typed. Validation goes through the job's pydantic schema, and every problem
+is reported against the flag the user typed (or `--param NAME` for `submit -p NAME=...`).
+
+To add an option: add a `ParamOption` to its group (the schema field must exist); every command
+that takes the group gets it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from atelier.schemas import VIDEO_FILTERS, NSTParams, VideoParams
+
+Model = TypeVar("Model", bound=BaseModel)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """`a, b,c` → ("a", "b", "c"): list parameters are written comma-separated."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class ParamOption:
+    """One command-line option that sets one field of a job's parameter schema."""
+
+    field: str
+    help: str
+    kind: type = str  # the type Click parses: str, int, float or bool
+    flags: tuple[str, ...] = ()  # default: --field-name
+    parse: Callable[[Any], Any] | None = None  # applied to the parsed value, e.g. split_list
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.flags or (f"--{self.field.replace('_', '-')}",)
+
+    @property
+    def flag(self) -> str:
+        """The long flag, as error messages name it."""
+        return next(n.split("/")[0] for n in self.names if n.startswith("--"))
+
+    def parameter(self, panel: str) -> inspect.Parameter:
+        option = typer.Option(
+            *self.names, help=self.help, rich_help_panel=panel, show_default=False
+        )
+        return inspect.Parameter(
+            self.field,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[self.kind | None, option],
+        )
+
+    def value(self, raw: Any) -> Any:
+        """The schema value of what Click parsed; None (and an unset on-only flag) is unset."""
+        if raw is None or (raw is False and self.kind is bool and "/" not in self.names[0]):
+            return None
+        return self.parse(raw) if self.parse else raw
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """The options of one job schema, shown under one heading of --help."""
+
+    name: str
+    model: type[BaseModel]
+    panel: str
+    options: tuple[ParamOption, ...]
+
+    def flag_of(self, name: str) -> str | None:
+        return next((o.flag for o in self.options if o.field == name), None)
+
+
+NST = ParamGroup(
+    "nst",
+    NSTParams,
+    "Style transfer options",
+    (
+        ParamOption("size", "Longest side of the output (default 256).", int),
+        ParamOption("iterations", "Optimizer steps (default 300).", int),
+        ParamOption("content_weight", "Content loss weight (1).", float),
+        ParamOption("style_weight", "Style loss weight (1e4).", float),
+        ParamOption("tv_weight", "Total-variation weight (1e-2).", float),
+        ParamOption("optimizer", "adam (default) or lbfgs."),
+        ParamOption("learning_rate", "Adam step size (5).", float),
+        ParamOption("init", "Start from content (default), noise or style."),
+        ParamOption("seed", "Random seed (0).", int),
+        ParamOption("preserve_colors", "Keep the content's colours.", bool, ("--preserve-colors",)),
+        ParamOption("style_blend", "Blend all styles into one, e.g. 0.7,0.3.", parse=split_list),
+        ParamOption("style_scale", "Style size relative to --size.", float),
+        ParamOption("scales", "Coarse-to-fine scales (1).", int),
+        ParamOption("preview_every", "Save a preview every N steps.", int),
+        ParamOption("weights", "imagenet, a VGG19 .h5 path, or none (default: settings)."),
+    ),
+)
+
+VIDEO = ParamGroup(
+    "video",
+    VideoParams,
+    "Video options",
+    (
+        ParamOption(
+            "filter", f"Face filter: {', '.join(VIDEO_FILTERS)}.", flags=("--filter", "-f")
+        ),
+        ParamOption("layout", "1x1 (default), 1x2 or 2x2 board."),
+        ParamOption(
+            "filters", "Extra board panels, e.g. blur,cartoon,sketch for 2x2.", parse=split_list
+        ),
+        ParamOption("detector", "haar (default) or dnn (YuNet)."),
+        ParamOption("detect_every", "Detect every N frames, track in between (1).", int),
+        ParamOption("mask", "box (default) or ellipse."),
+        ParamOption("padding", "Grow each face box by this share.", float),
+        ParamOption(
+            "keep_audio",
+            "Copy the input's audio (default) or not.",
+            bool,
+            ("--keep-audio/--no-audio",),
+        ),
+        ParamOption("segment_seconds", "Split into segments of S seconds run in parallel.", float),
+        ParamOption("profile", "Also find faces in profile.", bool, ("--profile",)),
+    ),
+)
+
+
+def _is_list_field(model: type[BaseModel], name: str) -> bool:
+    """True for tuple-typed fields (possibly optional): those take comma-separated values."""
+    info = model.model_fields.get(name)
+    if info is None:
+        return False
+    annotation = info.annotation
+    candidates = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    return any(typing.get_origin(c) is tuple for c in candidates)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+@dataclass
+class GivenParams:
+    """The parameter options a user typed, by group, ready to validate with the group's schema."""
+
+    values: dict[str, dict[str, Any]]
+    groups: dict[str, ParamGroup]
+    # `submit -p key=value` pairs: field → value, with where it came from for messages.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def given(self, group: ParamGroup) -> list[str]:
+        """Flags of `group` the user typed (e.g. to refuse NST options for a video)."""
+        return [group.flag_of(name) or name for name in self.values.get(group.name, {})]
+
+    def with_pairs(self, pairs: Sequence[str], model: type[BaseModel]) -> GivenParams:
+        """Add `key=value` pairs: values read as JSON when they parse, list fields split on
+        commas (`filters=blur,cartoon,sketch` and `filters=["blur","cartoon","sketch"]` agree)."""
+        extra = dict(self.extra)
+        for item in pairs:
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or not key:
+                raise typer.BadParameter(f"takes key=value, not {item!r}", param_hint="'--param'")
+            try:
+                value: Any = json.loads(raw)
+            except ValueError:
+                value = raw
+            if _is_list_field(model, key):
+                if isinstance(value, str):
+                    value = split_list(value)
+                elif not isinstance(value, list):
+                    value = (value,)
+            extra[key] = value
+        return GivenParams(self.values, self.groups, extra)
+
+    def build(self, group: ParamGroup) -> Any:
+        """Validate with the group's schema: unset options take the schema's defaults, and every
+        problem names the option the user typed."""
+        values = {**self.values.get(group.name, {}), **self.extra}
+        try:
+            return group.model.model_validate(values)
+        except ValidationError as error:
+            raise _bad_parameter(error, group, set(self.extra)) from error
+
+
+def _bad_parameter(error: ValidationError, group: ParamGroup, pairs: set[str]) -> Exception:
+    hints: list[str] = []
+    problems: list[str] = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else ""
+        flag = group.flag_of(name) if name not in pairs else None
+        hint = flag or (f"--param {name}" if name else "--param")
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"no such parameter; known: {', '.join(group.model.model_fields)}"
+        if len(item["loc"]) > 1:
+            message = f"item {item['loc'][1]}: {message}"
+        hints.append(hint)
+        problems.append(message)
+    if len(problems) == 1:
+        return typer.BadParameter(problems[0], param_hint=f"'{hints[0]}'")
+    listed = "; ".join(f"{h}: {p}" for h, p in zip(hints, problems, strict=True))
+    return typer.BadParameter(listed, param_hint=list(dict.fromkeys(hints)))
+
+
+def with_params(*groups: ParamGroup) -> Callable[[Command], Command]:
+    """Add the options of `groups` to a Typer command; it receives them as `given: GivenParams`."""
+
+    def decorate(func: Command) -> Command:
+        signature = inspect.signature(func)
+        hints = typing.get_type_hints(func, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in signature.parameters.values()
+            if p.name != "given"
+        ]
+        added = [o.parameter(g.panel) for g in groups for o in g.options]
+        clash = {p.name for p in own} & {p.name for p in added}
+        if clash or len({p.name for p in added}) != len(added):
+            raise TypeError(f"{func.__name__}: option names clash: {sorted(clash)}")
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {
+                g.name: {
+                    o.field: v
+                    for o in g.options
+                    if (v := o.value(kwargs.pop(o.field, None))) is not None
+                }
+                for g in groups
+            }
+            given = GivenParams(values, {g.name: g for g in groups})
+            return func(*args, given=given, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+        return command  # type: ignore[return-value]
+
+    return decorate
