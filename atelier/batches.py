@@ -82,7 +82,7 @@ def style_groups(style_shas: Sequence[str], params: NSTParams) -> list[list[str]
         return [[sha] for sha in style_shas]
     if len(params.style_blend) != len(style_shas):
         raise InputError(
-            f"{len(params.style_blend)} weights for {len(style_shas)} styles",
+            f"style_blend has {len(params.style_blend)} weights for {len(style_shas)} styles",
             field="params.style_blend",
         )
     return [list(style_shas)]

@@ -96,7 +96,7 @@ def test_a_grid_is_created_queued_and_counted(client, images):
         ({"params": {"sizes": 64}}, "params.sizes"),
         ({"params": {"content_layer": "block9_conv9"}}, "unknown VGG19 layer"),
         ({"params": {"weights": "/etc/passwd"}}, "weight files are set by the operator"),
-        ({"params": {"style_blend": [1, 2, 3]}}, "params.style_blend: 3 weights for 1 styles"),
+        ({"params": {"style_blend": [1, 2, 3]}}, "params.style_blend: style_blend has 3"),
         ({"params": {"style_layer_weights": [1]}}, "style_layer_weights: Value error, needs"),
         ({"force": "maybe"}, "force"),
         ({"colour": "red"}, "colour"),
