@@ -52,7 +52,10 @@ class Runtime:
             return
         from workers.embedded import embedded_worker
 
-        with embedded_worker(self.app, tuple(queues)):
+        # Unless -v, native libraries' start-up lines (TensorFlow, XLA) go to a file, not here.
+        quiet = not logging.getLogger().isEnabledFor(logging.INFO)
+        native = self.settings.resolved_data_dir / "logs" / "native.log" if quiet else None
+        with embedded_worker(self.app, tuple(queues), native_log=native):
             yield
 
     def wait(

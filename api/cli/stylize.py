@@ -67,14 +67,20 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
             send_plan(rt.app, rt.settings, plan)
             task = bar.add_task(f"batch {plan.batch_id}", total=total, status="")
 
+            devices: set[tuple[str, str]] = set()
+
             def show(jobs: dict[int, Job]) -> None:
                 done = sum(JobState(j.state).finished for j in jobs.values())
                 running = [j for j in jobs.values() if j.state == JobState.RUNNING]
+                for job in running:
+                    _announce_device(bar, job.meta, devices)
                 detail = ""
                 if running and "iteration" in running[0].meta:
                     m = running[0].meta
                     detail = f" · job {running[0].id} it {m['iteration']}/{m['of']}"
                     detail += f" loss {m['losses']['total']:.4g}"
+                elif running and "stage" in running[0].meta:
+                    detail = f" · {running[0].meta['stage']}…"
                 progress = sum(j.progress for j in jobs.values())
                 bar.update(task, completed=progress, status=f"{done}/{total} done{detail}")
 
@@ -87,6 +93,17 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
         )
         raise typer.Exit(130) from None
     return _report(rt, plan.batch_id, out, jobs)
+
+
+def _announce_device(bar: Progress, meta: dict, seen: set[tuple[str, str]]) -> None:
+    """One line, once per device and weights: where the jobs run and on which weights."""
+    if "device" not in meta:
+        return
+    where = (meta["device"], meta.get("weights", "?"))
+    if where not in seen:
+        seen.add(where)
+        random = " (random: tests the pipeline, does not paint)" if where[1] == "none" else ""
+        bar.console.print(f"style transfer on {where[0]}, VGG19 weights {where[1]}{random}")
 
 
 def _report(rt: Runtime, batch_id: int, out: Path, jobs: dict[int, Job]) -> int:

@@ -196,6 +196,8 @@ class StyleTransferEngine:
         self._style_cache: OrderedDict[tuple[Any, ...], list[tf.Tensor]] = OrderedDict()
         self._style_cache_size = style_cache_size
         self._functions: dict[tuple[Any, ...], Any] = {}
+        # (optimizer, layers, height, width, batch) the step has been traced and compiled for.
+        self._compiled: set[tuple[Any, ...]] = set()
         self._loss_scale = MIXED_PRECISION_LOSS_SCALE if self.mixed_precision else 1.0
 
     # -- public ------------------------------------------------------------------------------
@@ -206,14 +208,21 @@ class StyleTransferEngine:
         params: NSTParams,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> list[EngineResult]:
         """Optimise all `jobs` with `params`; results come back in input order.
+
+        `on_stage` hears of the slow first-time steps before they start (loading the network,
+        compiling the step for a new image size), which report no iterations for seconds.
 
         Raises InputError (an image too small for the layers, a style_blend of the wrong
         length), WeightsUnavailable, or JobCancelled when `should_stop()` turns true.
         """
         if not jobs:
             return []
+        stage = on_stage or (lambda _text: None)
+        if not self._functions:
+            stage(f"loading VGG19 ({self.weights} weights)")
         model = build_extractor(
             self.weights, params.content_layer, params.style_layers, self.mixed_precision
         )
@@ -224,6 +233,12 @@ class StyleTransferEngine:
         rows: list[list[LossRow]] = [[] for _ in jobs]
         iteration = 0
         for scale in scales:
+            for group in groups:
+                height, width = _scaled(group.shape, scale.divisor)
+                built = (params.optimizer, params.content_layer, params.style_layers)
+                if (*built, height, width, len(group.jobs)) not in self._compiled:
+                    self._compiled.add((*built, height, width, len(group.jobs)))
+                    stage(f"compiling for {width}×{height}")  # noqa: RUF001
             runs = [self._timed(g, self._start, g, scale, params, model, need) for g in groups]
             for _ in range(scale.iterations):
                 if should_stop is not None and should_stop():

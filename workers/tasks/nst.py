@@ -95,8 +95,29 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
                 log.info("job %s: %s", ctx.lease.job_id, stop)
                 stopped.add(index)
 
-    results = engine_for(weights).run(
-        work, params, on_progress=on_progress, should_stop=lambda: len(stopped) == len(live)
+    device: dict[str, str] = {"weights": weights}
+
+    def on_stage(text: str) -> None:
+        """A slow first-time step (loading, compiling): shown by progress bars as it starts."""
+        for index, ctx in enumerate(live):
+            if index in stopped:
+                continue
+            try:
+                ctx.report(0.0, {"stage": text, **device}, force=True)
+            except (JobCancelled, LeaseLost) as stop:
+                log.info("job %s: %s", ctx.lease.job_id, stop)
+                stopped.add(index)
+
+    if weights not in _ENGINES:
+        on_stage("starting TensorFlow")
+    engine = engine_for(weights)
+    device["device"] = engine.device
+    results = engine.run(
+        work,
+        params,
+        on_progress=on_progress,
+        should_stop=lambda: len(stopped) == len(live),
+        on_stage=on_stage,
     )
     for index, (ctx, result) in enumerate(zip(live, results, strict=True)):
         if index not in stopped:
