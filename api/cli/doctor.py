@@ -96,10 +96,12 @@ def check_broker(settings: Settings) -> Check:
             Status.OK,
             f"embedded (files in {settings.broker_folder}): each command runs its own jobs",
         )
+    from kombu.utils.url import maybe_sanitize_url
+
     from atelier.celery_app import create_app
 
     app = create_app(settings)
-    shown = app.connection().as_uri()
+    shown = maybe_sanitize_url(settings.resolved_broker_url)
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
