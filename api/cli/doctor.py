@@ -255,8 +255,8 @@ def doctor_cmd(
     else:
         for finding in findings:
             line = f"{MARK[finding.status]} {finding.name}: {escape(finding.detail)}"
-            out.print(line, highlight=False)
+            out.print(line, highlight=False, soft_wrap=True)
             if finding.fix:
-                out.print(f"     fix: {escape(finding.fix)}", highlight=False)
+                out.print(f"     fix: {escape(finding.fix)}", highlight=False, soft_wrap=True)
     if any(f.status is Status.FAIL for f in findings):
         raise typer.Exit(1)

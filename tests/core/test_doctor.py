@@ -66,7 +66,7 @@ def test_doctor_says_what_is_broken_and_how_to_fix_it(
     monkeypatch.delenv("ATELIER_DATABASE_URL", raising=False)
     settings_module.get_settings.cache_clear()
     try:
-        done = runner.invoke(app, ["doctor", "--no-gpu"], terminal_width=200)
+        done = runner.invoke(app, ["doctor", "--no-gpu"])
     finally:
         settings_module.get_settings.cache_clear()
     assert done.exit_code == 1, done.output
