@@ -85,6 +85,7 @@ def test_doctor_says_what_is_broken_and_how_to_fix_it(
     assert "ATELIER_VGG_WEIGHTS=" in fix
     face, fix = finding("face model")
     assert face.startswith("FAIL") and "YuNet" in fix
-    database, _ = finding("database")  # the embedded SQLite default works with nothing set
-    assert database.startswith("ok") and "sqlite" in database
+    database, fix = finding("database")  # the embedded SQLite default, not created yet
+    assert database.startswith("warn") and "sqlite" in database and "revision none" in database
+    assert "atelier migrate" in fix
     assert not any(" GPU: " in line for line in lines)  # --no-gpu
