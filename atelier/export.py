@@ -7,6 +7,7 @@ folder the user chose.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,15 @@ def loss_rows(db_url: str, job: Job) -> list[tuple[int, float, float, float, flo
     return [tuple(r) for r in rows]
 
 
-def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]:
-    """Write every finished job of an NST batch, each job's loss plot and CSV, and `sheet.png`."""
+def export_batch(
+    settings: Settings,
+    batch_id: int,
+    out: Path,
+    on_job: Callable[[int, int], None] | None = None,
+) -> list[Exported]:
+    """Write every finished job of an NST batch, each job's loss plot and CSV, and `sheet.png`.
+
+    `on_job(done, total)` follows the export job by job (a progress bar for large batches)."""
     db_url = settings.resolved_database_url
     storage = Storage(settings.resolved_storage_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +100,8 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
             plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
             (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
         exported.append(Exported(job.id, job.state, image, plot, job.error))
+        if on_job is not None:
+            on_job(len(exported), len(jobs))
     (out / "sheet.png").write_bytes(batch_sheet_png(settings, batch_id))
     return exported
 

@@ -15,6 +15,13 @@ from typing import TypeVar
 import typer
 from celery import Celery
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from sqlalchemy.orm import Session
 
 from atelier.celery_app import QUEUES, create_app
@@ -25,6 +32,14 @@ from atelier.storage import Storage
 from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
+# Progress bars of bytes sent or received: what, how far, how fast, how long still.
+BYTES_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    DownloadColumn(),
+    TransferSpeedColumn(),
+    TimeRemainingColumn(),
+)
 Row = TypeVar("Row")
 log = logging.getLogger("atelier")
 

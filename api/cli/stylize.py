@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -172,6 +173,9 @@ def losses_cmd(
         Path | None, typer.Option("--csv", help="Write the loss history as CSV.")
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a loss plot (PNG).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the history as JSON rows, for scripts.")
+    ] = False,
 ) -> None:
     """Show, or write as CSV and PNG plot, the loss history of an NST job."""
     rt = runtime()
@@ -182,7 +186,10 @@ def losses_cmd(
         csv.write_text(loss_csv(rows))
     if plot:
         plot.write_bytes(loss_plot_png(rows, f"job {job_id}"))
-    if not (csv or plot):
+    if as_json:
+        fields = ("iteration", "total", "content", "style", "tv")
+        typer.echo(json.dumps([dict(zip(fields, row, strict=True)) for row in rows]))
+    elif not (csv or plot):
         typer.echo(loss_csv(rows), nl=False)
     console.print(f"job {job_id}: {len(rows)} iteration(s), state {job.state}")
 
