@@ -33,3 +33,8 @@ class JobCancelled(AtelierError):
 
 class LeaseLost(AtelierError):
     """Another attempt now owns the job: this one must stop without writing anything."""
+
+
+class JobFailed(AtelierError):
+    """Raised by a task whose jobs all failed for good, after their rows say so: the task then
+    ends as FAILURE with this message, and monitors (Flower) show what the database shows."""

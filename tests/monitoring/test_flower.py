@@ -22,6 +22,7 @@ from atelier.jobs import cancel
 from atelier.models import JobState
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
+from atelier.storage import Storage
 from atelier.submit import create_ping_job, job_states, send_jobs, wait_for_jobs
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
 
@@ -176,12 +177,14 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
     (job_id,) = plan.job_ids
     task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
 
-    # Flower follows the task through its events: a running job shows as PROGRESS, with its meta.
+    # Flower follows the task through its events: a running job shows as PROGRESS, with its meta
+    # (first the start-up stages, then the iterations).
     info = _eventually(
         "the NST task's PROGRESS state in /api/task/info",
         lambda: (
             (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
             and i.json()["state"] == "PROGRESS"
+            and "iteration" in (i.json()["result"] or {})
             and i.json()
         ),
         timeout=180,
@@ -194,11 +197,33 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
     assert listed[task_id]["name"] == NST_STYLIZE
 
     assert cancel(settings.resolved_database_url, job_id)  # the next heartbeat stops it
+    # The monitor tells the truth: a cancelled job's task ends CANCELLED, not SUCCESS.
     _eventually(
-        "the cancelled task to end",
-        lambda: api.get(f"/api/task/info/{task_id}").json()["state"] == "SUCCESS",
+        "the cancelled task to end as CANCELLED",
+        lambda: api.get(f"/api/task/info/{task_id}").json()["state"] == "CANCELLED",
         timeout=60,
     )
+    assert api.get(f"/api/task/result/{task_id}").json()["state"] == "CANCELLED"
+
+    # A job that fails on its input: FAILURE, with the job's message.
+    with session_scope(settings.resolved_database_url) as session:
+        content = ingest_image(session, settings, _image(tmp_path / "gone.png", 3)).sha256
+    plan = create_nst_batch(settings, [content], [style], NSTParams(size=32, iterations=2))
+    Storage(settings.resolved_storage_dir).path(content).unlink()  # the stored input is lost
+    send_plan(app, settings, plan)
+    (job_id,) = plan.job_ids
+    task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
+    info = _eventually(
+        "the failed job's task as FAILURE",
+        lambda: (
+            (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
+            and i.json()["state"] == "FAILURE"
+            and i.json()
+        ),
+        timeout=60,
+    )
+    assert f"job {job_id}: input file is missing" in info["exception"]
+    assert job_states(settings.resolved_database_url, [job_id])[job_id].state == JobState.FAILED
 
 
 def _assert_progress_meta(meta: dict[str, Any], job_id: int) -> None:

@@ -222,7 +222,7 @@ class StyleTransferEngine:
             return []
         stage = on_stage or (lambda _text: None)
         if not self._functions:
-            stage(f"loading VGG19 ({self.weights} weights)")
+            stage(f"loading VGG19, weights {self.weights}")
         model = build_extractor(
             self.weights, params.content_layer, params.style_layers, self.mixed_precision
         )

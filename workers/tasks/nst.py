@@ -18,7 +18,7 @@ from atelier import jobs
 from atelier.assets import record_asset
 from atelier.celery_app import NST_STYLIZE
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _ENGINES: dict[str, Any] = {}
 
 
-@shared_task(name=NST_STYLIZE, bind=True)
+@shared_task(name=NST_STYLIZE, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
