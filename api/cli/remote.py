@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from api.cli.options import NST, VIDEO, GivenParams, with_params
-from api.cli.runtime import console
+from api.cli.runtime import BYTES_COLUMNS, console
 from api.cli.stylize import expand
 from atelier.export import safe_stem
 
+CHUNK = 1 << 16
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
 
 
@@ -52,25 +54,38 @@ class Remote:
             raise RemoteError(f"{method} {path}: {response.status_code} {message}")
         return response
 
-    def upload(self, path: Path) -> str:
-        with path.open("rb") as handle:
-            response = self.call(
-                "POST",
-                "/v1/assets",
-                params={"label": path.name[:255]},
-                content=handle,
-                headers={"Content-Type": "application/octet-stream"},
-            )
+    def upload(self, path: Path, bar: Progress, task: TaskID) -> str:
+        """Stream a file to `POST /v1/assets`, advancing `task` of `bar` by the bytes sent."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    bar.advance(task, len(chunk))
+                    yield chunk
+
+        response = self.call(
+            "POST",
+            "/v1/assets",
+            params={"label": path.name[:255]},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         return response.json()["sha256"]
 
-    def download(self, path: str, target: Path) -> None:
+    def download(self, path: str, target: Path, bar: Progress, task: TaskID) -> None:
+        """Stream `GET path` into `target`; its size joins `task`'s total as it becomes known."""
         try:
             with self.http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     raise RemoteError(f"GET {path}: {response.status_code}")
+                length = int(response.headers.get("Content-Length", 0))
+                known = next(t.total for t in bar.tasks if t.id == task) or 0
+                bar.update(task, total=known + length)
                 with target.open("wb") as handle:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)
+                        bar.advance(task, len(chunk))
         except httpx.HTTPError as error:
             raise RemoteError(f"cannot download {path}: {error}") from error
 
@@ -100,6 +115,7 @@ def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
 
 def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    wanted: list[tuple[str, Path]] = []
     for job in batch["jobs"]:
         if job["state"] != "succeeded" or not job["result"]:
             continue
@@ -108,16 +124,28 @@ def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out:
             styles = inputs.get("styles", [])
             style = names.get(styles[0], "style") if len(styles) == 1 else "blend"
             stem = f"{names.get(inputs.get('content', ''), 'content')}__{style}"
-            remote.download(f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv")
-            remote.download(f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png")
+            wanted.append((f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv"))
+            wanted.append((f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png"))
         else:
             stem = f"{names.get(inputs.get('video', ''), 'video')}__job-{job['id']}"
         suffix = SUFFIX.get(job["result"]["media_type"], ".bin")
-        remote.download(f"/v1/jobs/{job['id']}/result", out / f"{stem}{suffix}")
+        wanted.append((f"/v1/jobs/{job['id']}/result", out / f"{stem}{suffix}"))
     if batch.get("sheet_url"):
-        remote.download(batch["sheet_url"], out / "sheet.png")
+        wanted.append((batch["sheet_url"], out / "sheet.png"))
+    with Progress(*BYTES_COLUMNS, console=console) as bar:
+        task = bar.add_task(f"downloading {len(wanted)} file(s)", total=0)
+        for url, target in wanted:
+            remote.download(url, target, bar, task)
     (out / "batch.json").write_text(json.dumps(batch, indent=2))
     console.print(f"results written to {out}")
+
+
+def _upload(remote: Remote, paths: list[Path]) -> list[str]:
+    """Upload files with one progress bar over all their bytes; their hashes, in order."""
+    total = sum(path.stat().st_size for path in paths)
+    with Progress(*BYTES_COLUMNS, console=console) as bar:
+        task = bar.add_task(f"uploading {len(paths)} file(s)", total=total)
+        return [remote.upload(path, bar, task) for path in paths]
 
 
 @with_params(NST, VIDEO)
@@ -167,15 +195,20 @@ def submit_cmd(
         if video is not None:
             if not video.is_file():
                 raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")
-            sha = remote.upload(video)
+            (sha,) = _upload(remote, [video])
             names[sha] = safe_stem(video.name, "video")
             body = {"video": sha, "params": params.model_dump(mode="json"), "label": label}
             batch = remote.call("POST", "/v1/videos", json=body).json()
         else:
+            files = {
+                "content": expand(content or [], "'CONTENT'"),
+                "styles": expand(style or [], "'--style'"),
+            }
+            sent = iter(_upload(remote, [*files["content"], *files["styles"]]))
             shas: dict[str, list[str]] = {"content": [], "styles": []}
-            for role, paths in (("content", content or []), ("styles", style or [])):
-                for path in expand(paths, "'CONTENT'" if role == "content" else "'--style'"):
-                    sha = remote.upload(path)
+            for role, paths in files.items():
+                for path in paths:
+                    sha = next(sent)
                     names[sha] = safe_stem(path.name, sha[:12])
                     shas[role].append(sha)
             body = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import socket
 import time
@@ -185,3 +186,26 @@ def wait_for_log_line(log: Path, text: str, timeout: float) -> None:
     while text not in log.read_text(errors="replace"):
         assert time.monotonic() < deadline, f"{text!r} not in {log}"
         time.sleep(0.2)
+
+
+def test_submit_takes_the_shared_options_and_shows_uploads_and_downloads(
+    api: httpx.Client, deployment: Deployment, tiny_images: dict[str, Path], tmp_path: Path
+):
+    out = tmp_path / "remote"
+    done = deployment.atelier(
+        "submit", str(tiny_images["golden_gate"]), "--style", str(tiny_images["wave"]),
+        "--api", str(api.base_url), "--size", "32", "--iterations", "2", "--preserve-colors",
+        "-p", "style_layers=block1_conv1,block2_conv1", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Progress bars for the uploads and the downloads (drawn once at the end into a pipe).
+    assert "uploading 2 file(s)" in done.stderr and "downloading 4 file(s)" in done.stderr
+    batch = json.loads((out / "batch.json").read_text())
+    params = batch["jobs"][0]["params"]
+    assert params["preserve_colors"] is True and params["size"] == 32
+    assert params["style_layers"] == ["block1_conv1", "block2_conv1"]
+    stem = out / "golden_gate__wave"
+    for suffix in (".png", ".losses.csv", ".loss.png"):
+        assert Path(f"{stem}{suffix}").stat().st_size > 0, suffix
+    assert len(Path(f"{stem}.losses.csv").read_text().splitlines()) == 3
+    assert (out / "sheet.png").stat().st_size > 0
