@@ -192,3 +192,19 @@ def test_xla_step_matches_plain_step(engine, tubingen, starry):
     [plain] = engine.run([job], params(iterations=5))
     assert np.abs(compiled.image.astype(int) - plain.image.astype(int)).max() <= 3
     assert compiled.losses[-1].total == pytest.approx(plain.losses[-1].total, rel=1e-3)
+
+
+def test_first_time_steps_are_announced_once(tubingen, starry):
+    """Loading the network and compiling for a new size take seconds with no iteration to
+    show; the engine says so first, and only the first time."""
+    engine = StyleTransferEngine("none", jit_compile=False)
+    stages: list[str] = []
+    job = EngineJob(tubingen, [("starry", starry)])
+    engine.run([job], NSTParams(iterations=1, size=32), on_stage=stages.append)
+    height, width = resize_longest(tubingen, 32).shape[:2]
+    assert stages == ["loading VGG19, weights none", f"compiling for {width}×{height}"]  # noqa: RUF001
+    stages.clear()
+    engine.run([job], NSTParams(iterations=1, size=32, seed=1), on_stage=stages.append)
+    assert stages == []  # nothing new: same network, same size
+    engine.run([job], NSTParams(iterations=1, size=24), on_stage=stages.append)
+    assert len(stages) == 1 and stages[0].startswith("compiling for ")  # a new size
