@@ -32,6 +32,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.nst
 	$(BIN)/python -m bench.video
+	$(BIN)/python -m bench.segments
 
 clean:
 	rm -rf $(VENV) data out
