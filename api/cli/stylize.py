@@ -221,5 +221,7 @@ def demo_cmd(
     iterations: Annotated[int, typer.Option(help="Optimizer steps per image.")] = 60,
 ) -> None:
     """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid)."""
-    params = NSTParams(size=size, iterations=iterations, weights=demo_weights())
+    values = {"size": size, "iterations": iterations}
+    params = GivenParams({NST.name: values}, {NST.name: NST}).build(NST)
+    params = params.model_copy(update={"weights": demo_weights()})
     stylize([SAMPLES / "content"], [SAMPLES / "style"], out, params)

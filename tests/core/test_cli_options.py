@@ -66,6 +66,7 @@ def test_every_option_sets_a_field_of_its_schema():
         (["submit", "--video", "v.mp4", "--size", "64"],
          "'--size'", "style transfer options do not apply to a video"),
         (["submit", "a.png", "-s", "b.png", "-p", "size"], "'--param'", "takes key=value"),
+        (["demo", "--size", "3"], "'--size'", "greater than or equal to 16"),
     ],
 )  # fmt: skip
 def test_every_validation_error_names_the_option_typed(args: list[str], named: str, says: str):
