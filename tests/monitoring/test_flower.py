@@ -205,6 +205,18 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
     )
     assert api.get(f"/api/task/result/{task_id}").json()["state"] == "CANCELLED"
 
+    # A job cancelled while it waits in the queue: its task ends CANCELLED too.
+    plan = create_nst_batch(settings, [content], [style], NSTParams(size=32, iterations=3))
+    (job_id,) = plan.job_ids
+    assert cancel(settings.resolved_database_url, job_id)
+    send_plan(app, settings, plan)
+    task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
+    _eventually(
+        "the task of a job cancelled in the queue to end as CANCELLED",
+        lambda: api.get(f"/api/task/info/{task_id}").json().get("state") == "CANCELLED",
+        timeout=60,
+    )
+
     # A job that fails on its input: FAILURE, with the job's message.
     with session_scope(settings.resolved_database_url) as session:
         content = ingest_image(session, settings, _image(tmp_path / "gone.png", 3)).sha256

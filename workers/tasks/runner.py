@@ -125,6 +125,8 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
         # once the lease would have expired, so the job cannot be lost with this message.
         log.info("jobs %s are held by another attempt; checking again later", busy)
         task.apply_async(args=[busy], countdown=settings.lease_seconds)
+    elif not contexts:  # e.g. jobs cancelled while queued: the task says so too
+        _end_task_as_jobs_ended(task, settings.resolved_database_url, list(job_ids))
     return contexts
 
 
