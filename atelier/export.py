@@ -62,7 +62,8 @@ def export_batch(
     out: Path,
     on_job: Callable[[int, int], None] | None = None,
 ) -> list[Exported]:
-    """Write every finished job of an NST batch, each job's loss plot and CSV, and `sheet.png`.
+    """Write every finished job of an NST batch, each Gatys job's loss plot and CSV, and
+    `sheet.png`.
 
     `on_job(done, total)` follows the export job by job (a progress bar for large batches)."""
     db_url = settings.resolved_database_url
@@ -96,9 +97,10 @@ def export_batch(
             image = out / f"{stem}.png"
             image.write_bytes(storage.path(results[job.result_asset_id].sha256).read_bytes())
             rows = loss_rows(db_url, job)
-            plot = out / f"{stem}.loss.png"
-            plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
-            (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
+            if rows:  # the fast engine optimises nothing: no loss history to show
+                plot = out / f"{stem}.loss.png"
+                plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
+                (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
         exported.append(Exported(job.id, job.state, image, plot, job.error))
         if on_job is not None:
             on_job(len(exported), len(jobs))

@@ -34,9 +34,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NSTParams(_Strict):
-    """Options of one Gatys-style optimization (jcjohnson/neural-style names where they exist)."""
+FAST_ENGINE_FIELDS = frozenset({"engine", "size", "style_blend", "strength", "preserve_colors"})
+"""The parameters the fast engine reads; the others cannot change its result."""
 
+
+class NSTParams(_Strict):
+    """Options of one style-transfer job (jcjohnson/neural-style names where they exist).
+
+    `engine` picks Gatys optimisation (VGG19) or the fast feed-forward Magenta network; the fast
+    engine uses `size`, `style_blend`, `strength` and `preserve_colors` and ignores the
+    optimisation options."""
+
+    engine: Literal["gatys", "fast"] = Field(
+        "gatys", description="`gatys` (optimisation, VGG19) or `fast` (Magenta network, CPU)."
+    )
+    strength: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Fast engine: 0 keeps the content's own style, 1 takes the painting's.",
+    )
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
     iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
@@ -55,7 +73,9 @@ class NSTParams(_Strict):
     style_scale: float = Field(
         1.0, gt=0, le=4, allow_inf_nan=False, description="Style image size relative to `size`."
     )
-    init: Literal["content", "noise", "style"] = "content"
+    init: Literal["content", "noise", "style", "fast"] = Field(
+        "content", description="Gatys start image; `fast` starts from the fast engine's result."
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
     learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
@@ -122,11 +142,40 @@ VIDEO_FILTERS: tuple[str, ...] = (
     "sketch",
     "edges",
     "colormap",
-    "stylize",
+    "watercolor",
+    "painting",
 )
 VideoFilter = Literal[
-    "none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"
+    "none",
+    "blur",
+    "pixelate",
+    "solid",
+    "cartoon",
+    "sketch",
+    "edges",
+    "colormap",
+    "watercolor",
+    "painting",
 ]
+DEPRECATED_FILTERS = {"stylize": "watercolor"}
+"""Old filter names still accepted, and the filter they now mean (`stylize` was OpenCV's
+watercolour-like `cv2.stylization`, not neural style transfer)."""
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _renamed(value: object) -> object:
+    if isinstance(value, str):
+        return DEPRECATED_FILTERS.get(value, value)
+    if isinstance(value, list | tuple):
+        return type(value)(DEPRECATED_FILTERS.get(v, v) if isinstance(v, str) else v for v in value)
+    return value
+
+
+def _panels(filter_: str, layout: str, filters: tuple[str, ...] | None) -> tuple[str, ...]:
+    if layout == "1x1":
+        return (filter_,)
+    defaults = {"1x2": (filter_,), "2x2": (filter_, "cartoon", "sketch")}.get(layout, ())
+    return ("original", *(filters or defaults))
 
 
 class VideoParams(_Strict):
@@ -148,6 +197,20 @@ class VideoParams(_Strict):
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
     profile: bool = Field(False, description="Also run the profile-face cascade.")
+    style: str | None = Field(
+        None,
+        pattern=SHA256,
+        validate_default=True,
+        description="`painting` filter: sha256 of the uploaded painting whose style it applies.",
+    )
+    painting_frames: bool = Field(
+        False, description="`painting` filter: paint whole frames instead of face regions."
+    )
+
+    @field_validator("filter", "filters", mode="before")
+    @classmethod
+    def _deprecated_names(cls, value: object) -> object:
+        return _renamed(value)
 
     @field_validator("filters")
     @classmethod
@@ -161,12 +224,19 @@ class VideoParams(_Strict):
             raise ValueError(f"layout {layout} takes {need} extra filter(s), not {len(value)}")
         return value
 
+    @field_validator("style")
+    @classmethod
+    def _painting_needs_style(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # On `style` (validated even when left out), so the error names the field to set.
+        data = info.data
+        panels = _panels(data.get("filter", ""), data.get("layout", "1x1"), data.get("filters"))
+        if value is None and "painting" in panels:
+            raise ValueError("the painting filter needs a painting: `style` (an image asset)")
+        return value
+
     def panel_filters(self) -> tuple[str, ...]:
         """The filter of every panel, left to right, top to bottom ("original" first on boards)."""
-        if self.layout == "1x1":
-            return (self.filter,)
-        defaults = {"1x2": (self.filter,), "2x2": (self.filter, "cartoon", "sketch")}[self.layout]
-        return ("original", *(self.filters or defaults))
+        return _panels(self.filter, self.layout, self.filters)
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""

@@ -17,7 +17,7 @@ import json
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -96,7 +96,9 @@ NST = ParamGroup(
         ParamOption("tv_weight", "Total-variation weight (1e-2).", float),
         ParamOption("optimizer", "adam (default) or lbfgs."),
         ParamOption("learning_rate", "Adam step size (5).", float),
-        ParamOption("init", "Start from content (default), noise or style."),
+        ParamOption(
+            "init", "Start from content (default), noise, style or fast (the fast result)."
+        ),
         ParamOption("seed", "Random seed (0).", int),
         ParamOption("preserve_colors", "Keep the content's colours.", bool, ("--preserve-colors",)),
         ParamOption("style_blend", "Blend all styles into one, e.g. 0.7,0.3.", parse=split_list),
@@ -104,6 +106,10 @@ NST = ParamGroup(
         ParamOption("scales", "Coarse-to-fine scales (1).", int),
         ParamOption("preview_every", "Save a preview every N steps.", int),
         ParamOption("weights", "imagenet, a VGG19 .h5 path, or none (default: settings)."),
+        ParamOption(
+            "engine", "gatys (default: optimisation, VGG19) or fast (Magenta network, CPU)."
+        ),
+        ParamOption("strength", "Fast engine: 0 (content's style) to 1 (default).", float),
     ),
 )
 
@@ -113,7 +119,9 @@ VIDEO = ParamGroup(
     "Video options",
     (
         ParamOption(
-            "filter", f"Face filter: {', '.join(VIDEO_FILTERS)}.", flags=("--filter", "-f")
+            "filter",
+            f"Face filter: {', '.join(VIDEO_FILTERS)} (stylize: old name of watercolor).",
+            flags=("--filter", "-f"),
         ),
         ParamOption("layout", "1x1 (default), 1x2 or 2x2 board."),
         ParamOption(
@@ -131,6 +139,9 @@ VIDEO = ParamGroup(
         ),
         ParamOption("segment_seconds", "Split into segments of S seconds run in parallel.", float),
         ParamOption("profile", "Also find faces in profile.", bool, ("--profile",)),
+        ParamOption(
+            "painting_frames", "Paint whole frames, not only faces.", bool, ("--painting-frames",)
+        ),
     ),
 )
 
@@ -157,6 +168,9 @@ class GivenParams:
     groups: dict[str, ParamGroup]
     # `submit -p key=value` pairs: field → value, with where it came from for messages.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Fields a command sets from an option of its own (e.g. `video --style FILE` sets `style`
+    # to the file's sha256): field → that option, for messages.
+    flags: dict[str, str] = field(default_factory=dict)
 
     def given(self, group: ParamGroup) -> list[str]:
         """Flags of `group` the user typed (e.g. to refuse NST options for a video)."""
@@ -181,7 +195,14 @@ class GivenParams:
                 elif not isinstance(value, list):
                     value = (value,)
             extra[key] = value
-        return GivenParams(self.values, self.groups, extra)
+        return replace(self, extra=extra)
+
+    def with_values(
+        self, group: ParamGroup, values: dict[str, Any], flags: dict[str, str]
+    ) -> GivenParams:
+        """Add values a command computed from its own options, named by `flags` in errors."""
+        merged = {**self.values, group.name: {**self.values.get(group.name, {}), **values}}
+        return replace(self, values=merged, flags={**self.flags, **flags})
 
     def build(self, group: ParamGroup) -> Any:
         """Validate with the group's schema: unset options take the schema's defaults, and every
@@ -190,15 +211,17 @@ class GivenParams:
         try:
             return group.model.model_validate(values)
         except ValidationError as error:
-            raise _bad_parameter(error, group, set(self.extra)) from error
+            raise _bad_parameter(error, group, set(self.extra), self.flags) from error
 
 
-def _bad_parameter(error: ValidationError, group: ParamGroup, pairs: set[str]) -> Exception:
+def _bad_parameter(
+    error: ValidationError, group: ParamGroup, pairs: set[str], flags: dict[str, str]
+) -> Exception:
     hints: list[str] = []
     problems: list[str] = []
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else ""
-        flag = group.flag_of(name) if name not in pairs else None
+        flag = (flags.get(name) or group.flag_of(name)) if name not in pairs else None
         hint = flag or (f"--param {name}" if name else "--param")
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":

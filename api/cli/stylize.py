@@ -62,7 +62,7 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
     try:
         with (
-            rt.executing(["nst", "default"]),
+            rt.executing(["nst", "fast", "default"]),
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
         ):
             send_plan(rt.app, rt.settings, plan)
@@ -217,11 +217,37 @@ def demo_weights() -> str:
 
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path("out/demo"),
-    size: Annotated[int, typer.Option(help="Longest side of the outputs.")] = 128,
-    iterations: Annotated[int, typer.Option(help="Optimizer steps per image.")] = 60,
+    size: Annotated[int, typer.Option(help="Longest side of the Gatys outputs.")] = 128,
+    iterations: Annotated[int, typer.Option(help="Optimizer steps per Gatys image.")] = 60,
+    fast_size: Annotated[
+        int, typer.Option(min=16, max=4096, help="Longest side of the fast outputs.")
+    ] = 384,
 ) -> None:
-    """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid)."""
-    values = {"size": size, "iterations": iterations}
-    params = GivenParams({NST.name: values}, {NST.name: NST}).build(NST)
-    params = params.model_copy(update={"weights": demo_weights()})
-    stylize([SAMPLES / "content"], [SAMPLES / "style"], out, params)
+    """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid), twice: with
+    the fast engine into OUT/fast (pretrained, seconds) and with Gatys optimisation into OUT."""
+    gatys_values = {"size": size, "iterations": iterations}
+    gatys_params = GivenParams({NST.name: gatys_values}, {NST.name: NST}).build(NST)
+    weights = demo_weights()
+    rt = runtime()
+    contents = _ingest(rt, [SAMPLES / "content"], "content")
+    styles = _ingest(rt, [SAMPLES / "style"], "style")
+    runs = (
+        ("fast", out / "fast", NSTParams(engine="fast", size=fast_size)),
+        ("gatys", out, gatys_params.model_copy(update={"weights": weights})),
+    )
+    codes = []
+    for engine, folder, params in runs:
+        console.print(f"[bold]{engine} engine[/bold] → {folder}")
+        plan = create_nst_batch(rt.settings, contents, styles, params)
+        codes.append(run_batch(rt, plan, folder))
+    gatys = (
+        "random VGG19: tests the pipeline, does not paint"
+        if weights == "none"
+        else f"VGG19 `{weights}`"
+    )
+    console.print(
+        f"fast engine, pretrained Magenta network (real paintings): {out / 'fast' / 'sheet.png'}",
+        soft_wrap=True,
+    )
+    console.print(f"Gatys engine, {gatys}: {out / 'sheet.png'}", soft_wrap=True)
+    raise typer.Exit(max(codes))

@@ -11,10 +11,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.options import VIDEO, GivenParams, with_params
 from api.cli.runtime import console, runtime
-from atelier.batches import create_video_job, ingest_video, send_plan
+from atelier.batches import create_video_job, ingest_image, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
+from atelier.schemas import DEPRECATED_FILTERS
 from atelier.storage import Storage
 
 
@@ -22,14 +23,32 @@ from atelier.storage import Storage
 def video_cmd(
     source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, webm, avi, mkv).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.mp4, H.264).")],
+    style: Annotated[
+        Path | None, typer.Option("--style", "-s", help="The painting of the painting filter.")
+    ] = None,
     *,
     given: GivenParams,
 ) -> None:
     """Filter every face of a video and write the result with its audio."""
-    params = given.build(VIDEO)
+    typed = given.values.get(VIDEO.name, {})
+    if any(name in DEPRECATED_FILTERS for name in (typed.get("filter"), *typed.get("filters", ()))):
+        console.print(
+            "[yellow]the `stylize` filter is now called `watercolor` (OpenCV's cv2.stylization);"
+            " the old name still works but will go.[/yellow]"
+        )
+    named = {"style": "--style"}  # the schema's `style` is the sha of the --style file
+    if style is None:  # checked before anything is opened or stored
+        params = given.with_values(VIDEO, {}, flags=named).build(VIDEO)
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file", param_hint="'SOURCE'")
     rt = runtime()
+    if style is not None:
+        try:
+            with session_scope(rt.db_url) as session:
+                painting = ingest_image(session, rt.settings, style).sha256
+        except InputError as error:
+            raise typer.BadParameter(str(error), param_hint="'--style'") from error
+        params = given.with_values(VIDEO, {"style": painting}, flags=named).build(VIDEO)
     try:
         with session_scope(rt.db_url) as session:
             video = ingest_video(session, rt.settings, source).sha256

@@ -22,8 +22,9 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
     out = tmp_path / "out"
     env = atelier_env({"ATELIER_DATA_DIR": str(tmp_path / "data"), "ATELIER_VGG_WEIGHTS": "none"})
     env.pop("TF_CPP_MIN_LOG_LEVEL")  # as a new user runs it: nothing set
+    args = ["--out", str(out), "--size", "32", "--iterations", "3", "--fast-size", "40"]
     done = subprocess.run(
-        [*ATELIER, "demo", "--out", str(out), "--size", "32", "--iterations", "3"],
+        [*ATELIER, "demo", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -37,7 +38,11 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
             with Image.open(out / f"{content}__{style}.png") as result:
                 assert max(result.size) == 32
             assert (out / f"{content}__{style}.loss.png").is_file()
-    assert (out / "sheet.png").is_file()
+            with Image.open(out / "fast" / f"{content}__{style}.png") as painted:
+                assert max(painted.size) == 40  # the fast engine's grid, beside Gatys's
+    assert (out / "sheet.png").is_file() and (out / "fast" / "sheet.png").is_file()
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "random VGG19: tests the pipeline" in said and "real paintings" in said
     assert str(out) in done.stdout + done.stderr  # it says where the results are
     # Nothing on the terminal looks like an error: TensorFlow's and absl's start-up lines
     # (`E0000 … failed call to cuInit` on a machine without a GPU) are in a file instead, and
@@ -52,8 +57,8 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
     with sqlite3.connect(database) as db:
         states = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
         rows = db.execute("SELECT count(*) FROM loss_history").fetchone()[0]
-    assert states == [("succeeded", 6)]
-    assert rows == 6 * 3
+    assert states == [("succeeded", 12)]
+    assert rows == 6 * 3  # the fast engine optimises nothing, it has no loss history
     assert not (tmp_path / "data" / "broker").exists() or not any(
         (tmp_path / "data" / "broker").rglob("*.msg")
     )  # every message was consumed
