@@ -67,6 +67,8 @@ def test_every_option_sets_a_field_of_its_schema():
          "'--size'", "style transfer options do not apply to a video"),
         (["submit", "a.png", "-s", "b.png", "-p", "size"], "'--param'", "takes key=value"),
         (["demo", "--size", "3"], "'--size'", "greater than or equal to 16"),
+        (["video", "v.mp4", "-o", "x.mp4", "--filter", "painting"],
+         "'--style'", "the painting filter needs a painting"),
     ],
 )  # fmt: skip
 def test_every_validation_error_names_the_option_typed(args: list[str], named: str, says: str):
