@@ -106,7 +106,10 @@ def test_flower_sees_the_worker_its_tasks_and_a_running_jobs_progress(
         "ATELIER_FLOWER_USER": USER,
         "ATELIER_FLOWER_PASSWORD": PASSWORD,
     }
-    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=data)
+    # Producers pin the weights in each job: the same random weights as the worker.
+    settings = Settings(
+        database_url=pg_url, broker_url=redis_url, data_dir=data, vgg_weights="none"
+    )
     migrate(pg_url)
     app = create_app(settings)
     port = _free_port()
