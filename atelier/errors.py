@@ -38,3 +38,8 @@ class LeaseLost(AtelierError):
 class JobFailed(AtelierError):
     """Raised by a task whose jobs all failed for good, after their rows say so: the task then
     ends as FAILURE with this message, and monitors (Flower) show what the database shows."""
+
+
+class WorkerStopping(AtelierError):
+    """The worker was asked to stop (Ctrl-C on a command running the embedded worker): the jobs
+    it holds go back to the queue, to be resumed by the next worker."""
