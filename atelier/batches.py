@@ -18,6 +18,7 @@ from atelier.assets import record_asset
 from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
 from atelier.db import session_scope
 from atelier.errors import InputError
+from atelier.grid import check_size, varying
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
@@ -91,19 +92,25 @@ def create_nst_batch(
     settings: Settings,
     content_shas: Sequence[str],
     style_shas: Sequence[str],
-    params: NSTParams,
+    params: NSTParams | Sequence[NSTParams],
     *,
     source: str = "cli",
     label: str | None = None,
     force: bool = False,
 ) -> BatchPlan:
-    """Write a batch and one queued job per content x style cell (one transaction).
+    """Write a batch and one queued job per content x style x parameters cell (one transaction).
 
-    A cell whose identical job (same inputs, same parameters) already succeeded is not run again
-    unless `force`: its row points at the earlier result (`reused_from_id`).
+    `params` is one parameter set or a grid's combinations (`atelier.grid.combinations`); more cells
+    than `settings.max_grid` is an InputError. A cell whose identical job (same inputs, same
+    parameters) already succeeded is not run again unless `force`: its row points at the
+    earlier result (`reused_from_id`). Each message carries jobs of one parameter set, so the
+    worker optimises them as one batch.
     """
-    if not content_shas or not style_shas:
+    combos = [params] if isinstance(params, NSTParams) else list(params)
+    if not content_shas or not style_shas or not combos:
         raise InputError("a batch needs at least one content image and one style image")
+    columns = style_groups(style_shas, combos[0])
+    check_size(len(content_shas), len(columns), len(combos), settings.max_grid)
     db_url = settings.resolved_database_url
     with session_scope(db_url) as session:
         known = set(
@@ -114,21 +121,27 @@ def create_nst_batch(
         missing = sorted((set(content_shas) | set(style_shas)) - known)
         if missing:
             raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
-        batch = Batch(
-            kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
-        )
+        dumps = [p.model_dump(mode="json") for p in combos]
+        summary = dict(dumps[0])
+        axes = varying(dumps)
+        if axes:  # the batch row shows the grid: each varying axis with its values
+            summary.update({name: list(dict.fromkeys(d[name] for d in dumps)) for name in axes})
+        batch = Batch(kind=JobKind.NST, label=label, source=source, params=summary)
         session.add(batch)
         session.flush()
         plan = BatchPlan(batch.id, [])
-        fresh: list[int] = []
+        fresh: dict[str, list[int]] = {}
         for content in content_shas:
-            for styles in style_groups(style_shas, params):
-                job = _job_or_reuse(session, batch, settings, content, styles, params, force)
-                plan.job_ids.append(job.id)
-                (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
-    plan.messages = [
-        fresh[i : i + settings.max_batch] for i in range(0, len(fresh), settings.max_batch)
-    ]
+            for styles in columns:
+                for combo in combos:
+                    job = _job_or_reuse(session, batch, settings, content, styles, combo, force)
+                    plan.job_ids.append(job.id)
+                    if job.state == JobState.QUEUED:
+                        fresh.setdefault(combo.model_dump_json(), []).append(job.id)
+                    else:
+                        plan.reused.append(job.id)
+    step = settings.max_batch
+    plan.messages = [ids[i : i + step] for ids in fresh.values() for i in range(0, len(ids), step)]
     return plan
 
 

@@ -38,13 +38,22 @@ class NSTParams(_Strict):
     """Options of one Gatys-style optimization (jcjohnson/neural-style names where they exist)."""
 
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
-    iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
+    iterations: int = Field(
+        300, ge=1, le=20000, description="Optimizer steps in total, across all scales."
+    )
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
     # reported as a misleading "should be less than or equal to ..." instead.
-    content_weight: float = Field(1.0, ge=0, le=1e12, allow_inf_nan=False)
-    style_weight: float = Field(1e4, ge=0, le=1e12, allow_inf_nan=False)
-    tv_weight: float = Field(1e-2, ge=0, le=1e12, allow_inf_nan=False)
-    content_layer: str = "block5_conv2"
+    # Weights and layers are jcjohnson/neural-style's defaults (see README, "NST defaults").
+    content_weight: float = Field(5.0, ge=0, le=1e12, allow_inf_nan=False)
+    style_weight: float = Field(100.0, ge=0, le=1e12, allow_inf_nan=False)
+    tv_weight: float = Field(
+        1e-3,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Total-variation weight; the same smoothing at every size.",
+    )
+    content_layer: str = "block4_conv2"
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = Field(
         None, description="One weight per style layer; equal weights when omitted."
@@ -58,9 +67,23 @@ class NSTParams(_Strict):
     init: Literal["content", "noise", "style"] = "content"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
-    learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
+    learning_rate: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Adam step in grey levels (0-255); L-BFGS: its first step.",
+    )
     preserve_colors: bool = False
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
+    average: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Return an exponential moving average of the image with this decay per "
+        "step (0: the last iterate).",
+    )
     preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
     weights: str | None = Field(
         None,

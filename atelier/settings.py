@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
     max_video_seconds: float = Field(1800.0, gt=0)
     max_batch: int = Field(4, ge=1, le=64, description="NST jobs of one size optimized together.")
+    max_grid: int = Field(
+        1000, ge=1, description="Most NST jobs one grid (contents x styles x parameters) may make."
+    )
+    nst_memory_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="Activation memory one NST pass may use; larger images are tiled.",
+    )
 
     visibility_timeout: int = Field(
         6 * 3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task."

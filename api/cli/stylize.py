@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.runtime import Runtime, build_params, console, get_or_exit, runtime
+from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.export import export_batch, loss_rows
+from atelier.grid import GRID_AXES, combinations, parse_list
 from atelier.models import Job, JobState
 from atelier.reports import loss_csv, loss_plot_png
 from atelier.schemas import NSTParams
@@ -62,6 +64,33 @@ def _blend(value: str | None) -> tuple[float, ...] | None:
         raise typer.BadParameter(
             f"--style-blend takes numbers like 0.7,0.3, not {value!r}"
         ) from error
+
+
+def grid_params(**options: object) -> list[NSTParams]:
+    """Flags (the grid axes as comma-separated text) -> every parameter combination; problems
+    are reported against their flag names."""
+    values: dict[str, object] = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in GRID_AXES and isinstance(value, str):
+            kind = int if name in ("size", "iterations") else float
+            try:
+                items = parse_list(value, kind, f"--{name.replace('_', '-')}")
+            except InputError as error:
+                raise typer.BadParameter(str(error)) from error
+            value = items if len(items) > 1 else items[0]
+        values[name] = value
+    try:
+        return combinations(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise typer.BadParameter(problems) from error
+    except InputError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
@@ -125,14 +154,25 @@ def stylize_cmd(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results, plots, sheet.")],
     size: Annotated[
-        int | None, typer.Option(help="Longest side of the output (default 256).")
+        str | None, typer.Option(help="Longest side of the output (default 256). Grid: 256,512.")
     ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Optimizer steps (default 300).")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="Content loss weight (1).")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="Style loss weight (1e4).")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight (1e-2).")] = None,
+    iterations: Annotated[
+        str | None,
+        typer.Option(help="Optimizer steps in total, over all scales (default 300). Grid: a list."),
+    ] = None,
+    content_weight: Annotated[
+        str | None, typer.Option(help="Content loss weight (5). Grid: a list, e.g. 1,5,25.")
+    ] = None,
+    style_weight: Annotated[
+        str | None, typer.Option(help="Style loss weight (100). Grid: a list, e.g. 1e2,1e3.")
+    ] = None,
+    tv_weight: Annotated[
+        str | None, typer.Option(help="Total-variation weight (1e-3). Grid: a list.")
+    ] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Adam step in grey levels (10); L-BFGS: first step.")
+    ] = None,
     init: Annotated[
         str | None, typer.Option(help="Start from content (default), noise or style.")
     ] = None,
@@ -144,7 +184,7 @@ def stylize_cmd(
         str | None, typer.Option(help="Blend all styles into one, e.g. 0.7,0.3.")
     ] = None,
     style_scale: Annotated[
-        float | None, typer.Option(help="Style size relative to --size.")
+        str | None, typer.Option(help="Style size relative to --size (1). Grid: a list.")
     ] = None,
     scales: Annotated[int | None, typer.Option(help="Coarse-to-fine scales (1).")] = None,
     preview_every: Annotated[int | None, typer.Option(help="Save a preview every N steps.")] = None,
@@ -157,10 +197,12 @@ def stylize_cmd(
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
-    Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
+    --size, --iterations, --content-weight, --style-weight, --tv-weight and --style-scale take
+    comma-separated lists: every combination is run. Writes OUT/<content>__<style>.png (with
+    the varying values appended, e.g. __sw100_ss0.5), its loss plot (.loss.png) and CSV, and
+    OUT/sheet.png (one more sheet per content when parameters vary).
     """
-    params = build_params(
-        NSTParams,
+    params = grid_params(
         size=size,
         iterations=iterations,
         content_weight=content_weight,
@@ -184,6 +226,8 @@ def stylize_cmd(
         plan = create_nst_batch(rt.settings, contents, styles, params, force=force)
     except InputError as error:
         raise typer.BadParameter(str(error)) from error
+    if len(params) > 1:
+        console.print(f"{len(params)} parameter combinations per content x style cell")
     console.print(
         f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
         f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"
@@ -243,7 +287,7 @@ def demo_cmd(
         content=[SAMPLES / "content"],
         style=[SAMPLES / "style"],
         out=out,
-        size=size,
-        iterations=iterations,
+        size=str(size),
+        iterations=str(iterations),
         weights=demo_weights(),
     )

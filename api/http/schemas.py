@@ -15,9 +15,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
 )
 
+from atelier.errors import InputError
+from atelier.grid import NSTGridParams, combinations
 from atelier.schemas import NSTParams, VideoParams
 
 Sha256 = Annotated[
@@ -128,26 +131,39 @@ class BatchPage(BaseModel):
 
 
 class BatchCreate(BaseModel):
-    """A content x style grid: every content image stylized with every style image."""
+    """A content x style grid: every content image stylized with every style image, and with
+    every combination of the parameters given as lists (`"style_weight": [100, 1000]`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     content: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
     styles: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
-    params: NSTParams = Field(default_factory=NSTParams)
+    params: NSTGridParams = Field(default_factory=NSTGridParams)  # type: ignore[valid-type]
     label: Label = None
     force: bool = Field(False, description="Recompute even if an identical job succeeded.")
 
     @field_validator("params")
     @classmethod
-    def _no_server_paths(cls, params: NSTParams) -> NSTParams:
+    def _no_server_paths(cls, params: Any) -> Any:
         # A weights *path* names a file on the workers' disks: only the operator may pick one.
         if params.weights not in SERVER_WEIGHTS:
             raise ValueError(
                 "weights may be `imagenet` or `none` over HTTP; weight files are set by the "
                 "operator (ATELIER_VGG_WEIGHTS)"
             )
+        try:
+            combinations(params.model_dump())
+        except ValidationError as error:
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            ) from error
+        except InputError as error:
+            raise ValueError(str(error)) from error
         return params
+
+    def combinations(self) -> list[NSTParams]:
+        """Every parameter combination of the grid (one when no parameter is a list)."""
+        return combinations(self.params.model_dump())
 
 
 class VideoCreate(BaseModel):

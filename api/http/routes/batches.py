@@ -23,6 +23,7 @@ from api.http.schemas import (
 from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
+from atelier.grid import check_size
 from atelier.models import Asset, Batch, JobKind, JobState
 
 router = APIRouter(tags=["batches"])
@@ -53,7 +54,8 @@ def _require_assets(svc: Services, shas: list[str], prefix: str, role: str) -> N
     responses=responses(401, 422, 503),
 )
 def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)]) -> BatchOut:
-    """Stylize every content image with every style image (or with their blend).
+    """Stylize every content image with every style image (or with their blend), with every
+    combination of the parameters given as lists.
 
     A cell whose identical job (same inputs and parameters) already succeeded reuses that result
     unless `force` is true.
@@ -62,11 +64,15 @@ def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)])
     styles = list(dict.fromkeys(body.styles))
     _require_assets(svc, content, "image/", "content")
     _require_assets(svc, styles, "image/", "style")
-    cells = len(content) * len(style_groups(styles, body.params))
-    if cells > MAX_GRID_CELLS:
-        raise ApiError(422, f"{cells} jobs in one batch; the limit is {MAX_GRID_CELLS}")
+    params = body.combinations()
+    check_size(
+        len(content),
+        len(style_groups(styles, params[0])),
+        len(params),
+        min(MAX_GRID_CELLS, svc.settings.max_grid),
+    )
     plan = create_nst_batch(
-        svc.settings, content, styles, body.params, source="api", label=body.label, force=body.force
+        svc.settings, content, styles, params, source="api", label=body.label, force=body.force
     )
     dispatch.send(svc, plan)
     return _batch(svc, plan.batch_id)
