@@ -155,7 +155,9 @@ class BatchCreate(BaseModel):
             combinations(params.model_dump())
         except ValidationError as error:
             raise ValueError(
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                "; ".join(
+                    f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                )
             ) from error
         except InputError as error:
             raise ValueError(str(error)) from error
