@@ -220,8 +220,8 @@ def measure_size(
         rows.append(row)
     averages: list[Averaged] = []
     adam = rows[0]
-    if averaged and adam.iterations:
-        averages = run_averaged(job, size, adam.iterations)
+    if averaged:
+        averages = run_averaged(job, size, adam.iterations or iterations)
         print(f"  average of iterates: {averages}", flush=True)
     return SizeResult(size, target, tutorial, check, rows, averages)
 
@@ -230,14 +230,14 @@ def _cell(value: float | None, digits: str = ".0f") -> str:
     return "not reached" if value is None else format(value, digits)
 
 
-def table(results: list[SizeResult], probe: int, iterations: int, notes: list[str]) -> str:
+def table(results: list[SizeResult], notes: list[str]) -> str:
     lines = [
         "## Neural style transfer: time to quality",
         "",
-        f"Seconds and iterations to reach the loss the tutorial loop reaches after {iterations} "
-        "iterations, one image, on CPU, random-init VGG19 (no ImageNet weights here: the "
-        "losses are a random network's; the ratios are what the table is for). Speed-up: the "
-        "tutorial's seconds over the row's, in the same run.",
+        "Seconds and iterations to reach the loss the tutorial loop reaches after its "
+        "iterations (the tutorial row), one image, on CPU, random-init VGG19 (no ImageNet "
+        "weights here: the losses are a random network's; the ratios are what the table is "
+        "for). Speed-up: the tutorial's seconds over the row's, in the same run.",
         "",
         "| size | method | iterations | seconds | warm seconds | speed-up | s/iteration | "
         "lowest loss / target |",
@@ -257,7 +257,8 @@ def table(results: list[SizeResult], probe: int, iterations: int, notes: list[st
     if averaged:
         lines += [
             "",
-            "Average of iterates (Adam, as many iterations as it needed above): loss and "
+            "Average of iterates (Adam, as many iterations as it needed above, or all of "
+            "them): loss and "
             "weighted TV of the returned image, relative to the last iterate's.",
             "",
             "| size | iterations | returned image | total loss | TV loss |",

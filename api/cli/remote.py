@@ -20,8 +20,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.runtime import console
 from api.cli.stylize import expand
-from atelier.export import safe_stem
-from atelier.schemas import NSTParams, VideoParams
+from atelier.errors import InputError
+from atelier.export import cell_stem, safe_stem
+from atelier.grid import NSTGridParams, combinations, parse_list, varying
+from atelier.schemas import VideoParams
 
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
 
@@ -111,14 +113,13 @@ def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
 
 def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    axes = varying([job["params"] for job in batch["jobs"] if job["kind"] == "nst"])
     for job in batch["jobs"]:
         if job["state"] != "succeeded" or not job["result"]:
             continue
         inputs = job["inputs"]
         if job["kind"] == "nst":
-            styles = inputs.get("styles", [])
-            style = names.get(styles[0], "style") if len(styles) == 1 else "blend"
-            stem = f"{names.get(inputs.get('content', ''), 'content')}__{style}"
+            stem = cell_stem(names, inputs, job["params"], axes)
             remote.download(f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv")
             remote.download(f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png")
         else:
@@ -146,11 +147,21 @@ def submit_cmd(
         str | None,
         typer.Option("--token", envvar="ATELIER_API_TOKEN", help="The API's bearer token."),
     ] = None,
-    size: Annotated[int | None, typer.Option(help="NST: longest side of the output.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="NST: optimizer steps.")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="NST: style loss weight.")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="NST: content loss weight.")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="NST: total-variation weight.")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="NST: longest side of the output; a list: a grid.")
+    ] = None,
+    iterations: Annotated[
+        str | None, typer.Option(help="NST: optimizer steps in total; a list: a grid.")
+    ] = None,
+    style_weight: Annotated[
+        str | None, typer.Option(help="NST: style loss weight; a list (1e2,1e3): a grid.")
+    ] = None,
+    content_weight: Annotated[
+        str | None, typer.Option(help="NST: content loss weight; a list: a grid.")
+    ] = None,
+    tv_weight: Annotated[
+        str | None, typer.Option(help="NST: total-variation weight; a list: a grid.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="NST: random seed.")] = None,
     video_filter: Annotated[
         str | None, typer.Option("--filter", help="Video: filter on faces (pixelate, blur...).")
@@ -176,15 +187,30 @@ def submit_cmd(
     if video is not None:
         params = _parse_params(VideoParams, {"filter": video_filter, "layout": layout}, param or [])
     else:
-        flags = {
-            "size": size,
-            "iterations": iterations,
-            "style_weight": style_weight,
-            "content_weight": content_weight,
-            "tv_weight": tv_weight,
-            "seed": seed,
-        }
-        params = _parse_params(NSTParams, flags, param or [])
+        flags: dict[str, Any] = {"seed": seed}
+        for name, text in (
+            ("size", size),
+            ("iterations", iterations),
+            ("style_weight", style_weight),
+            ("content_weight", content_weight),
+            ("tv_weight", tv_weight),
+        ):
+            if text is not None:
+                kind = int if name in ("size", "iterations") else float
+                try:
+                    values = parse_list(text, kind, f"--{name.replace('_', '-')}")
+                except InputError as error:
+                    raise typer.BadParameter(str(error)) from error
+                flags[name] = values if len(values) > 1 else values[0]
+        params = _parse_params(NSTGridParams, flags, param or [])
+        try:  # every combination must be valid before anything is uploaded
+            combinations(params.model_dump())
+        except ValidationError as error:
+            raise typer.BadParameter(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            ) from error
+        except InputError as error:
+            raise typer.BadParameter(str(error)) from error
     remote = Remote(api, token, timeout)
     names: dict[str, str] = {}
     try:

@@ -187,6 +187,10 @@ def stylize_cmd(
         str | None, typer.Option(help="Style size relative to --size (1). Grid: a list.")
     ] = None,
     scales: Annotated[int | None, typer.Option(help="Coarse-to-fine scales (1).")] = None,
+    average: Annotated[
+        float | None,
+        typer.Option(help="Return the moving average of the iterates, this decay per step (0)."),
+    ] = None,
     preview_every: Annotated[int | None, typer.Option(help="Save a preview every N steps.")] = None,
     weights: Annotated[
         str | None, typer.Option(help="imagenet, a VGG19 .h5 path, or none (default: settings).")
@@ -216,6 +220,7 @@ def stylize_cmd(
         style_blend=_blend(style_blend),
         style_scale=style_scale,
         scales=scales,
+        average=average,
         preview_every=preview_every,
         weights=weights,
     )
