@@ -10,6 +10,7 @@ sheet labels name only the axes that vary (`tubingen__starry__sw100_ss0.5.png`).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,9 +43,7 @@ def parse_list(text: str, kind: type[float] | type[int], flag: str) -> list[Any]
     return list(dict.fromkeys(values))
 
 
-def combinations(values: Mapping[str, Any]) -> list[NSTParams]:
-    """Every combination of the list-valued grid axes in `values` (the others as they are),
-    validated; the last axis varies fastest."""
+def _axes(values: Mapping[str, Any]) -> dict[str, list[Any]]:
     axes = {
         name: list(dict.fromkeys(values[name]))
         for name in GRID_AXES
@@ -53,6 +52,40 @@ def combinations(values: Mapping[str, Any]) -> list[NSTParams]:
     for name, options in axes.items():
         if not options:
             raise InputError(f"{name}: a list of values needs at least one value")
+    return axes
+
+
+def count(values: Mapping[str, Any]) -> int:
+    """How many combinations `values` makes, without making them."""
+    return math.prod(len(options) for options in _axes(values).values())
+
+
+def first(values: Mapping[str, Any]) -> NSTParams:
+    """The grid's first combination."""
+    return NSTParams.model_validate(
+        {**values, **{name: options[0] for name, options in _axes(values).items()}}
+    )
+
+
+def validate(values: Mapping[str, Any]) -> None:
+    """Raise pydantic's ValidationError (or InputError) if any value of the grid is invalid;
+    each value is checked once, not each combination."""
+    axes = _axes(values)
+    first = {name: options[0] for name, options in axes.items()}
+    NSTParams.model_validate({**values, **first})
+    for name, options in axes.items():
+        for option in options[1:]:
+            NSTParams.model_validate({**values, **first, name: option})
+
+
+def combinations(values: Mapping[str, Any], limit: int | None = None) -> list[NSTParams]:
+    """Every combination of the list-valued grid axes in `values` (the others as they are),
+    validated; the last axis varies fastest. More than `limit` combinations is an InputError,
+    raised before any is made."""
+    axes = _axes(values)
+    total = count(values)
+    if limit is not None and total > limit:
+        raise InputError(f"{total} parameter combinations; the limit is {limit} (ATELIER_MAX_GRID)")
     combos = list(itertools.product(*axes.values())) if axes else [()]
     return [NSTParams.model_validate({**values, **dict(zip(axes, c, strict=True))}) for c in combos]
 

@@ -22,7 +22,7 @@ from api.cli.runtime import console
 from api.cli.stylize import expand
 from atelier.errors import InputError
 from atelier.export import cell_stem, safe_stem
-from atelier.grid import NSTGridParams, combinations, parse_list, varying
+from atelier.grid import NSTGridParams, parse_list, validate, varying
 from atelier.schemas import VideoParams
 
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
@@ -204,7 +204,7 @@ def submit_cmd(
                 flags[name] = values if len(values) > 1 else values[0]
         params = _parse_params(NSTGridParams, flags, param or [])
         try:  # every combination must be valid before anything is uploaded
-            combinations(params.model_dump())
+            validate(params.model_dump())
         except ValidationError as error:
             raise typer.BadParameter(
                 "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

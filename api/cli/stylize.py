@@ -82,7 +82,7 @@ def grid_params(**options: object) -> list[NSTParams]:
             value = items if len(items) > 1 else items[0]
         values[name] = value
     try:
-        return combinations(values)
+        return combinations(values, get_settings().max_grid)
     except ValidationError as error:
         problems = "; ".join(
             f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from atelier.errors import InputError
-from atelier.grid import NSTGridParams, combinations
+from atelier.grid import NSTGridParams, combinations, validate
 from atelier.schemas import NSTParams, VideoParams
 
 Sha256 = Annotated[
@@ -152,7 +152,7 @@ class BatchCreate(BaseModel):
                 "operator (ATELIER_VGG_WEIGHTS)"
             )
         try:
-            combinations(params.model_dump())
+            validate(params.model_dump())
         except ValidationError as error:
             raise ValueError(
                 "; ".join(
@@ -163,9 +163,10 @@ class BatchCreate(BaseModel):
             raise ValueError(str(error)) from error
         return params
 
-    def combinations(self) -> list[NSTParams]:
-        """Every parameter combination of the grid (one when no parameter is a list)."""
-        return combinations(self.params.model_dump())
+    def combinations(self, limit: int) -> list[NSTParams]:
+        """Every parameter combination of the grid (one when no parameter is a list); more
+        than `limit` is an InputError."""
+        return combinations(self.params.model_dump(), limit)
 
 
 class VideoCreate(BaseModel):

@@ -23,7 +23,7 @@ from api.http.schemas import (
 from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
-from atelier.grid import check_size
+from atelier.grid import check_size, count, first
 from atelier.models import Asset, Batch, JobKind, JobState
 
 router = APIRouter(tags=["batches"])
@@ -64,13 +64,10 @@ def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)])
     styles = list(dict.fromkeys(body.styles))
     _require_assets(svc, content, "image/", "content")
     _require_assets(svc, styles, "image/", "style")
-    params = body.combinations()
-    check_size(
-        len(content),
-        len(style_groups(styles, params[0])),
-        len(params),
-        min(MAX_GRID_CELLS, svc.settings.max_grid),
-    )
+    limit = min(MAX_GRID_CELLS, svc.settings.max_grid)
+    values = body.params.model_dump()
+    check_size(len(content), len(style_groups(styles, first(values))), count(values), limit)
+    params = body.combinations(limit)
     plan = create_nst_batch(
         svc.settings, content, styles, params, source="api", label=body.label, force=body.force
     )
