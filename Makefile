@@ -31,6 +31,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.nst
+	$(BIN)/python -m bench.nst --time-to-quality
 	$(BIN)/python -m bench.video
 
 clean:

@@ -197,3 +197,13 @@ def test_xla_step_matches_plain_step(engine, tubingen, starry):
     [plain] = engine.run([job], params(iterations=5))
     assert np.abs(compiled.image.astype(int) - plain.image.astype(int)).max() <= 3
     assert compiled.losses[-1].total == pytest.approx(plain.losses[-1].total, rel=1e-3)
+
+
+def test_average_of_iterates_is_smoother_and_reported(engine, tubingen, starry):
+    job = EngineJob(tubingen, [("starry", starry)])
+    [last] = engine.run([job], params(iterations=20, learning_rate=20.0))
+    [averaged] = engine.run([job], params(iterations=20, learning_rate=20.0, average=0.9))
+    assert last.losses == averaged.losses  # the same optimisation: only the returned image differs
+    assert averaged.final.iteration == last.final.iteration == 20
+    assert averaged.final.tv < last.final.tv  # Adam's step noise averages out
+    assert np.abs(averaged.image.astype(int) - last.image.astype(int)).mean() > 0.5
