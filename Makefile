@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.nst
 	$(BIN)/python -m bench.nst --time-to-quality
 	$(BIN)/python -m bench.video
+	$(BIN)/python -m bench.segments
+	$(BIN)/python -m bench.fast
 
 clean:
 	rm -rf $(VENV) data out

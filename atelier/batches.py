@@ -15,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from atelier.assets import record_asset
-from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
+from atelier.fast_models import model_digests
 from atelier.grid import check_size, varying
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
-from atelier.schemas import NSTParams, VideoParams
+from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs
@@ -129,7 +130,7 @@ def create_nst_batch(
         batch = Batch(kind=JobKind.NST, label=label, source=source, params=summary)
         session.add(batch)
         session.flush()
-        plan = BatchPlan(batch.id, [])
+        plan = BatchPlan(batch.id, [], task_name=nst_task_for(combos[0].engine))
         fresh: dict[str, list[int]] = {}
         for content in content_shas:
             for styles in columns:
@@ -154,7 +155,7 @@ def _job_or_reuse(
     params: NSTParams,
     force: bool,
 ) -> Job:
-    fingerprint = params.fingerprint([content, *styles])
+    fingerprint = _fingerprint(params, [content, *styles])
     job = Job(
         kind=JobKind.NST,
         batch_id=batch.id,
@@ -175,6 +176,15 @@ def _job_or_reuse(
     session.add(job)
     session.flush()
     return job
+
+
+def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
+    """The reuse key: inputs and parameters; for the fast engine only the parameters it reads,
+    and the sha256 of its model files (other models never reuse a result)."""
+    if params.engine != "fast":
+        return params.fingerprint(inputs)
+    used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
+    return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
 
 def _finished_twin(session: Session, fingerprint: str) -> Job | None:
@@ -201,8 +211,9 @@ def create_video_job(
 ) -> BatchPlan:
     """Write a one-job batch for a video; the worker validates the file itself."""
     with session_scope(settings.resolved_database_url) as session:
-        if session.scalar(select(Asset.id).where(Asset.sha256 == video_sha)) is None:
-            raise InputError(f"unknown asset: {video_sha[:12]}")
+        for sha in (video_sha, params.style):
+            if sha and session.scalar(select(Asset.id).where(Asset.sha256 == sha)) is None:
+                raise InputError(f"unknown asset: {sha[:12]}")
         batch = Batch(
             kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
         )
@@ -211,7 +222,7 @@ def create_video_job(
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
-            inputs={"video": video_sha},
+            inputs={"video": video_sha, **({"style": params.style} if params.style else {})},
             params=params.model_dump(mode="json"),
             fingerprint=params.fingerprint([video_sha]),
             max_attempts=settings.max_attempts,

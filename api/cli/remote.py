@@ -163,6 +163,9 @@ def submit_cmd(
         str | None, typer.Option(help="NST: total-variation weight; a list: a grid.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="NST: random seed.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="NST: gatys (default) or fast (Magenta network).")
+    ] = None,
     video_filter: Annotated[
         str | None, typer.Option("--filter", help="Video: filter on faces (pixelate, blur...).")
     ] = None,
@@ -187,7 +190,7 @@ def submit_cmd(
     if video is not None:
         params = _parse_params(VideoParams, {"filter": video_filter, "layout": layout}, param or [])
     else:
-        flags: dict[str, Any] = {"seed": seed}
+        flags: dict[str, Any] = {"seed": seed, "engine": engine}
         for name, text in (
             ("size", size),
             ("iterations", iterations),
