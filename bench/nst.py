@@ -394,6 +394,22 @@ def time_to_quality(args: argparse.Namespace) -> None:
                 averaged=index == 0,
             )
         )
+        # written after every size, so a run cut short keeps the sizes it finished
+        text = _quality_text(args, results, sizes, budgets, load)
+        print(text, flush=True)
+        if not args.quick:
+            write_section("nst-quality", text)
+
+
+def _quality_text(
+    args: argparse.Namespace,
+    results: list,
+    sizes: list[int],
+    budgets: list[int],
+    load: tuple[float, float, float],
+) -> str:
+    from bench import nst_quality
+
     notes = [
         f"Content: a square crop of the first test photo; style: {STYLE}; default `NSTParams` "
         "(content 5, style 100, TV 1e-3, content layer block4_conv2, relu1_1-relu5_1), "
@@ -407,7 +423,8 @@ def time_to_quality(args: argparse.Namespace) -> None:
         "shape by a long-lived worker); warm seconds leave it out. Multi-scale rows reach the "
         "target only on their full-size scale; `iterations` counts all their steps.",
         "bfloat16: the network in bfloat16 (losses in float32) through Keras' mixed_bfloat16 "
-        "policy, on this CPU's AVX512_BF16; its losses are the bfloat16 network's.",
+        "policy, on this CPU's AVX512_BF16; its losses are the bfloat16 network's. It runs "
+        "at most 60 iterations: compare its s/iteration and loss with the float32 Adam row.",
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work on the "
         "machine slows every row, not necessarily equally).",
     ]
@@ -418,10 +435,10 @@ def time_to_quality(args: argparse.Namespace) -> None:
             + f" (fewer than {nst_quality.TUTORIAL_ITERATIONS} where the run had to fit the "
             "time available: the target is then an easier, earlier loss)."
         )
-    text = nst_quality.table(results, notes) + machine_line()
-    print(text)
-    if not args.quick:
-        write_section("nst-quality", text)
+    done = [r.size for r in results]
+    if done != sizes:
+        notes.append(f"Sizes measured so far: {done} of {sizes}.")
+    return nst_quality.table(results, notes) + machine_line()
 
 
 if __name__ == "__main__":
