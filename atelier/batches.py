@@ -6,6 +6,7 @@ wherever it was submitted, and identical work is never computed twice unless ask
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs
+from atelier.weights import weights_identity
 
 
 @dataclass
@@ -36,6 +38,12 @@ class BatchPlan:
     messages: list[list[int]] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
     task_name: str = NST_STYLIZE
+
+
+def printable_name(name: str) -> str:
+    """A file name as text any database takes: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) are written as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def ingest_image(
@@ -54,7 +62,7 @@ def ingest_image(
         media_type=info.media_type,
         width=info.width,
         height=info.height,
-        label=label or path.name,
+        label=label or printable_name(path.name),
     )
 
 
@@ -74,7 +82,11 @@ def ingest_video(
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
     return record_asset(
-        session, stored, kind="video", media_type=sniffed.media_type, label=label or path.name
+        session,
+        stored,
+        kind="video",
+        media_type=sniffed.media_type,
+        label=label or printable_name(path.name),
     )
 
 
@@ -101,46 +113,78 @@ def create_nst_batch(
 ) -> BatchPlan:
     """Write a batch and one queued job per content x style x parameters cell (one transaction).
 
-    `params` is one parameter set or a grid's combinations (`atelier.grid.combinations`); more cells
-    than `settings.max_grid` is an InputError. A cell whose identical job (same inputs, same
-    parameters) already succeeded is not run again unless `force`: its row points at the
+    `params` is one parameter set or a grid's combinations (`atelier.grid.combinations`); more
+    cells than `settings.max_grid` is an InputError. A cell whose identical job (same inputs,
+    same parameters) already succeeded is not run again unless `force`: its row points at the
     earlier result (`reused_from_id`). Each message carries jobs of one parameter set, so the
     worker optimises them as one batch.
+
+    The VGG19 weights of Gatys jobs are resolved here as the worker will resolve them:
+    `params.weights`, else the `vgg_weights` setting, is written into the jobs' parameters (so
+    the worker runs that spec), and the fingerprint names the weights by content (`_fingerprint`).
     """
+    with session_scope(settings.resolved_database_url) as session:
+        return write_nst_batch(
+            session,
+            settings,
+            content_shas,
+            style_shas,
+            params,
+            source=source,
+            label=label,
+            force=force,
+        )
+
+
+def write_nst_batch(
+    session: Session,
+    settings: Settings,
+    content_shas: Sequence[str],
+    style_shas: Sequence[str],
+    params: NSTParams | Sequence[NSTParams],
+    *,
+    source: str = "cli",
+    label: str | None = None,
+    force: bool = False,
+) -> BatchPlan:
+    """`create_nst_batch` inside the caller's transaction, so the caller can record the batch
+    in the same commit (an inbox marks its files), and a crash leaves both or neither."""
     combos = [params] if isinstance(params, NSTParams) else list(params)
     if not content_shas or not style_shas or not combos:
         raise InputError("a batch needs at least one content image and one style image")
+    combos = [
+        p
+        if p.engine == "fast"  # the fast engine uses no VGG19 weights
+        else p.model_copy(update={"weights": p.weights or settings.vgg_weights})
+        for p in combos
+    ]
     columns = style_groups(style_shas, combos[0])
     check_size(len(content_shas), len(columns), len(combos), settings.max_grid)
-    db_url = settings.resolved_database_url
-    with session_scope(db_url) as session:
-        known = set(
-            session.scalars(
-                select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas]))
-            )
-        )
-        missing = sorted((set(content_shas) | set(style_shas)) - known)
-        if missing:
-            raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
-        dumps = [p.model_dump(mode="json") for p in combos]
-        summary = dict(dumps[0])
-        axes = varying(dumps)
-        if axes:  # the batch row shows the grid: each varying axis with its values
-            summary.update({name: list(dict.fromkeys(d[name] for d in dumps)) for name in axes})
-        batch = Batch(kind=JobKind.NST, label=label, source=source, params=summary)
-        session.add(batch)
-        session.flush()
-        plan = BatchPlan(batch.id, [], task_name=nst_task_for(combos[0].engine))
-        fresh: dict[str, list[int]] = {}
-        for content in content_shas:
-            for styles in columns:
-                for combo in combos:
-                    job = _job_or_reuse(session, batch, settings, content, styles, combo, force)
-                    plan.job_ids.append(job.id)
-                    if job.state == JobState.QUEUED:
-                        fresh.setdefault(combo.model_dump_json(), []).append(job.id)
-                    else:
-                        plan.reused.append(job.id)
+    known = set(
+        session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
+    )
+    missing = sorted((set(content_shas) | set(style_shas)) - known)
+    if missing:
+        raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
+    dumps = [p.model_dump(mode="json") for p in combos]
+    summary = dict(dumps[0])
+    axes = varying(dumps)
+    if axes:  # the batch row shows the grid: each varying axis with its values
+        summary.update({name: list(dict.fromkeys(d[name] for d in dumps)) for name in axes})
+    batch = Batch(kind=JobKind.NST, label=label, source=source, params=summary)
+    session.add(batch)
+    session.flush()
+    plan = BatchPlan(batch.id, [], task_name=nst_task_for(combos[0].engine))
+    fresh: dict[str, list[int]] = {}
+    for content in content_shas:
+        for styles in columns:
+            for combo in combos:
+                job = _job_or_reuse(session, batch, settings, content, styles, combo, force)
+                plan.job_ids.append(job.id)
+                if job.state == JobState.QUEUED:
+                    fresh.setdefault(combo.model_dump_json(), []).append(job.id)
+                else:
+                    plan.reused.append(job.id)
     step = settings.max_batch
     plan.messages = [ids[i : i + step] for ids in fresh.values() for i in range(0, len(ids), step)]
     return plan
@@ -179,10 +223,13 @@ def _job_or_reuse(
 
 
 def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
-    """The reuse key: inputs and parameters; for the fast engine only the parameters it reads,
-    and the sha256 of its model files (other models never reuse a result)."""
+    """The reuse key: inputs and parameters, with the VGG19 weights named by content
+    (`weights_identity`: the same file under two paths is the same work, other weights never
+    reuse a result); for the fast engine only the parameters it reads, and the sha256 of its
+    model files (other models never reuse a result)."""
     if params.engine != "fast":
-        return params.fingerprint(inputs)
+        named = params.model_copy(update={"weights": weights_identity(params.weights or "")})
+        return named.fingerprint(inputs)
     used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
     return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
