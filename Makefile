@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.video
 	$(BIN)/python -m bench.segments
 	$(BIN)/python -m bench.fast
+	$(BIN)/python -m bench.faces
 
 clean:
 	rm -rf $(VENV) data out

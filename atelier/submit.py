@@ -10,19 +10,31 @@ from celery import Celery
 from sqlalchemy import select, update
 
 from atelier.db import session_scope
+from atelier.limits import limits, message_seconds
 from atelier.models import Job, JobKind, JobState
 
 
-def send_jobs(app: Celery, db_url: str, task_name: str, job_ids: Sequence[int]) -> str:
+def send_jobs(
+    app: Celery,
+    db_url: str,
+    task_name: str,
+    job_ids: Sequence[int],
+    countdown: float | None = None,
+) -> str:
     """Send one message carrying `job_ids` and remember its task id on every row.
 
     The rows must already be committed as `queued`: if this process dies after the commit and
-    before the send, the scheduler's reaper finds them and sends them again.
+    before the send, the scheduler's reaper finds them and sends them again. The message carries
+    time limits derived from its jobs' size (`atelier.limits`), scaled by the app's
+    `atelier_time_limit_scale`.
     """
     task_id = str(uuid.uuid4())
     with session_scope(db_url) as session:
         session.execute(update(Job).where(Job.id.in_(job_ids)).values(celery_task_id=task_id))
-    app.send_task(task_name, args=[list(job_ids)], task_id=task_id)
+        rows = list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+    seconds = message_seconds(rows)
+    options = {} if seconds is None else limits(seconds, app.conf.atelier_time_limit_scale)
+    app.send_task(task_name, args=[list(job_ids)], task_id=task_id, countdown=countdown, **options)
     return task_id
 
 
