@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.http.deps import Services, db_session, services
+from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import thumbnail_jpeg
 from api.http.schemas import AssetOut, no_nul
@@ -82,9 +82,10 @@ def _asset(session: Session, sha256: str) -> Asset:
 
 
 @router.get("/{sha256}", response_model=AssetOut, responses=responses(401, 404, 410, 422))
-def get_asset(sha256: ShaPath, session: Annotated[Session, Depends(db_session)]) -> AssetOut:
+def get_asset(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> AssetOut:
     """An asset's metadata."""
-    return asset_out(_asset(session, sha256))
+    with svc.session() as session:
+        return asset_out(_asset(session, sha256))
 
 
 def file_response(svc: Services, asset: Asset) -> FileResponse:
@@ -104,13 +105,12 @@ def file_response(svc: Services, asset: Asset) -> FileResponse:
     response_class=FileResponse,
     responses={200: {"content": {"*/*": {}}}, **responses(401, 404, 410, 422)},
 )
-def get_content(
-    sha256: ShaPath,
-    session: Annotated[Session, Depends(db_session)],
-    svc: Annotated[Services, Depends(services)],
-) -> FileResponse:
-    """The stored file itself (supports Range requests, so videos can be scrubbed)."""
-    return file_response(svc, _asset(session, sha256))
+def get_content(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> FileResponse:
+    """The stored file itself (supports Range requests, so videos can be scrubbed); it streams
+    after the database connection is back in the pool."""
+    with svc.session() as session:
+        asset = _asset(session, sha256)
+    return file_response(svc, asset)
 
 
 @router.get(
@@ -120,12 +120,13 @@ def get_content(
 )
 def get_thumbnail(
     sha256: ShaPath,
-    session: Annotated[Session, Depends(db_session)],
     svc: Annotated[Services, Depends(services)],
     size: Annotated[int, Query(ge=16, le=1024, description="Longest side, pixels.")] = 256,
 ) -> Response:
-    """A JPEG thumbnail of an image, or of a video's first frame."""
-    asset = _asset(session, sha256)
+    """A JPEG thumbnail of an image, or of a video's first frame, drawn without holding a
+    database connection."""
+    with svc.session() as session:
+        asset = _asset(session, sha256)
     path = svc.storage.path(asset.sha256)
     if not path.is_file():
         raise ApiError(410, f"the file of asset {sha256[:12]}… is gone from storage")

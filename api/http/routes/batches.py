@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.http import dispatch
-from api.http.deps import Services, db_session, services
+from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import batch_sheet
 from api.http.schemas import (
@@ -97,19 +97,20 @@ def _get(session: Session, batch_id: int) -> Batch:
 
 @router.get("/v1/batches", response_model=BatchPage, responses=responses(401, 422))
 def get_batches(
-    session: Annotated[Session, Depends(db_session)],
+    svc: Annotated[Services, Depends(services)],
     kind: Annotated[JobKind | None, Query(description="Only batches of this kind.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> BatchPage:
     """Batches, newest first, with their job counts and progress."""
-    return list_batches(session, limit, offset, kind.value if kind else None)
+    with svc.session() as session:
+        return list_batches(session, limit, offset, kind.value if kind else None)
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses=responses(401, 404, 422))
-def get_batch(batch_id: BatchId, session: Annotated[Session, Depends(db_session)]) -> BatchOut:
+def get_batch(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> BatchOut:
     """A batch: counts by state, overall progress, and each job."""
-    return batch_out(session, _get(session, batch_id))
+    return _batch(svc, batch_id)
 
 
 @router.get(
@@ -117,16 +118,15 @@ def get_batch(batch_id: BatchId, session: Annotated[Session, Depends(db_session)
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **responses(401, 404, 422)},
 )
-def get_sheet(
-    batch_id: BatchId,
-    session: Annotated[Session, Depends(db_session)],
-    svc: Annotated[Services, Depends(services)],
-) -> Response:
+def get_sheet(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> Response:
     """The contact sheet so far: contents as rows, styles as columns, unfinished cells blank."""
-    batch = _get(session, batch_id)
-    if batch.kind != JobKind.NST:
-        raise ApiError(404, f"batch {batch_id} is a {batch.kind} batch: it has no contact sheet")
-    state = tuple((j.id, j.state, j.result_asset_id) for j in batch_jobs(session, batch_id))
+    with svc.session() as session:
+        batch = _get(session, batch_id)
+        if batch.kind != JobKind.NST:
+            raise ApiError(
+                404, f"batch {batch_id} is a {batch.kind} batch: it has no contact sheet"
+            )
+        state = tuple((j.id, j.state, j.result_asset_id) for j in batch_jobs(session, batch_id))
     data = batch_sheet(svc.settings, batch_id, state)
     return Response(
         data,
