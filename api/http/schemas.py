@@ -1,19 +1,24 @@
 """Request and response bodies of the HTTP API (they are its OpenAPI schema too).
 
 Job parameters are the shared `NSTParams` / `VideoParams` models, so an HTTP body is validated by
-exactly the rules a CLI flag or a worker uses.
+exactly the rules a CLI flag or a worker uses. Over HTTP they are also strict about JSON types: a
+number must be a JSON number and a flag a JSON boolean (`"iterations": "10"`, `true` for a number
+or `"force": "yes"` are refused, naming the field), so a client's bug is not silently reinterpreted.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -40,6 +45,20 @@ Label = Annotated[
     Field(None, max_length=255, description="Display name only."),
     AfterValidator(no_nul),
 ]
+
+
+def strict_json(model: type[BaseModel]) -> BeforeValidator:
+    """Validate a JSON object as `model` in pydantic's strict JSON mode: JSON types must match
+    the fields' types (FastAPI hands bodies to pydantic as Python objects, which lax mode would
+    coerce: "10" to 10, true to 1, "yes" to True)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, dict):
+            return model.model_validate_json(json.dumps(value), strict=True)
+        return value
+
+    return BeforeValidator(check)
+
 
 MAX_GRID_CELLS = 1000
 """Most content x style cells one request may create."""
@@ -134,9 +153,9 @@ class BatchCreate(BaseModel):
 
     content: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
     styles: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
-    params: NSTParams = Field(default_factory=NSTParams)
+    params: Annotated[NSTParams, strict_json(NSTParams)] = Field(default_factory=NSTParams)
     label: Label = None
-    force: bool = Field(False, description="Recompute even if an identical job succeeded.")
+    force: StrictBool = Field(False, description="Recompute even if an identical job succeeded.")
 
     @field_validator("params")
     @classmethod
@@ -156,7 +175,7 @@ class VideoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     video: Sha256
-    params: VideoParams = Field(default_factory=VideoParams)
+    params: Annotated[VideoParams, strict_json(VideoParams)] = Field(default_factory=VideoParams)
     label: Label = None
 
 

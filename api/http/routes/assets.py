@@ -64,6 +64,7 @@ async def upload_asset(
             media_type=received.sniffed.media_type,
             width=received.width,
             height=received.height,
+            duration=received.duration,
             label=label or received.filename,
         )
         body = asset_out(asset)

@@ -108,8 +108,10 @@ def get_losses(
     format: Annotated[LossFormat, Query(description="json, csv or png.")] = LossFormat.JSON,
 ) -> Response:
     """Every recorded optimizer iteration of an NST job (a reused job shows the run it reused)."""
-    with session_scope(svc.db_url) as session:
+    with svc.session() as session:
         job = _get(session, job_id)
+    if job.kind != JobKind.NST:
+        raise ApiError(404, f"job {job_id} is a {job.kind} job: only NST jobs have a loss history")
     rows = loss_rows(svc.db_url, job)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     if format is LossFormat.CSV:
