@@ -22,18 +22,31 @@ from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
-from atelier.submit import send_jobs
+from atelier.submit import new_task_id, send_jobs
 
 
 @dataclass
 class BatchPlan:
-    """A batch's rows, and the messages to send: each a list of job ids run together."""
+    """A batch's rows, and the messages to send: each a list of job ids run together, under the
+    task id its rows were written with (`task_ids`, in the same order)."""
 
     batch_id: int
     job_ids: list[int]
     messages: list[list[int]] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
     task_name: str = NST_STYLIZE
+    task_ids: list[str] = field(default_factory=list)
+
+
+def _messages(plan: BatchPlan, fresh: Sequence[Job], max_batch: int) -> list[list[Job]]:
+    """Group the jobs to run into messages of up to `max_batch` and write each message's task id
+    on its rows before they are flushed: sending then needs no second transaction."""
+    groups = [list(fresh[i : i + max_batch]) for i in range(0, len(fresh), max_batch)]
+    plan.task_ids = [new_task_id() for _ in groups]
+    for task_id, group in zip(plan.task_ids, groups, strict=True):
+        for job in group:
+            job.celery_task_id = task_id
+    return groups
 
 
 def ingest_image(
@@ -119,63 +132,80 @@ def create_nst_batch(
         )
         session.add(batch)
         session.flush()
+        cells = [
+            (content, styles)
+            for content in content_shas
+            for styles in style_groups(style_shas, params)
+        ]
         plan = BatchPlan(batch.id, [])
-        fresh: list[int] = []
-        for content in content_shas:
-            for styles in style_groups(style_shas, params):
-                job = _job_or_reuse(session, batch, settings, content, styles, params, force)
-                plan.job_ids.append(job.id)
-                (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
-    plan.messages = [
-        fresh[i : i + settings.max_batch] for i in range(0, len(fresh), settings.max_batch)
-    ]
+        jobs, reused = _jobs_or_reuse(session, batch, settings, cells, params, force)
+        fresh = [job for job in jobs if job not in reused]
+        groups = _messages(plan, fresh, settings.max_batch)
+        session.add_all(jobs)
+        session.flush()
+        plan.job_ids = [job.id for job in jobs]
+        plan.reused = [job.id for job in jobs if job in reused]
+        plan.messages = [[job.id for job in group] for group in groups]
     return plan
 
 
-def _job_or_reuse(
+def _jobs_or_reuse(
     session: Session,
     batch: Batch,
     settings: Settings,
-    content: str,
-    styles: list[str],
+    cells: Sequence[tuple[str, list[str]]],
     params: NSTParams,
     force: bool,
-) -> Job:
-    fingerprint = params.fingerprint([content, *styles])
-    job = Job(
-        kind=JobKind.NST,
-        batch_id=batch.id,
-        inputs={"content": content, "styles": styles},
-        params=params.model_dump(mode="json"),
-        fingerprint=fingerprint,
-        max_attempts=settings.max_attempts,
-        meta={},
-    )
-    earlier = None if force else _finished_twin(session, fingerprint)
-    if earlier is not None:
-        job.state = JobState.SUCCEEDED
-        job.progress = 1.0
-        job.result_asset_id = earlier.result_asset_id
-        job.reused_from_id = earlier.reused_from_id or earlier.id
-        job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
-        job.finished_at = utcnow()
-    session.add(job)
-    session.flush()
-    return job
-
-
-def _finished_twin(session: Session, fingerprint: str) -> Job | None:
-    return session.scalars(
-        select(Job)
-        .join(Asset, Asset.id == Job.result_asset_id)
-        .where(
-            Job.fingerprint == fingerprint,
-            Job.state == JobState.SUCCEEDED,
-            Asset.deleted_at.is_(None),
+) -> tuple[list[Job], set[Job]]:
+    """One job row per cell (not yet flushed: the caller writes them in one flush) and those of
+    them that reuse a finished twin; twins are looked up in one query per thousand cells, so a
+    1,000-cell grid is a handful of statements, not thousands."""
+    dumped = params.model_dump(mode="json")
+    fingerprints = [params.fingerprint([content, *styles]) for content, styles in cells]
+    twins = {} if force else _finished_twins(session, fingerprints)
+    jobs: list[Job] = []
+    reused: set[Job] = set()
+    for (content, styles), fingerprint in zip(cells, fingerprints, strict=True):
+        job = Job(
+            kind=JobKind.NST,
+            batch_id=batch.id,
+            inputs={"content": content, "styles": styles},
+            params=dumped,
+            fingerprint=fingerprint,
+            max_attempts=settings.max_attempts,
+            meta={},
         )
-        .order_by(Job.id)
-        .limit(1)
-    ).first()
+        earlier = twins.get(fingerprint)
+        if earlier is not None:
+            job.state = JobState.SUCCEEDED
+            job.progress = 1.0
+            job.result_asset_id = earlier.result_asset_id
+            job.reused_from_id = earlier.reused_from_id or earlier.id
+            job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
+            job.finished_at = utcnow()
+            reused.add(job)
+        jobs.append(job)
+    return jobs, reused
+
+
+def _finished_twins(session: Session, fingerprints: Sequence[str]) -> dict[str, Job]:
+    """The earliest succeeded job with a live result for each fingerprint that has one."""
+    wanted = sorted(set(fingerprints))
+    found: dict[str, Job] = {}
+    for i in range(0, len(wanted), 1000):
+        rows = session.scalars(
+            select(Job)
+            .join(Asset, Asset.id == Job.result_asset_id)
+            .where(
+                Job.fingerprint.in_(wanted[i : i + 1000]),
+                Job.state == JobState.SUCCEEDED,
+                Asset.deleted_at.is_(None),
+            )
+            .order_by(Job.id)
+        )
+        for job in rows:
+            found.setdefault(job.fingerprint, job)
+    return found
 
 
 def create_video_job(
@@ -195,6 +225,7 @@ def create_video_job(
         )
         session.add(batch)
         session.flush()
+        plan = BatchPlan(batch.id, [], task_name=VIDEO_FILTER)
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
@@ -204,12 +235,14 @@ def create_video_job(
             max_attempts=settings.max_attempts,
             meta={},
         )
+        _messages(plan, [job], 1)
         session.add(job)
         session.flush()
-        return BatchPlan(batch.id, [job.id], [[job.id]], task_name=VIDEO_FILTER)
+        plan.job_ids, plan.messages = [job.id], [[job.id]]
+        return plan
 
 
 def send_plan(app: Celery, settings: Settings, plan: BatchPlan) -> None:
-    """Send the plan's messages (its rows are committed already)."""
-    for job_ids in plan.messages:
-        send_jobs(app, settings.resolved_database_url, plan.task_name, job_ids)
+    """Send the plan's messages (its rows are committed already, with their task ids)."""
+    for job_ids, task_id in zip(plan.messages, plan.task_ids, strict=True):
+        send_jobs(app, settings.resolved_database_url, plan.task_name, job_ids, task_id=task_id)

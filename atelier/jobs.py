@@ -54,7 +54,7 @@ def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
     with session_scope(db_url) as session:
-        attempt = session.execute(
+        claimed = session.execute(
             update(Job)
             .where(
                 Job.id == job_id,
@@ -73,14 +73,15 @@ def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
                 error=None,
                 progress=0.0,
             )
-            .returning(Job.attempts)
+            .returning(Job)
         ).scalar_one_or_none()
-        if attempt is not None:
-            # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
-            session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
-            session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
-            job = session.get(Job, job_id)
-            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), job)
+        if claimed is not None:
+            attempt = claimed.attempts
+            if attempt > 1:
+                # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
+                session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
+                session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
+            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), claimed)
         job = session.get(Job, job_id)
     if job is None:
         return Claim(ClaimOutcome.MISSING)

@@ -13,23 +13,41 @@ from atelier.db import session_scope
 from atelier.models import Job, JobKind, JobState
 
 
-def send_jobs(app: Celery, db_url: str, task_name: str, job_ids: Sequence[int]) -> str:
-    """Send one message carrying `job_ids` and remember its task id on every row.
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def send_jobs(
+    app: Celery, db_url: str, task_name: str, job_ids: Sequence[int], task_id: str | None = None
+) -> str:
+    """Send one message carrying `job_ids`, its task id remembered on every row.
 
     The rows must already be committed as `queued`: if this process dies after the commit and
-    before the send, the scheduler's reaper finds them and sends them again.
+    before the send, the scheduler's reaper finds them and sends them again. Producers write
+    the task id with the rows (`task_id` given): a commit is the dearest step between queueing
+    a job and a worker starting it, so sending then costs none. Without it (the reaper re-sending
+    old rows) a fresh id is written first.
     """
-    task_id = str(uuid.uuid4())
-    with session_scope(db_url) as session:
-        session.execute(update(Job).where(Job.id.in_(job_ids)).values(celery_task_id=task_id))
+    if task_id is None:
+        task_id = new_task_id()
+        with session_scope(db_url) as session:
+            session.execute(update(Job).where(Job.id.in_(job_ids)).values(celery_task_id=task_id))
     app.send_task(task_name, args=[list(job_ids)], task_id=task_id)
     return task_id
 
 
-def create_ping_job(db_url: str, max_attempts: int = 3) -> int:
-    """A job that does nothing but prove the round trip producer -> broker -> worker -> DB."""
+def create_ping_job(db_url: str, max_attempts: int = 3, task_id: str | None = None) -> int:
+    """A job that does nothing but prove the round trip producer -> broker -> worker -> DB;
+    `task_id`: the id of the message that will carry it (see `send_jobs`)."""
     with session_scope(db_url) as session:
-        job = Job(kind=JobKind.PING, max_attempts=max_attempts, inputs={}, params={}, meta={})
+        job = Job(
+            kind=JobKind.PING,
+            max_attempts=max_attempts,
+            inputs={},
+            params={},
+            meta={},
+            celery_task_id=task_id,
+        )
         session.add(job)
         session.flush()
         return job.id
