@@ -4,6 +4,7 @@ A worker *claims* a job with a compare-and-set on its row: `queued` (or `running
 gone stale) becomes `running` and `attempts` goes up by one. That attempt number is the fencing
 token: every later write (heartbeat, loss rows, success, failure) is conditioned on it, so a
 worker that was presumed dead and comes back cannot overwrite the attempt that replaced it.
+Every change also notifies followers (`atelier.notify`) when it commits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from atelier.db import session_scope
 from atelier.errors import JobCancelled, LeaseLost
 from atelier.models import FrameStat, Job, JobState, LossRecord, utcnow
+from atelier.notify import job_changed
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
                 # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
                 session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
                 session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
+            job_changed(session, [job_id])
             return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), claimed)
         job = session.get(Job, job_id)
     if job is None:
@@ -155,6 +158,7 @@ def heartbeat(
         ]
         if loss_rows:
             session.execute(insert(LossRecord), loss_rows)
+        job_changed(session, [lease.job_id])
 
 
 def record_frames(
@@ -195,6 +199,7 @@ def succeed(
         ).rowcount
         if done != 1:
             raise _explain_lost(session, lease)
+        job_changed(session, [lease.job_id])
 
 
 def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
@@ -209,12 +214,15 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
     with session_scope(lease.db_url) as session:
         if session.execute(_fenced(lease).values(**values)).rowcount != 1:
             log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
+            return
+        job_changed(session, [lease.job_id])
 
 
 def release(lease: Lease, error: str) -> None:
     """Give the job back to the queue after a transient error, so a retry can claim it."""
     with session_scope(lease.db_url) as session:
         session.execute(_fenced(lease).values(state=JobState.QUEUED, error=error[:4000]))
+        job_changed(session, [lease.job_id])
 
 
 def give_up(db_url: str, job_id: int, reason: str) -> None:
@@ -225,6 +233,7 @@ def give_up(db_url: str, job_id: int, reason: str) -> None:
             .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
             .values(state=JobState.FAILED, error=reason, finished_at=utcnow())
         )
+        job_changed(session, [job_id])
 
 
 def cancel(db_url: str, job_id: int) -> bool:
@@ -235,4 +244,6 @@ def cancel(db_url: str, job_id: int) -> bool:
             .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
             .values(state=JobState.CANCELLED, finished_at=utcnow())
         ).rowcount
+        if changed:
+            job_changed(session, [job_id])
     return changed == 1

@@ -1,4 +1,4 @@
-"""Producer side of the job life: write rows first, then send ids, then wait on the database."""
+"""Producer side of the job life: write rows first, then send ids, then follow the database."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from atelier.db import session_scope
 from atelier.models import Job, JobKind, JobState
+from atelier.notify import job_feed
 
 
 def new_task_id() -> str:
@@ -64,16 +65,28 @@ def wait_for_jobs(
     job_ids: Sequence[int],
     timeout: float | None = None,
     on_update: Callable[[dict[int, Job]], None] | None = None,
-    interval: float = 0.2,
+    interval: float = 1.0,
 ) -> dict[int, Job]:
-    """Poll the database (the source of truth) until every job is finished or time runs out."""
+    """Follow jobs until every one is finished or time runs out, reading the database (the
+    record) whenever a notice says one of them changed (`atelier.notify`), and every `interval`
+    seconds regardless, in case a notice cannot reach this process."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        jobs = job_states(db_url, job_ids)
-        if on_update is not None:
-            on_update(jobs)
-        if all(JobState(job.state).finished for job in jobs.values()) and len(jobs) == len(job_ids):
-            return jobs
-        if deadline is not None and time.monotonic() > deadline:
-            return jobs
-        time.sleep(interval)
+    wanted = set(job_ids)
+    with job_feed(db_url) as feed:
+        while True:
+            jobs = job_states(db_url, job_ids)
+            if on_update is not None:
+                on_update(jobs)
+            finished = all(JobState(job.state).finished for job in jobs.values())
+            if finished and len(jobs) == len(job_ids):
+                return jobs
+            left = interval if deadline is None else min(interval, deadline - time.monotonic())
+            if left <= 0:
+                return jobs
+            if feed is None:
+                time.sleep(left)
+                continue
+            wait_until = time.monotonic() + left
+            while not feed.wait(max(0.0, wait_until - time.monotonic())) & wanted:
+                if time.monotonic() >= wait_until:
+                    break
