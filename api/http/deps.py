@@ -10,6 +10,7 @@ from celery import Celery
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from api.http.events import JobNotices
 from atelier.db import session_scope
 from atelier.settings import Settings
 from atelier.storage import Storage
@@ -27,6 +28,11 @@ class Services:
     @cached_property
     def storage(self) -> Storage:
         return Storage(self.settings.resolved_storage_dir)
+
+    @cached_property
+    def notices(self) -> JobNotices:
+        """Job notices for the event streams, one listener per process."""
+        return JobNotices(self.db_url)
 
     def session(self) -> AbstractContextManager[Session]:
         """A short transaction, opened and closed inside a route's own thread.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.http import dispatch
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
+from api.http.events import batch_events
 from api.http.renders import batch_sheet
 from api.http.schemas import (
     MAX_GRID_CELLS,
@@ -111,6 +114,33 @@ def get_batches(
 def get_batch(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> BatchOut:
     """A batch: counts by state, overall progress, and each job."""
     return _batch(svc, batch_id)
+
+
+@router.get(
+    "/v1/batches/{batch_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
+        **responses(401, 404, 422),
+    },
+)
+async def get_batch_events(
+    batch_id: BatchId, request: Request, svc: Annotated[Services, Depends(services)]
+) -> StreamingResponse:
+    """The batch as `event: batch` server-sent events: its JSON (as `GET /v1/batches/{id}`) at
+    once and whenever one of its jobs changes, until it is finished. The gallery follows running
+    batches with it; polling `GET /v1/batches/{id}` gives the same data."""
+    await run_in_threadpool(_batch, svc, batch_id)  # 404 before the stream starts
+
+    def read() -> tuple[str, set[int], bool]:
+        batch = _batch(svc, batch_id)
+        return batch.model_dump_json(), {job.id for job in batch.jobs}, batch.finished
+
+    return StreamingResponse(
+        batch_events(svc.notices, read, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(
