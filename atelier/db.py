@@ -50,7 +50,8 @@ def use_pool(url: str, pool: PoolSize) -> None:
     """Size the pool of `url`'s engine in this process (the API and workers call this with the
     settings' sizes before serving); an engine built with other sizes is replaced."""
     with _lock:
-        if _pools.get(url) == pool:
+        if _pools.get(url, PoolSize()) == pool:
+            _pools[url] = pool
             return
         _pools[url] = pool
         built = _engines.pop(url, None)

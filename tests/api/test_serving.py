@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.http.app import create_app
-from atelier.db import migrate
+from atelier.db import get_engine, migrate
 from atelier.settings import Settings
 from bench.load import fire, seed, serve
 from tests.api.conftest import png_bytes, upload
@@ -128,3 +128,12 @@ def test_gallery_pages_carry_a_content_security_policy(client: TestClient):
         policy = response.headers["content-security-policy"]
         assert "default-src 'self'" in policy and "script-src 'self'" in policy
         assert "frame-ancestors 'none'" in policy
+
+
+def test_pool_sizes_come_from_the_settings(tmp_path: Path, pg_url: str):
+    settings = Settings(
+        data_dir=tmp_path, database_url=pg_url, db_pool_size=3, db_max_overflow=2, db_pool_timeout=4
+    )
+    create_app(settings)
+    pool = get_engine(pg_url).pool
+    assert (pool.size(), pool.timeout()) == (3, 4)
