@@ -7,7 +7,7 @@ row also runs the same clients on a static file (`/static/gallery.css`, no datab
 baseline its throughput is given against. Errors are counted; a non-zero count is a failure.
 
 `python -m bench.api` needs PostgreSQL and Redis (ATELIER_TEST_PG / ATELIER_TEST_REDIS, as the
-tests) and writes the `api` section of BENCHMARKS.md; `--quick` runs 50 clients once and prints.
+tests) and writes the `api` section of BENCHMARKS.md; `--quick` runs 200 clients once and prints.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def table(results: list[tuple[Load, Load]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50 clients, once; print only")
+    parser.add_argument("--quick", action="store_true", help="200 clients, once; print only")
     args = parser.parse_args()
-    results = measure((50,), 1) if args.quick else measure(CLIENTS, ROUNDS)
+    results = measure((200,), 1) if args.quick else measure(CLIENTS, ROUNDS)
     text = table(results)
     print(text)
     if args.quick:
