@@ -183,30 +183,49 @@ class Load:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def _get(host: str, port: int, path: str) -> tuple[int, bytes]:
+    """One HTTP/1.1 GET on a connection of its own (`Connection: close`): status and body.
+
+    Plain asyncio streams: a full HTTP client per simulated user costs the load generator more
+    than the requests cost the server it measures.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Accept: text/html,application/json\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(request.encode())
+        await writer.drain()
+        raw = await reader.read()  # until the server closes the connection
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
+    return status, body
+
+
 async def _fire(base: str, paths: Sequence[str], clients: int, timeout: float) -> Load:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
     start = asyncio.Event()
     statuses = [0] * clients
     latencies = [0.0] * clients
     failures: list[str] = []
 
     async def client(i: int) -> None:
-        # A client of its own per simulated user: one shared pool of hundreds of connections
-        # costs the load generator more than the server it measures.
         path = paths[i % len(paths)]
-        async with httpx.AsyncClient(base_url=base, timeout=timeout) as http:
-            await start.wait()
-            began = time.perf_counter()
-            try:
-                response = await http.get(path, headers={"Accept": "text/html,application/json"})
-                statuses[i] = response.status_code
-                if response.status_code != 200:
-                    failures.append(f"{path}: {response.status_code} {response.text[:200]}")
-            except httpx.HTTPError as error:
-                failures.append(f"{path}: {type(error).__name__} {error}")
-            latencies[i] = time.perf_counter() - began
+        await start.wait()
+        began = time.perf_counter()
+        try:
+            statuses[i], body = await asyncio.wait_for(_get(host, int(port), path), timeout)
+            if statuses[i] != 200:
+                failures.append(f"{path}: {statuses[i]} {body[:200]!r}")
+        except (OSError, TimeoutError, ValueError, IndexError) as error:
+            failures.append(f"{path}: {type(error).__name__} {error}")
+        latencies[i] = time.perf_counter() - began
 
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
-    await asyncio.sleep(0.05 + clients * 0.002)  # every client is waiting on the start signal
+    await asyncio.sleep(0.05)  # every client is waiting on the start signal
     began = time.perf_counter()
     start.set()
     await asyncio.gather(*tasks)
