@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as DatabaseUnreachable
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -101,17 +102,11 @@ async def _input_error(_request: Request, exc: Exception) -> JSONResponse:
 def is_outage(error: BaseException) -> bool:
     """True for a lost or refused connection to the database or the broker, or a pool wait that
     ran out, as opposed to an error in a query (a bug)."""
-    if isinstance(error, OUTAGES):
+    # The driver's OperationalError: refused, reset, server shutting down, or SQLite's
+    # `database is locked`: the server or the file is there but does not answer now.
+    if isinstance(error, (*OUTAGES, DatabaseUnreachable)):
         return True
-    return isinstance(error, DBAPIError) and (
-        error.connection_invalidated or _driver_outage(error.orig)
-    )
-
-
-def _driver_outage(orig: BaseException | None) -> bool:
-    """psycopg's OperationalError (refused, reset, server shutting down) and SQLite's
-    `database is locked`: the server or file is there, but not answering now."""
-    return type(orig).__name__ == "OperationalError"
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def wants_html(request: Request) -> bool:
