@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from atelier.db import session_scope
 from atelier.models import FrameStat, Job, JobState
 from tests.e2e.conftest import TEST_DATA, Deployment
-from tests.video.media import ffmpeg, measure_streams
+from tests.video.media import ffmpeg, frame_times, measure_streams
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,8 @@ def test_segmented_2x2_board_through_a_real_worker(
     job = _job(deployment, done.stderr)
     assert job.state == JobState.SUCCEEDED and job.attempts == 1
     assert job.meta["segments"] == 3 and job.meta["frames"] == frames
+    assert job.meta["duration"] == pytest.approx(3.0, abs=1e-6)
+    assert frame_times(out) == pytest.approx(frame_times(clip), abs=1e-6)
     with session_scope(deployment.db_url) as session:
         rows = session.scalars(
             select(FrameStat).where(FrameStat.job_id == job.id).order_by(FrameStat.frame)

@@ -3,7 +3,9 @@
 `chaplin_clip` is the first 2 s of the test data's Chaplin film at 320x180 (real footage, real MP3
 audio); `chaplin_faces` is 1.2 s of it at full size where a face is in view and moving (at 320x180
 the cascade finds hardly any). `face_video` is synthetic: a downscaled photo of Grace Hopper slides
-over a moving textured background, so the true face position of every frame is known.
+over a moving textured background, so the true face position of every frame is known;
+`uneven_face_video` is the same frames at uneven times, with pixels 128:117 wide and a keyframe
+every 8 frames, as phones and screen recorders write them.
 """
 
 from __future__ import annotations
@@ -109,6 +111,31 @@ def face_video(face_photo: np.ndarray, videos: Path) -> FaceVideo:
         *("-c:a", "aac", "-shortest"),
     )
     return FaceVideo(path, truth)
+
+
+UNEVEN_TIMES = (
+    "(250 + N*38 + if(eq(mod(N,3),1),-18,0) + if(eq(mod(N,3),2),22,0) + if(gte(N,20),400,0))"
+    "/1000/TB"
+)
+"""Frame times in ms: from 0.25 s after the sound starts, 38 ms apart on average, but 20, 78 and
+16 ms in turn, and 0.4 s of pause before frame 20."""
+
+
+@pytest.fixture(scope="session")
+def uneven_face_video(face_video: FaceVideo, videos: Path) -> FaceVideo:
+    """`face_video`'s 40 frames at variable frame rate (`UNEVEN_TIMES`: 1.9 s of video starting
+    0.25 s into 2.2 s of AAC tone), sample aspect ratio 128:117, keyframes at frames 0, 8, 16, 24
+    and 32."""
+    path = videos / "uneven.mp4"
+    ffmpeg(
+        *("-i", str(face_video.path), "-f", "lavfi", "-i", "sine=frequency=330:duration=2.2"),
+        *("-map", "0:v", "-map", "1:a", "-vf"),
+        f"settb=1/1000,setpts='{UNEVEN_TIMES}',setsar=sar=128/117:max=1000",
+        *("-fps_mode", "passthrough", "-enc_time_base", "1/1000"),
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p"),
+        *("-g", "8", "-keyint_min", "8", "-sc_threshold", "0", "-c:a", "aac", str(path)),
+    )
+    return FaceVideo(path, face_video.truth)
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,26 @@ def measure_streams(path: Path) -> Streams:
         _stream_seconds(path, "0:a:0"),
         codec.group(1) if codec else None,
     )
+
+
+def frame_times(path: Path) -> list[float]:
+    """When each frame of `path` is shown (seconds), in order, as ffmpeg's decoder reports them
+    (`showinfo`), not from the packet listing the code under test reads."""
+    showinfo = ["-map", "0:v:0", "-vf", "showinfo", "-fps_mode", "passthrough", "-f", "null", "-"]
+    done = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), *showinfo],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return [float(t) for t in re.findall(r"\bn:\s*\d+ .*?pts_time:(-?[\d.]+)", done.stderr)]
+
+
+def sample_aspect(path: Path) -> str:
+    """The sample aspect ratio of the first video stream of `path` as ffmpeg's header lists it
+    ("128:117"; "1:1" for square pixels)."""
+    header = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    found = re.search(r"Stream #0:\d+.*?: Video: .*?\[SAR (\d+:\d+) DAR", header)
+    return found.group(1) if found else "1:1"

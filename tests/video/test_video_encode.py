@@ -1,4 +1,5 @@
-"""FfmpegWriter and join_segments: exact rates, audio kept, nothing half-written left behind."""
+"""FfmpegWriter and join_segments: exact rates and timestamps, pixel shape and audio kept,
+nothing half-written left behind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.video.media import FaceVideo, Streams, ffmpeg
+from tests.video.media import FaceVideo, Streams, ffmpeg, frame_times, sample_aspect
 from workers.video.encode import AudioTrack, FfmpegWriter, join_segments
 from workers.video.probe import probe_video
 
@@ -22,19 +23,35 @@ def gradient_frames(count: int, width: int = 64, height: int = 48) -> list[np.nd
 def write(
     path: Path, frames: list[np.ndarray], rate: Fraction, audio: AudioTrack | None = None
 ) -> Path:
+    """Frames at a constant `rate`: time base 1/rate, frame i shown at i."""
     height, width = frames[0].shape[:2]
-    with FfmpegWriter(path, width, height, rate, audio=audio) as writer:
-        for frame in frames:
-            writer.write(frame)
+    with FfmpegWriter(path, width, height, 1 / rate, audio=audio) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, i)
     return path
 
 
 def test_rate_and_frame_count_are_kept(tmp_path: Path, streams: Callable[[Path], Streams]) -> None:
     out = write(tmp_path / "ntsc.mp4", gradient_frames(12), Fraction(30000, 1001))
     info = probe_video(out)
-    assert info.rate == Fraction(30000, 1001) and info.frame_count == 12
+    assert info.frame_count == 12
+    assert [info.time(i) for i in range(13)] == [i * Fraction(1001, 30000) for i in range(13)]
     assert streams(out).audio_seconds is None
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_each_frame_keeps_its_time_and_pixels_their_shape(tmp_path: Path) -> None:
+    """Frames at uneven times (1/1000 s ticks, a 0.4 s pause among them) come out at exactly those
+    times, and pixels 128:117 wide keep that shape: a writer that numbered frames at one rate, or
+    wrote square pixels, fails here."""
+    shown = [0, 40, 53, 120, 160, 193, 600, 640, 680, 701, 760, 800]
+    out = tmp_path / "uneven.mp4"
+    with FfmpegWriter(out, 64, 48, Fraction(1, 1000), sar=Fraction(128, 117)) as writer:
+        for frame, at, following in zip(gradient_frames(12), shown, [*shown[1:], 840], strict=True):
+            writer.write(frame, at, following - at)
+    assert frame_times(out) == pytest.approx([t / 1000 for t in shown], abs=1e-6)
+    assert sample_aspect(out) == "128:117"
+    assert probe_video(out).duration == pytest.approx(0.84, abs=0.04)
 
 
 def test_frames_survive_encoding(tmp_path: Path, decode: Callable) -> None:
@@ -78,21 +95,21 @@ def test_a_failed_run_leaves_no_file(tmp_path: Path) -> None:
     target = tmp_path / "never.mp4"
     with (
         pytest.raises(RuntimeError, match="boom"),
-        FfmpegWriter(target, 64, 48, Fraction(25)) as writer,
+        FfmpegWriter(target, 64, 48, Fraction(1, 25)) as writer,
     ):
-        writer.write(gradient_frames(1)[0])
+        writer.write(gradient_frames(1)[0], 0)
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_frames_and_odd_sizes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="even sides"):
-        FfmpegWriter(tmp_path / "odd.mp4", 63, 48, Fraction(25))
+        FfmpegWriter(tmp_path / "odd.mp4", 63, 48, Fraction(1, 25))
     with (
         pytest.raises(ValueError, match="does not fit"),
-        FfmpegWriter(tmp_path / "x.mp4", 64, 48, Fraction(25)) as writer,
+        FfmpegWriter(tmp_path / "x.mp4", 64, 48, Fraction(1, 25)) as writer,
     ):
-        writer.write(np.zeros((48, 66, 3), np.uint8))
+        writer.write(np.zeros((48, 66, 3), np.uint8), 0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -106,7 +123,8 @@ def test_join_concatenates_without_reencoding_and_adds_audio_once(
     ]
     out = join_segments(parts, face_video.path, tmp_path / "joined.mp4", keep_audio=True)
     info = probe_video(out)
-    assert info.frame_count == 40 and info.rate == Fraction(25)
+    assert info.frame_count == 40
+    assert [info.time(i) for i in range(41)] == [i * Fraction(1, 25) for i in range(41)]
     assert streams(out).audio_seconds == streams(face_video.path).audio_seconds
     joined = decode(out)
     originals = decode(parts[0]) + decode(parts[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from atelier.errors import InputError, JobCancelled
 from atelier.schemas import VideoParams
-from tests.video.media import FaceVideo, Streams
+from tests.video.media import FaceVideo, Streams, ffmpeg, frame_times, sample_aspect
 from workers.video.detect import Box, iou
 from workers.video.encode import join_segments
 from workers.video.filters import pad_box
@@ -80,6 +81,39 @@ def test_pixels_change_inside_faces_only(
     assert checked >= 0.8 * stats.frames
 
 
+def test_frame_times_and_pixel_shape_are_kept(
+    uneven_face_video: FaceVideo, tmp_path: Path, streams: Callable[[Path], Streams]
+) -> None:
+    """A variable-frame-rate input keeps every frame's time (re-timed to a constant rate, the
+    frames after the pause would come 0.4 s early and the audio would drift away from them), and
+    its 128:117 pixels stay 128:117 (square, the picture would play 9% narrow)."""
+    source = uneven_face_video.path
+    out = tmp_path / "out.mp4"
+    stats = process_video(source, out, VideoParams(filter="blur", detect_every=5))
+    assert stats.frames == 40 and stats.duration == pytest.approx(1.9, abs=0.01)
+    assert stats.start == pytest.approx(0.25, abs=0.001)
+    assert frame_times(out) == pytest.approx(frame_times(source), abs=1e-6)
+    assert sample_aspect(out) == "128:117"
+    assert streams(out).audio_seconds == pytest.approx(streams(source).audio_seconds, abs=0.03)
+
+
+def test_rotated_input_comes_out_upright_with_its_pixel_shape(
+    uneven_face_video: FaceVideo, tmp_path: Path, decode: Decode
+) -> None:
+    """Rotation metadata is applied (the frames are the upright ones OpenCV decodes) and the
+    pixel shape turns with the picture: 128:117 stored, 117:128 upright."""
+    rotated = tmp_path / "rotated.mp4"
+    ffmpeg("-display_rotation", "90", "-i", str(uneven_face_video.path), "-c", "copy", str(rotated))
+    out = tmp_path / "out.mp4"
+    stats = process_video(rotated, out, VideoParams(keep_audio=False), end_frame=6)
+    assert (stats.width, stats.height) == (240, 320) and sample_aspect(out) == "117:128"
+    upright, result = decode(rotated)[:6], decode(out)
+    assert len(result) == 6 and upright[0].shape == result[0].shape == (320, 240, 3)
+    for boxes, before, after in zip(stats.faces, upright, result, strict=True):
+        _, away = roi_masks(before.shape, boxes, 0.15, margin=8)
+        assert np.abs(after.astype(int) - before)[away].mean() < CODEC_TOLERANCE
+
+
 @pytest.mark.parametrize(("every", "share"), [(1, 0.8), (5, 0.8)])
 def test_a_moving_face_is_found_in_most_frames(
     face_video: FaceVideo, tmp_path: Path, every: int, share: float
@@ -117,6 +151,7 @@ def test_board_panels_show_original_and_filters(
     ("clip", "every", "ranges"),
     [
         pytest.param("face_video", 5, [(0, 17), (17, 40)], id="synthetic"),
+        pytest.param("uneven_face_video", 5, [(0, 13), (13, 29), (29, 40)], id="uneven"),
         pytest.param(
             "chaplin_faces", 4, [(0, 10), (10, 21), (21, 30)], marks=pytest.mark.slow, id="chaplin"
         ),
@@ -134,7 +169,9 @@ def test_segments_joined_equal_the_whole_run(
     """Ranges that start off the keyframe grid, and a video whose last frame is off it too, still
     give the boxes of every frame and the frames of the whole-video run: a range that placed its
     keyframes from its own first frame, or detected on its own last frame, would differ here (on
-    the real clip the cascade misses the face on some frames, so a detection moved shows)."""
+    the real clip the cascade misses the face on some frames, so a detection moved shows). On the
+    uneven clip, ranges start between video keyframes (decoding starts at the keyframe before),
+    and the joined file shows every frame at its input time."""
     fixture = request.getfixturevalue(clip)
     source = fixture.path if isinstance(fixture, FaceVideo) else fixture
     total = ranges[-1][1]
@@ -142,7 +179,7 @@ def test_segments_joined_equal_the_whole_run(
     params = VideoParams(filter="blur", detect_every=every)
     whole = process_video(source, tmp_path / "whole.mp4", params)
     assert whole.frames == total and sum(map(bool, whole.faces)) >= 0.8 * total
-    parts, faces = [], []
+    parts, spans, faces = [], [], []
     for i, (start, end) in enumerate(ranges):
         part = tmp_path / f"part{i}.mp4"
         stats = process_video(
@@ -150,10 +187,13 @@ def test_segments_joined_equal_the_whole_run(
         )
         assert stats.frames == end - start and streams(part).audio_seconds is None
         parts.append(part)
+        spans.append(stats.duration)
         faces += stats.faces
     differ = [i for i, (a, b) in enumerate(zip(whole.faces, faces, strict=True)) if a != b]
     assert differ == [], f"frames whose boxes differ from the whole run: {differ}"
-    joined = join_segments(parts, source, tmp_path / "joined.mp4", params.keep_audio)
+    joined = join_segments(
+        parts, source, tmp_path / "joined.mp4", params.keep_audio, spans, delay=whole.start
+    )
     a, b = decode(tmp_path / "whole.mp4"), decode(joined)
     assert len(a) == len(b) == total
     for boxes, x, y in zip(whole.faces, a, b, strict=True):
@@ -162,6 +202,7 @@ def test_segments_joined_equal_the_whole_run(
         inside, _ = roi_masks(x.shape, boxes, params.padding, margin=0)
         assert not inside.any() or diff[inside].mean() < CODEC_TOLERANCE
     assert streams(joined).audio_seconds == streams(tmp_path / "whole.mp4").audio_seconds
+    assert frame_times(joined) == pytest.approx(frame_times(source), abs=1e-6)
 
 
 def test_keep_audio_false_writes_no_audio(
@@ -219,8 +260,12 @@ def test_bad_inputs_fail_before_any_output(tmp_path: Path, chaplin_clip: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
 
 
-def _info(frames: int, fps: float = 25.0) -> VideoInfo:
-    return VideoInfo(640, 360, fps, frames, frames / fps, 0, True, True, "aac")
+def _info(frames: int, fps: int = 25, pts: tuple[int, ...] | None = None) -> VideoInfo:
+    """`frames` frames at `fps`, or shown at `pts` (in 1/fps s; the last one lasts 1/fps s)."""
+    pts = pts or tuple(range(frames))
+    duration = (pts[-1] + 1) / fps
+    tick = Fraction(1, fps)
+    return VideoInfo(640, 360, fps, frames, duration, 0, True, True, "aac", tick, pts, pts[-1] + 1)
 
 
 def test_plan_segments() -> None:
@@ -229,3 +274,7 @@ def test_plan_segments() -> None:
     assert plan_segments(_info(241), 2) == [(0, 50), (50, 100), (100, 150), (150, 200), (200, 241)]
     assert plan_segments(_info(260), 4) == [(0, 100), (100, 200), (200, 260)]
     assert plan_segments(_info(30), 10) == [(0, 30)]
+    # At a varying rate, ranges last equal times: 4 s at 50 fps, then 4 s at 10 fps.
+    varying = (*range(0, 200), *range(200, 400, 5))
+    planned = plan_segments(_info(240, 50, varying), 2)
+    assert planned == [(0, 100), (100, 200), (200, 220), (220, 240)]

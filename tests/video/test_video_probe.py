@@ -9,24 +9,24 @@ import numpy as np
 import pytest
 
 from atelier.errors import InputError
-from tests.video.media import FaceVideo, ffmpeg, write_raw_video
+from tests.video.media import FaceVideo, ffmpeg, frame_times, write_raw_video
 from workers.video.probe import VideoInfo, probe_video, read_audio_codec
 
 
 def test_chaplin_is_described_exactly(chaplin: Path) -> None:
     info = probe_video(chaplin)
     assert (info.width, info.height, info.frame_count) == (640, 360, 241)
-    assert info.fps == 25 and info.rate == Fraction(25)
+    assert info.fps == 25 and info.time(1) - info.time(0) == Fraction(1, 25)
     assert info.duration == pytest.approx(9.64)
     assert info.has_video and info.has_audio and info.audio_codec == "mp3"
     assert info.rotation == 0
 
 
-def test_ntsc_rate_is_kept_as_a_rational(videos: Path) -> None:
+def test_ntsc_frame_times_are_exact(videos: Path) -> None:
     frames = [np.full((48, 64, 3), i * 20, np.uint8) for i in range(6)]
     path = write_raw_video(videos / "ntsc.mp4", frames, "30000/1001")
     info = probe_video(path)
-    assert info.rate == Fraction(30000, 1001)
+    assert [info.time(i) for i in range(7)] == [i * Fraction(1001, 30000) for i in range(7)]
     assert info.frame_count == 6 and not info.has_audio and info.audio_codec is None
 
 
@@ -35,6 +35,16 @@ def test_rotation_metadata_gives_upright_size(face_video: FaceVideo, videos: Pat
     ffmpeg("-display_rotation", "90", "-i", str(face_video.path), "-c", "copy", str(rotated))
     info = probe_video(rotated)
     assert (info.width, info.height, info.rotation) == (240, 320, 270)
+
+
+def test_uneven_times_and_pixel_shape(uneven_face_video: FaceVideo) -> None:
+    """Frame times as the decoder reports them, the first 0.25 s in; 128:117 pixels."""
+    info = probe_video(uneven_face_video.path)
+    times = [float(info.time(i)) for i in range(info.frame_count)]
+    assert times == pytest.approx(frame_times(uneven_face_video.path), abs=1e-6)
+    assert times[0] == pytest.approx(0.25)
+    assert times[20] - times[19] == pytest.approx(0.478, abs=0.002)
+    assert info.duration == pytest.approx(1.9, abs=0.01) and info.sar == Fraction(128, 117)
 
 
 def test_read_audio_codec(chaplin: Path, face_video: FaceVideo) -> None:

@@ -76,7 +76,9 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             model_path=settings.face_model,
         )
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
-        outcome = Outcome(stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1)
+        outcome = Outcome(
+            stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1, stats.duration
+        )
         _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
 
 
@@ -94,7 +96,8 @@ def _frame_rows(faces: list[Any], first: int) -> list[tuple[int, list[list[int]]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a finished video job records about itself."""
+    """What a finished video job records about itself: `seconds` of work, and a `duration` of
+    play (from the input's frame times: at a varying frame rate, not frames / fps)."""
 
     frames: int
     fps: float
@@ -102,6 +105,7 @@ class Outcome:
     height: int
     seconds: float
     segments: int
+    duration: float
 
 
 def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome) -> None:
@@ -117,7 +121,7 @@ def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcom
             media_type="video/mp4",
             width=outcome.width,
             height=outcome.height,
-            duration=outcome.frames / outcome.fps if outcome.fps else None,
+            duration=outcome.duration,
             label=f"job {lease.job_id}",
         )
         asset_id = asset.id
@@ -193,12 +197,15 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "width": stats.width,
         "height": stats.height,
         "fps": stats.fps,
+        "duration": stats.duration,
+        "start": stats.start,
     }
 
 
 @shared_task(name=VIDEO_JOIN, bind=True)
 def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
-    """Concatenate the segments in order, mux the source's audio, store, finish the job."""
+    """Concatenate the segments in order, each where the input's timestamps put it, mux the
+    source's audio, store, finish the job."""
     from workers.video.encode import join_segments
 
     settings = get_settings()
@@ -213,6 +220,8 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             storage.path(job.inputs["video"]),
             folder / "joined.mp4",
             keep_audio=params.keep_audio,
+            durations=[p["duration"] for p in parts],
+            delay=parts[0]["start"],
         )
         outcome = Outcome(
             frames=sum(p["frames"] for p in parts),
@@ -221,6 +230,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             height=parts[0]["height"],
             seconds=sum(p["seconds"] for p in parts),
             segments=len(parts),
+            duration=sum(p["duration"] for p in parts),
         )
         _finish(lease, storage, out, outcome)
     except (JobCancelled, LeaseLost) as stop:

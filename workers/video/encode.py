@@ -1,11 +1,14 @@
 """Write H.264 MP4 files with the bundled ffmpeg binary, and join segments into one file.
 
-Frames go to ffmpeg as raw BGR bytes on its stdin: OpenCV's own writer cannot produce H.264 from
-the pip wheels. The frame rate is passed as a rational (30000/1001, not 29.97), so the output's
-timestamps are the input's. The input's audio is copied, not re-encoded, when MP4 can hold its
-codec (no generation loss, no cost); otherwise it becomes AAC. Every file is written under a
-temporary name beside its destination and renamed only once ffmpeg has finished it, so a reader
-never sees half a file and a crash leaves no file that looks complete.
+Frames go to ffmpeg as raw BGR bytes on its stdin (OpenCV's own writer cannot produce H.264 from
+the pip wheels), each in a Matroska block with its own timestamp and duration, in the input's time
+base (see `rawmkv`), and the encoder keeps them as they are (`-fps_mode passthrough`): a
+variable-frame-rate video keeps every frame's time and stays in step with its audio, and a
+constant rate stays exact (30000/1001, not 29.97). The pixels keep their shape (the sample aspect
+ratio). The input's audio is copied, not re-encoded, when MP4 can hold its codec (no generation
+loss, no cost); otherwise it becomes AAC. Every file is written under a temporary name beside its
+destination and renamed only once ffmpeg has finished it, so a reader never sees half a file and a
+crash leaves no file that looks complete.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from uuid import uuid4
 
 import numpy as np
 
+from workers.video import rawmkv
 from workers.video.ffmpeg import ffmpeg_exe, run_ffmpeg, stderr_tail
 from workers.video.probe import read_audio_codec
 
@@ -58,7 +62,11 @@ def partial_path(path: Path) -> Path:
 
 
 class FfmpegWriter:
-    """Encode BGR frames of one size to `path` (libx264, yuv420p, +faststart), muxing `audio`.
+    """Encode BGR frames of one size and pixel shape `sar` to `path` (libx264, yuv420p,
+    +faststart), muxing `audio`. Each frame is written with its timestamp and duration in units
+    of `time_base` seconds (1/rate for frames at a constant rate, shown at 0, 1, 2, ...); the
+    first frame is shown `delay` seconds after the start of the file (and of the audio), as in
+    an input whose video starts after its sound.
 
     Use as a context manager: leaving it normally finishes the file, leaving it by an exception
     removes the unfinished file.
@@ -69,8 +77,10 @@ class FfmpegWriter:
         path: Path,
         width: int,
         height: int,
-        rate: Fraction,
+        time_base: Fraction,
         *,
+        sar: Fraction = Fraction(1),
+        delay: Fraction = Fraction(0),
         audio: AudioTrack | None = None,
         crf: int = 18,
         preset: str = "veryfast",
@@ -79,6 +89,7 @@ class FfmpegWriter:
             raise ValueError(f"H.264 yuv420p needs even sides, got {width}x{height}")
         self.path = Path(path)
         self.width, self.height = width, height
+        self.time_base = time_base
         self.frames_written = 0
         self._partial = partial_path(self.path)
         audio_in = audio.input_args() if audio else []
@@ -90,14 +101,9 @@ class FfmpegWriter:
             "-loglevel",
             "error",
             "-y",
+            *(["-itsoffset", f"{float(delay):.6f}"] if delay > 0 else []),
             "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "bgr24",
-            "-video_size",
-            f"{width}x{height}",
-            "-framerate",
-            f"{rate.numerator}/{rate.denominator}",
+            "matroska",
             "-i",
             "pipe:0",
             *audio_in,
@@ -108,6 +114,10 @@ class FfmpegWriter:
             # out 2-4 levels darker and faintly green.
             "-sws_flags",
             "accurate_rnd",
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            f"{time_base.numerator}/{time_base.denominator}",
             "-c:v",
             "libx264",
             "-preset",
@@ -123,26 +133,34 @@ class FfmpegWriter:
         # ffmpeg's messages go to a file, not a pipe: an unread pipe fills up and stalls it.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the writer
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._stderr)
+        self._send(rawmkv.header(width, height, sar))
 
     def _failure(self) -> str:
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace")
         return f"ffmpeg could not encode {self.path.name}: {stderr_tail(text) or 'no message'}"
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one frame (height x width x 3, uint8, BGR)."""
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(
-                f"frame {frame.shape} {frame.dtype} does not fit a {self.width}x{self.height} "
-                "BGR uint8 video"
-            )
+    def _send(self, *chunks: bytes | memoryview) -> None:
         try:
-            self._process.stdin.write(np.ascontiguousarray(frame).data)
+            for chunk in chunks:
+                self._process.stdin.write(chunk)
         except BrokenPipeError:
             self._process.wait()
             message = self._failure()
             self.abort()
             raise RuntimeError(message) from None
+
+    def write(self, frame: np.ndarray, pts: int, duration: int = 1) -> None:
+        """Append one frame (height x width x 3, uint8, BGR) shown at `pts` for `duration`, both
+        in units of the time base; frames come in the order they are shown."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(
+                f"frame {frame.shape} {frame.dtype} does not fit a {self.width}x{self.height} "
+                "BGR uint8 video"
+            )
+        at, length = (rawmkv.nanoseconds(t * self.time_base) for t in (pts, duration))
+        before, after = rawmkv.frame_parts(at, length, frame.nbytes)
+        self._send(before, np.ascontiguousarray(frame).data, after)
         self.frames_written += 1
 
     def close(self) -> Path:
@@ -181,24 +199,35 @@ class FfmpegWriter:
             self.abort()
 
 
-def _concat_line(path: Path) -> str:
-    """One line of an ffmpeg concat list; quotes in the path are escaped the way it expects."""
+def _concat_entry(path: Path, duration: float | None) -> str:
+    """One file of an ffmpeg concat list (quotes in the path escaped the way it expects) and,
+    when known, how long it lasts."""
     quoted = str(Path(path).resolve()).replace("'", "'\\''")
-    return f"file '{quoted}'\n"
+    return f"file '{quoted}'\n" + (f"duration {duration:.6f}\n" if duration is not None else "")
 
 
 def join_segments(
-    paths: list[Path], audio_source: Path | None, out: Path, keep_audio: bool = True
+    paths: list[Path],
+    audio_source: Path | None,
+    out: Path,
+    keep_audio: bool = True,
+    durations: list[float] | None = None,
+    delay: float = 0.0,
 ) -> Path:
     """Concatenate video-only segments, in order, into `out` without re-encoding them (the
     concat demuxer copies the packets), and mux the audio of `audio_source` once over the whole:
-    audio cut at segment bounds would click and drift. Returns `out`."""
+    audio cut at segment bounds would click and drift. Each segment starts where the one before
+    ends: `durations` (seconds, one per segment) says where, from the input's own timestamps;
+    without them, each file's duration as its container states it (which, for frames at a
+    varying rate, can be a frame's difference off). The first segment is shown `delay` seconds
+    after the start of the sound (an input whose video starts after its audio). Returns `out`."""
     if not paths:
         raise ValueError("no segments to join")
     out = Path(out)
     codec = read_audio_codec(audio_source) if keep_audio and audio_source else None
     listing = out.with_name(f".{out.stem}.{uuid4().hex[:12]}.concat.txt")
-    listing.write_text("".join(_concat_line(path) for path in paths))
+    spans = [None] * len(paths) if durations is None else durations
+    listing.write_text("".join(_concat_entry(*entry) for entry in zip(paths, spans, strict=True)))
     partial = partial_path(out)
     audio_in = ["-i", str(audio_source)] if codec else []
     audio_out = ["-map", "1:a?", *audio_codec_args(codec)] if codec else []
@@ -212,6 +241,7 @@ def join_segments(
                 "concat",
                 "-safe",
                 "0",
+                *(["-itsoffset", f"{delay:.6f}"] if delay > 0 else []),
                 "-i",
                 str(listing),
                 *audio_in,

@@ -4,26 +4,30 @@ Frames stream through one at a time (the tracker holds at most `detect_every` of
 does not grow with the video's length. A job may cover the whole video or one range of frames;
 `plan_segments` cuts a long video into ranges that separate workers process at the same time, each
 into a file without sound, and `encode.join_segments` joins them and adds the sound once. A range
-decodes from the keyframe at or before its first frame to the keyframe after its last one, so its
-face boxes, and therefore its frames, are those the whole-video run produces.
+is processed from the detection keyframe at or before its first frame to the one after its last
+frame, so its face boxes, and therefore its frames, are those the whole-video run produces; ffmpeg
+decodes it from the video keyframe before that (`frames.FrameReader`), not from frame 0. Every
+output frame keeps the timestamp of its input frame and the pixels keep their shape.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from atelier.errors import InputError, JobCancelled
 from atelier.schemas import VideoParams
 from workers.video.detect import Box, make_detector
 from workers.video.encode import AudioTrack, FfmpegWriter
 from workers.video.filters import apply_filter
+from workers.video.frames import FrameReader
 from workers.video.layout import compose_board, plan_board
 from workers.video.probe import VideoInfo, probe_video
 from workers.video.track import track_faces
@@ -35,7 +39,9 @@ REPORT_EVERY = 10
 @dataclass(frozen=True)
 class VideoStats:
     """What a run produced: frame count, rate and size of the output, the face boxes of every
-    output frame (input-frame pixels), and the wall-clock seconds the run took."""
+    output frame (input-frame pixels), the wall-clock seconds the run took, and how long the
+    output plays (from its first frame's time to the end of its last frame, as in the input) and
+    when, in the input, its first frame is shown (seconds from the start of the file)."""
 
     frames: int
     fps: float
@@ -43,38 +49,25 @@ class VideoStats:
     height: int
     faces: list[list[Box]]
     seconds: float
+    duration: float
+    start: float
 
 
 def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
-    """Frame ranges [start, end) of about `segment_seconds` each covering the whole video; one
+    """Frame ranges [start, end) of about `segment_seconds` each, by the frames' timestamps (at a
+    varying frame rate, equal times, not equal frame counts), covering the whole video; one
     range when `segment_seconds` is 0. A remainder shorter than half a segment joins the last
     range rather than becoming a tiny job of its own."""
     total = info.frame_count
     if segment_seconds <= 0 or total == 0:
         return [(0, total)]
-    length = max(1, round(segment_seconds * info.fps))
-    starts = list(range(0, total, length))
-    if len(starts) > 1 and total - starts[-1] < length / 2:
+    step = max(1, round(Fraction(segment_seconds) / info.time_base))
+    starts = [0]
+    while (following := bisect_left(info.pts, info.pts[starts[-1]] + step)) < total:
+        starts.append(max(following, starts[-1] + 1))
+    if len(starts) > 1 and info.end_pts - info.pts[starts[-1]] < step / 2:
         starts.pop()
     return [(start, end) for start, end in zip(starts, [*starts[1:], total], strict=True)]
-
-
-def _decode(src: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Frames `first`..`last` (inclusive, or up to the end) with their indexes. Frames before
-    `first` are decoded and dropped (`grab`), because seeking by timestamp can land a frame or
-    two away from the one asked for."""
-    capture = cv2.VideoCapture(str(src))
-    try:
-        for _ in range(first):
-            if not capture.grab():
-                return
-        for index in range(first, last + 1):
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield index, frame
-    finally:
-        capture.release()
 
 
 def process_video(
@@ -116,9 +109,15 @@ def process_video(
         audio = AudioTrack(
             src,
             info.audio_codec,
-            start=start_frame / info.fps,
-            duration=None if whole else total / info.fps,
+            start=float(info.time(start_frame)) if start_frame else 0.0,
+            duration=None if whole else float(info.time(end) - info.time(start_frame)),
         )
+    # Frames keep the input's times, counted from the range's first frame. A finished file from
+    # frame 0 starts its video when the input's does (after its sound, in some files); a
+    # segment starts at 0, and joining puts it in place.
+    origin = info.pts[start_frame]
+    delay = info.time(0) if with_audio and start_frame == 0 else Fraction(0)
+    shown = (*info.pts, info.end_pts)
 
     def checkpoint(done: int) -> None:
         if should_stop is not None and should_stop():
@@ -128,8 +127,11 @@ def process_video(
 
     checkpoint(0)
     faces: list[list[Box]] = []
-    writer = FfmpegWriter(dst, geometry.width, geometry.height, info.rate, audio=audio)
-    with writer, contextlib.closing(_decode(src, first_key, next_key)) as frames:
+    writer = FfmpegWriter(
+        dst, geometry.width, geometry.height, info.time_base, sar=info.sar, delay=delay, audio=audio
+    )
+    frames = iter(FrameReader(src, info, first_key, next_key))
+    with writer, contextlib.closing(frames):
         for index, frame, boxes in track_faces(frames, detector, every):
             if index < start_frame:
                 continue
@@ -144,7 +146,7 @@ def process_video(
                 ],
                 geometry,
             )
-            writer.write(board)
+            writer.write(board, shown[index] - origin, shown[index + 1] - shown[index])
             faces.append(boxes)
             if len(faces) % REPORT_EVERY == 0 and len(faces) < total:
                 checkpoint(len(faces))
@@ -158,4 +160,6 @@ def process_video(
         height=geometry.height,
         faces=faces,
         seconds=time.perf_counter() - started,
+        duration=float(info.time(start_frame + len(faces)) - info.time(start_frame)),
+        start=float(info.time(start_frame)),
     )

@@ -1,11 +1,14 @@
 """Find out what a video file holds before any work is spent on it.
 
-The ffmpeg binary reads the container: stream list, codecs, duration and, with one pass that copies
-the video packets to nowhere (no decoding, thousands of times faster than real time), the true
-frame count, since the count a container advertises is often an estimate. OpenCV then decodes the
-first frame, because what the pipeline needs is a file OpenCV can decode, in the orientation it
-decodes it. Every way a user's upload can be unusable ends in an `InputError` whose message says
-which way, so the job fails for good with words the user can act on.
+The ffmpeg binary reads the container: stream list, codecs, duration and, with one pass that lists
+the video packets without decoding them (thousands of times faster than real time), the true frame
+count (the count a container advertises is often an estimate), every frame's timestamp (a
+variable-frame-rate video keeps its own times through the pipeline, and a segment finds where to
+start decoding) and the sample aspect ratio. OpenCV then decodes the first frame: it gives the
+upright frame size and the rotation (ffmpeg, which decodes the frames for the pipeline, turns them
+the same way), and a file nothing can be decoded from is refused here. Every way a user's upload
+can be unusable ends in an `InputError` whose message says which way, so the job fails for good
+with words the user can act on.
 """
 
 from __future__ import annotations
@@ -24,14 +27,24 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio): (\w+)(.*)$", re.M)
 _SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)\b")
-_FRAMES = re.compile(r"frame=\s*(\d+)")
+_TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.M)
+_SAR = re.compile(r"^#sar 0: (\d+)/(\d+)$", re.M)
+_PACKET = re.compile(
+    r"^0,\s*-?\d+,\s*(-?\d+),\s*(-?\d+),\s*\d+,\s*0x[0-9a-f]+(?:, F=0x([0-9A-F]+))?", re.M
+)
+_NO_PTS = -(2**63)
+_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD
 _MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
 
 
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds. `width` and `height` are those of the frames as decoded, upright:
-    OpenCV applies the rotation metadata (`rotation`, degrees clockwise) while decoding.
+    OpenCV applies the rotation metadata (`rotation`, degrees clockwise) while decoding, and so
+    does ffmpeg. `sar` is the sample aspect ratio of those upright frames (the shape of a pixel,
+    width over height). `pts` holds every frame's timestamp, in presentation order, in units of
+    `time_base` seconds from the start of the file, and `end_pts` the time the last frame ends.
+    `fps` is the rate the container advertises (at a variable frame rate, not every frame's).
     `has_video` is always true on an info `probe_video` returns (it refuses files without
     video); it is kept so that a stored info reads on its own."""
 
@@ -44,12 +57,15 @@ class VideoInfo:
     has_video: bool
     has_audio: bool
     audio_codec: str | None
+    time_base: Fraction
+    pts: tuple[int, ...]
+    end_pts: int
+    sar: Fraction = Fraction(1)
 
-    @property
-    def rate(self) -> Fraction:
-        """The frame rate as the rational it was written as (29.97 -> 30000/1001), so an
-        encoder given it reproduces the input's timestamps exactly."""
-        return Fraction(self.fps).limit_denominator(1001)
+    def time(self, index: int) -> Fraction:
+        """When frame `index` is shown, in seconds from the start of the file; `frame_count`
+        gives the time the last frame ends."""
+        return (self.end_pts if index == self.frame_count else self.pts[index]) * self.time_base
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,40 @@ def _parse_header(stderr: str) -> _Header:
         hours, minutes, secs = duration.groups()
         seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
     return _Header(seconds, video_codec, video_fps, audio_codec)
+
+
+@dataclass(frozen=True)
+class _Timing:
+    time_base: Fraction
+    pts: tuple[int, ...]
+    end_pts: int
+    sar: Fraction
+
+
+def _parse_packets(listing: str, fps: float) -> _Timing | None:
+    """Timestamps from ffmpeg's `framecrc` listing of the video packets (one line per packet, in
+    decoding order: stream, dts, pts, duration, size, checksum and, unless it is a plain
+    keyframe, its flags). Packets flagged to be discarded (those an MP4 edit list cuts) are
+    decoded but never shown, so they are no frames. Packets without a timestamp (a raw H.264
+    stream) are numbered at `fps`. None when there is no packet."""
+    packets = [
+        (int(pts), int(duration))
+        for pts, duration, flags in _PACKET.findall(listing)
+        if not (flags and int(flags, 16) & _DISCARD)
+    ]
+    if not packets:
+        return None
+    base = _TIME_BASE.search(listing)
+    sar = _SAR.search(listing)
+    time_base = Fraction(int(base.group(1)), int(base.group(2))) if base else Fraction(1, 90000)
+    if any(pts == _NO_PTS for pts, _ in packets):
+        step = max(1, round(1 / (fps * time_base))) if fps > 0 else 1
+        packets = [(i * step, step) for i in range(len(packets))]
+    packets.sort()
+    last_pts, last_duration = packets[-1]
+    shape = Fraction(int(sar.group(1)), int(sar.group(2))) if sar and int(sar.group(1)) else 1
+    pts = tuple(pts for pts, _ in packets)
+    return _Timing(time_base, pts, last_pts + max(last_duration, 1), Fraction(shape))
 
 
 def _looks_like_mp4(path: Path) -> bool:
@@ -119,7 +169,7 @@ def probe_video(
     if path.stat().st_size == 0:
         raise InputError(f"empty file: {name}")
 
-    result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"])
+    result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "framecrc", "-"])
     _refuse_unreadable(path, result.stderr, name)
     header = _parse_header(result.stderr)
     if header.video_codec is None:
@@ -127,8 +177,8 @@ def probe_video(
         raise InputError(f"no video stream in {name}{holds}")
     if result.returncode != 0:
         raise InputError(f"cannot read {name}: {stderr_tail(result.stderr)}")
-    counted = _FRAMES.findall(result.stderr)
-    frame_count = int(counted[-1]) if counted else 0
+    timing = _parse_packets(result.stdout, header.video_fps or 0.0)
+    frame_count = len(timing.pts) if timing else 0
 
     capture = cv2.VideoCapture(str(path))
     try:
@@ -143,12 +193,13 @@ def probe_video(
     fps = cv_fps if cv_fps and cv_fps > 0 else (header.video_fps or 0.0)
     if fps <= 0:
         raise InputError(f"unknown frame rate in {name}")
-    duration = frame_count / fps
+    duration = float((timing.end_pts - timing.pts[0]) * timing.time_base)
     if max_seconds is not None and duration > max_seconds:
         raise InputError(
             f"video too long: {name} lasts {duration:.1f} s, the limit is {max_seconds:g} s"
         )
     height, width = frame.shape[:2]
+    sideways = rotation in (90, 270)
     return VideoInfo(
         width=width,
         height=height,
@@ -159,4 +210,8 @@ def probe_video(
         has_video=True,
         has_audio=header.audio_codec is not None,
         audio_codec=header.audio_codec,
+        time_base=timing.time_base,
+        pts=timing.pts,
+        end_pts=timing.end_pts,
+        sar=1 / timing.sar if sideways else timing.sar,
     )
