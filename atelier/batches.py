@@ -15,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from atelier.assets import record_asset
-from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
+from atelier.fast_models import model_digests
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
-from atelier.schemas import NSTParams, VideoParams
+from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import new_task_id, send_jobs
@@ -137,7 +138,7 @@ def create_nst_batch(
             for content in content_shas
             for styles in style_groups(style_shas, params)
         ]
-        plan = BatchPlan(batch.id, [])
+        plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
         jobs, reused = _jobs_or_reuse(session, batch, settings, cells, params, force)
         fresh = [job for job in jobs if job not in reused]
         groups = _messages(plan, fresh, settings.max_batch)
@@ -161,7 +162,7 @@ def _jobs_or_reuse(
     them that reuse a finished twin; twins are looked up in one query per thousand cells, so a
     1,000-cell grid is a handful of statements, not thousands."""
     dumped = params.model_dump(mode="json")
-    fingerprints = [params.fingerprint([content, *styles]) for content, styles in cells]
+    fingerprints = [_fingerprint(params, [content, *styles]) for content, styles in cells]
     twins = {} if force else _finished_twins(session, fingerprints)
     jobs: list[Job] = []
     reused: set[Job] = set()
@@ -186,6 +187,15 @@ def _jobs_or_reuse(
             reused.add(job)
         jobs.append(job)
     return jobs, reused
+
+
+def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
+    """The reuse key: inputs and parameters; for the fast engine only the parameters it reads,
+    and the sha256 of its model files (other models never reuse a result)."""
+    if params.engine != "fast":
+        return params.fingerprint(inputs)
+    used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
+    return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
 
 def _finished_twins(session: Session, fingerprints: Sequence[str]) -> dict[str, Job]:
@@ -218,8 +228,9 @@ def create_video_job(
 ) -> BatchPlan:
     """Write a one-job batch for a video; the worker validates the file itself."""
     with session_scope(settings.resolved_database_url) as session:
-        if session.scalar(select(Asset.id).where(Asset.sha256 == video_sha)) is None:
-            raise InputError(f"unknown asset: {video_sha[:12]}")
+        for sha in (video_sha, params.style):
+            if sha and session.scalar(select(Asset.id).where(Asset.sha256 == sha)) is None:
+                raise InputError(f"unknown asset: {sha[:12]}")
         batch = Batch(
             kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
         )
@@ -229,7 +240,7 @@ def create_video_job(
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
-            inputs={"video": video_sha},
+            inputs={"video": video_sha, **({"style": params.style} if params.style else {})},
             params=params.model_dump(mode="json"),
             fingerprint=params.fingerprint([video_sha]),
             max_attempts=settings.max_attempts,

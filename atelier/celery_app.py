@@ -16,12 +16,23 @@ from atelier.settings import Settings, get_settings
 
 PING = "atelier.ping"
 NST_STYLIZE = "atelier.nst.stylize"
+FAST_STYLIZE = "atelier.fast.stylize"
 VIDEO_FILTER = "atelier.video.filter"
 VIDEO_SEGMENT = "atelier.video.segment"
 VIDEO_JOIN = "atelier.video.join"
 
-QUEUES = ("default", "nst", "video")
-ROUTES = {"atelier.nst.*": {"queue": "nst"}, "atelier.video.*": {"queue": "video"}}
+QUEUES = ("default", "nst", "video", "fast")
+ROUTES = {
+    "atelier.nst.*": {"queue": "nst"},
+    "atelier.video.*": {"queue": "video"},
+    "atelier.fast.*": {"queue": "fast"},
+}
+
+
+def nst_task_for(engine: str) -> str:
+    """The task of an NST job, and so its queue: Gatys jobs go to `nst` (GPU workers), fast-engine
+    jobs to `fast` (CPU workers: a forward pass needs no GPU and must not wait behind Gatys)."""
+    return FAST_STYLIZE if engine == "fast" else NST_STYLIZE
 
 
 def _filesystem_broker_options(settings: Settings) -> dict[str, object]:

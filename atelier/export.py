@@ -56,7 +56,8 @@ def loss_rows(db_url: str, job: Job) -> list[tuple[int, float, float, float, flo
 
 
 def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]:
-    """Write every finished job of an NST batch, each job's loss plot and CSV, and `sheet.png`."""
+    """Write every finished job of an NST batch, each Gatys job's loss plot and CSV, and
+    `sheet.png`."""
     db_url = settings.resolved_database_url
     storage = Storage(settings.resolved_storage_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,9 +89,10 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
             image = out / f"{stem}.png"
             image.write_bytes(storage.path(results[job.result_asset_id].sha256).read_bytes())
             rows = loss_rows(db_url, job)
-            plot = out / f"{stem}.loss.png"
-            plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
-            (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
+            if rows:  # the fast engine optimises nothing: no loss history to show
+                plot = out / f"{stem}.loss.png"
+                plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
+                (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
         exported.append(Exported(job.id, job.state, image, plot, job.error))
     (out / "sheet.png").write_bytes(batch_sheet_png(settings, batch_id))
     return exported

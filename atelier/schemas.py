@@ -34,9 +34,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NSTParams(_Strict):
-    """Options of one Gatys-style optimization (jcjohnson/neural-style names where they exist)."""
+FAST_ENGINE_FIELDS = frozenset({"engine", "size", "style_blend", "strength", "preserve_colors"})
+"""The parameters the fast engine reads; the others cannot change its result."""
 
+
+class NSTParams(_Strict):
+    """Options of one style-transfer job (jcjohnson/neural-style names where they exist).
+
+    `engine` picks Gatys optimisation (VGG19) or the fast feed-forward Magenta network; the fast
+    engine uses `size`, `style_blend`, `strength` and `preserve_colors` and ignores the
+    optimisation options."""
+
+    engine: Literal["gatys", "fast"] = Field(
+        "gatys", description="`gatys` (optimisation, VGG19) or `fast` (Magenta network, CPU)."
+    )
+    strength: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Fast engine: 0 keeps the content's own style, 1 takes the painting's.",
+    )
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
     iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
@@ -55,7 +73,9 @@ class NSTParams(_Strict):
     style_scale: float = Field(
         1.0, gt=0, le=4, allow_inf_nan=False, description="Style image size relative to `size`."
     )
-    init: Literal["content", "noise", "style"] = "content"
+    init: Literal["content", "noise", "style", "fast"] = Field(
+        "content", description="Gatys start image; `fast` starts from the fast engine's result."
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
     learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
@@ -118,11 +138,33 @@ VIDEO_FILTERS: tuple[str, ...] = (
     "sketch",
     "edges",
     "colormap",
-    "stylize",
+    "watercolor",
+    "painting",
 )
 VideoFilter = Literal[
-    "none", "blur", "pixelate", "solid", "cartoon", "sketch", "edges", "colormap", "stylize"
+    "none",
+    "blur",
+    "pixelate",
+    "solid",
+    "cartoon",
+    "sketch",
+    "edges",
+    "colormap",
+    "watercolor",
+    "painting",
 ]
+DEPRECATED_FILTERS = {"stylize": "watercolor"}
+"""Old filter names still accepted, and the filter they now mean (`stylize` was OpenCV's
+watercolour-like `cv2.stylization`, not neural style transfer)."""
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _renamed(value: object) -> object:
+    if isinstance(value, str):
+        return DEPRECATED_FILTERS.get(value, value)
+    if isinstance(value, list | tuple):
+        return type(value)(DEPRECATED_FILTERS.get(v, v) if isinstance(v, str) else v for v in value)
+    return value
 
 
 class VideoParams(_Strict):
@@ -144,12 +186,27 @@ class VideoParams(_Strict):
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
     profile: bool = Field(False, description="Also run the profile-face cascade.")
+    style: str | None = Field(
+        None,
+        pattern=SHA256,
+        description="`painting` filter: sha256 of the uploaded painting whose style it applies.",
+    )
+    painting_frames: bool = Field(
+        False, description="`painting` filter: paint whole frames instead of face regions."
+    )
+
+    @field_validator("filter", "filters", mode="before")
+    @classmethod
+    def _deprecated_names(cls, value: object) -> object:
+        return _renamed(value)
 
     @model_validator(mode="after")
     def _panels_fit_layout(self) -> VideoParams:
         need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
         if self.filters is not None and len(self.filters) != need:
             raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
+        if "painting" in self.panel_filters() and self.style is None:
+            raise ValueError("the painting filter needs a painting: `style` (an image asset)")
         return self
 
     def panel_filters(self) -> tuple[str, ...]:

@@ -20,11 +20,11 @@ from typing import Any
 
 from celery import Celery
 
-from atelier.celery_app import NST_STYLIZE, PING, QUEUES, VIDEO_FILTER
+from atelier.celery_app import FAST_STYLIZE, NST_STYLIZE, PING, QUEUES, VIDEO_FILTER
 from atelier.settings import Settings
 
 log = logging.getLogger(__name__)
-JOB_TASKS = frozenset({PING, NST_STYLIZE, VIDEO_FILTER})
+JOB_TASKS = frozenset({PING, NST_STYLIZE, FAST_STYLIZE, VIDEO_FILTER})
 
 
 def job_ids_in(payload: Any) -> list[int]:

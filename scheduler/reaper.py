@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import select, update
 
-from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.jobs import exhausted_reason
 from atelier.models import Job, JobKind, JobState, utcnow
@@ -44,6 +44,13 @@ class _Stale:
     attempts: int
     max_attempts: int
     worker: str | None
+    task: str  # the task that runs it (NST jobs: by engine, so fast jobs stay on CPU workers)
+
+
+def _task(kind: str, params: dict | None) -> str:
+    if kind == JobKind.NST:
+        return nst_task_for((params or {}).get("engine", "gatys"))
+    return TASK_FOR_KIND[JobKind(kind)]
 
 
 def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
@@ -60,6 +67,7 @@ def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
                 Job.attempts,
                 Job.max_attempts,
                 Job.worker,
+                Job.params,
             ).where(
                 (
                     (Job.state == JobState.QUEUED)
@@ -69,7 +77,14 @@ def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
                 | ((Job.state == JobState.RUNNING) & (Job.heartbeat_at < lease_cut))
             )
         ).all()
-    return [_Stale(**row._mapping) for row in rows if row.kind in TASK_FOR_KIND]
+    return [
+        _Stale(
+            **{k: v for k, v in row._mapping.items() if k != "params"},
+            task=_task(row.kind, row.params),
+        )
+        for row in rows
+        if row.kind in TASK_FOR_KIND
+    ]
 
 
 def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) -> list[int]:
@@ -91,7 +106,7 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
         return []
     db_url = settings.resolved_database_url
     lease_cut = now - timedelta(seconds=settings.lease_seconds)
-    to_send: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    to_send: dict[tuple[str, str, int | None], list[int]] = defaultdict(list)
     for job in stale:
         # A queued job's message may wait in a queue or sit with a worker for its countdown. A
         # running job's unacknowledged message is most likely held by the worker that died.
@@ -106,14 +121,14 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
                 log.warning("reaper: job %s failed: %s", job.id, reason)
             continue
         if _requeue(db_url, job, lease_cut, now) and not has_message:
-            to_send[(job.kind, job.batch_id)].append(job.id)
+            to_send[(job.kind, job.task, job.batch_id)].append(job.id)
     sent: list[int] = []
-    for (kind, _batch), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
+    for (kind, task, _batch), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
         size = settings.max_batch if kind == JobKind.NST else 1 if kind == JobKind.VIDEO else 64
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
             try:
-                send_jobs(app, db_url, TASK_FOR_KIND[JobKind(kind)], chunk)
+                send_jobs(app, db_url, task, chunk)
             except Exception as error:  # noqa: BLE001 - rows stay queued; the next pass retries
                 log.warning("reaper: cannot send %s (%s); trying again next pass", chunk, error)
                 return sent

@@ -23,7 +23,8 @@ def migrate_cmd() -> None:
 
 def worker_cmd(
     queues: Annotated[
-        str, typer.Option("--queues", "-Q", help="Comma-separated queues: default, nst, video.")
+        str,
+        typer.Option("--queues", "-Q", help="Comma-separated queues: default, nst, video, fast."),
     ] = ",".join(QUEUES),
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once. Use 1 per GPU.")

@@ -152,6 +152,9 @@ def submit_cmd(
     content_weight: Annotated[float | None, typer.Option(help="NST: content loss weight.")] = None,
     tv_weight: Annotated[float | None, typer.Option(help="NST: total-variation weight.")] = None,
     seed: Annotated[int | None, typer.Option(help="NST: random seed.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="NST: gatys (default) or fast (Magenta network).")
+    ] = None,
     video_filter: Annotated[
         str | None, typer.Option("--filter", help="Video: filter on faces (pixelate, blur...).")
     ] = None,
@@ -183,6 +186,7 @@ def submit_cmd(
             "content_weight": content_weight,
             "tv_weight": tv_weight,
             "seed": seed,
+            "engine": engine,
         }
         params = _parse_params(NSTParams, flags, param or [])
     remote = Remote(api, token, timeout)

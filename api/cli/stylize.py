@@ -70,7 +70,7 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
     try:
         with (
-            rt.executing(["nst", "default"]),
+            rt.executing(["nst", "fast", "default"]),
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
         ):
             send_plan(rt.app, rt.settings, plan)
@@ -134,7 +134,8 @@ def stylize_cmd(
     optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
     init: Annotated[
-        str | None, typer.Option(help="Start from content (default), noise or style.")
+        str | None,
+        typer.Option(help="Start from content (default), noise, style or fast (the fast result)."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
     preserve_colors: Annotated[
@@ -154,6 +155,13 @@ def stylize_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Recompute identical finished jobs.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="gatys (default: optimisation, VGG19) or fast (Magenta network, CPU)."),
+    ] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="Fast engine: 0 (content's style) to 1 (default).")
+    ] = None,
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
@@ -176,6 +184,8 @@ def stylize_cmd(
         scales=scales,
         preview_every=preview_every,
         weights=weights,
+        engine=engine,
+        strength=strength,
     )
     rt = runtime()
     contents = _ingest(rt, content, "content")
@@ -235,15 +245,33 @@ def demo_weights() -> str:
 
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path("out/demo"),
-    size: Annotated[int, typer.Option(help="Longest side of the outputs.")] = 128,
-    iterations: Annotated[int, typer.Option(help="Optimizer steps per image.")] = 60,
+    size: Annotated[int, typer.Option(help="Longest side of the Gatys outputs.")] = 128,
+    iterations: Annotated[int, typer.Option(help="Optimizer steps per Gatys image.")] = 60,
+    fast_size: Annotated[int, typer.Option(help="Longest side of the fast outputs.")] = 384,
 ) -> None:
-    """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid)."""
-    stylize_cmd(
-        content=[SAMPLES / "content"],
-        style=[SAMPLES / "style"],
-        out=out,
-        size=size,
-        iterations=iterations,
-        weights=demo_weights(),
+    """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid), twice: with
+    the fast engine into OUT/fast (pretrained, seconds) and with Gatys optimisation into OUT."""
+    weights = demo_weights()
+    rt = runtime()
+    contents = _ingest(rt, [SAMPLES / "content"], "content")
+    styles = _ingest(rt, [SAMPLES / "style"], "style")
+    runs = (
+        ("fast", out / "fast", NSTParams(engine="fast", size=fast_size)),
+        ("gatys", out, NSTParams(size=size, iterations=iterations, weights=weights)),
     )
+    codes = []
+    for engine, folder, params in runs:
+        console.print(f"[bold]{engine} engine[/bold] → {folder}")
+        plan = create_nst_batch(rt.settings, contents, styles, params)
+        codes.append(run_batch(rt, plan, folder))
+    gatys = (
+        "random VGG19: tests the pipeline, does not paint"
+        if weights == "none"
+        else f"VGG19 `{weights}`"
+    )
+    console.print(
+        f"fast engine, pretrained Magenta network (real paintings): {out / 'fast' / 'sheet.png'}",
+        soft_wrap=True,
+    )
+    console.print(f"Gatys engine, {gatys}: {out / 'sheet.png'}", soft_wrap=True)
+    raise typer.Exit(max(codes))

@@ -10,14 +10,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.runtime import build_params, console, runtime
-from atelier.batches import create_video_job, ingest_video, send_plan
+from atelier.batches import create_video_job, ingest_image, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
-from atelier.schemas import VIDEO_FILTERS, VideoParams
+from atelier.schemas import DEPRECATED_FILTERS, VIDEO_FILTERS, VideoParams
 from atelier.storage import Storage
 
-FILTER_HELP = ", ".join(VIDEO_FILTERS)
+FILTER_HELP = ", ".join(VIDEO_FILTERS) + " (stylize: old name of watercolor)"
 
 
 def video_cmd(
@@ -43,8 +43,28 @@ def video_cmd(
         float | None, typer.Option(help="Split into segments of S seconds run in parallel.")
     ] = None,
     profile: Annotated[bool, typer.Option("--profile", help="Also find faces in profile.")] = False,
+    style: Annotated[
+        Path | None, typer.Option("--style", "-s", help="The painting of the painting filter.")
+    ] = None,
+    painting_frames: Annotated[
+        bool, typer.Option("--painting-frames", help="Paint whole frames, not only faces.")
+    ] = False,
 ) -> None:
     """Filter every face of a video and write the result with its audio."""
+    asked = [filter_ or "", *(filters or "").split(",")]
+    if any(name.strip() in DEPRECATED_FILTERS for name in asked):
+        console.print(
+            "[yellow]the `stylize` filter is now called `watercolor` (OpenCV's cv2.stylization);"
+            " the old name still works but will go.[/yellow]"
+        )
+    rt = runtime()
+    style_sha = None
+    if style is not None:
+        try:
+            with session_scope(rt.db_url) as session:
+                style_sha = ingest_image(session, rt.settings, style).sha256
+        except InputError as error:
+            raise typer.BadParameter(f"--style: {error}") from error
     params = build_params(
         VideoParams,
         filter=filter_,
@@ -57,10 +77,11 @@ def video_cmd(
         keep_audio=keep_audio,
         segment_seconds=segment_seconds,
         profile=profile,
+        style=style_sha,
+        painting_frames=painting_frames,
     )
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
-    rt = runtime()
     try:
         with session_scope(rt.db_url) as session:
             video = ingest_video(session, rt.settings, source).sha256

@@ -130,7 +130,7 @@ def test_gpu_worker_takes_one_gpu_and_one_job_at_a_time(compose: dict[str, Any])
     assert command[command.index("--queues") + 1] == "nst"
     assert command[command.index("--concurrency") + 1] == "1"
     video = _command(services["worker-video"])
-    assert set(video[video.index("--queues") + 1].split(",")) == {"video", "default"}
+    assert set(video[video.index("--queues") + 1].split(",")) == {"video", "fast", "default"}
     # Every queue has a consumer.
     consumed = {"nst"} | set(video[video.index("--queues") + 1].split(","))
     assert consumed == set(QUEUES)

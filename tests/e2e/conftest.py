@@ -45,7 +45,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     """A worker on every queue (two processes so segments run in parallel), Redis, PostgreSQL."""
     root = tmp_path_factory.mktemp("deployment")
     with services.deployment_env(root) as env:
-        args = ["worker", "--queues", "nst,video,default", "--concurrency", "2"]
+        args = ["worker", "--queues", "nst,video,fast,default", "--concurrency", "2"]
         with atelier_process(args, env, root / "worker.log", ready=" ready."):
             yield Deployment(env, root)
 

@@ -21,7 +21,18 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
     out = tmp_path / "out"
     env = {"ATELIER_DATA_DIR": str(tmp_path / "data"), "ATELIER_VGG_WEIGHTS": "none"}
     done = subprocess.run(
-        [*ATELIER, "demo", "--out", str(out), "--size", "32", "--iterations", "3"],
+        [
+            *ATELIER,
+            "demo",
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "3",
+            "--fast-size",
+            "40",
+        ],
         env=atelier_env(env),
         capture_output=True,
         text=True,
@@ -35,14 +46,18 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
             with Image.open(out / f"{content}__{style}.png") as result:
                 assert max(result.size) == 32
             assert (out / f"{content}__{style}.loss.png").is_file()
-    assert (out / "sheet.png").is_file()
+            with Image.open(out / "fast" / f"{content}__{style}.png") as painted:
+                assert max(painted.size) == 40  # the fast engine's grid, beside Gatys's
+    assert (out / "sheet.png").is_file() and (out / "fast" / "sheet.png").is_file()
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "random VGG19: tests the pipeline" in said and "real paintings" in said
     assert str(out) in done.stdout + done.stderr  # it says where the results are
     database = tmp_path / "data" / "atelier.sqlite3"
     with sqlite3.connect(database) as db:
         states = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
         rows = db.execute("SELECT count(*) FROM loss_history").fetchone()[0]
-    assert states == [("succeeded", 6)]
-    assert rows == 6 * 3
+    assert states == [("succeeded", 12)]
+    assert rows == 6 * 3  # the fast engine optimises nothing, it has no loss history
     assert not (tmp_path / "data" / "broker").exists() or not any(
         (tmp_path / "data" / "broker").rglob("*.msg")
     )  # every message was consumed

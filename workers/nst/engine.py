@@ -316,6 +316,10 @@ class StyleTransferEngine:
             rng = np.random.default_rng(params.seed)
             noise = rng.uniform(0.0, 255.0, size=(height, width, 3)).astype(np.float32)
             return tf.constant(np.repeat(noise[None], len(group.jobs), axis=0))
+        if params.init == "fast":
+            from workers.fast.init import fast_starts
+
+            return tf.constant(fast_starts(contents, [job.styles for job in group.jobs], params))
         if params.init == "style":
             first = [
                 resize_to(job.styles[0][1].astype(np.float32), height, width) for job in group.jobs

@@ -1,5 +1,5 @@
 """Every Celery task Atelier runs. Importing this loads no TensorFlow and no OpenCV."""
 
-from workers.tasks import nst, ping, video
+from workers.tasks import fast, nst, ping, video
 
-__all__ = ["nst", "ping", "video"]
+__all__ = ["fast", "nst", "ping", "video"]

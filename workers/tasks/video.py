@@ -74,6 +74,7 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             params,
             on_progress=progress,
             model_path=settings.face_model,
+            style_path=ctx.storage.path(params.style) if params.style else None,
         )
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
         outcome = Outcome(
@@ -163,7 +164,8 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     lease = _lease(settings, self, job_id, attempt)
     job = _job_row(lease)
     params = VideoParams.model_validate(job.params)
-    source = Storage(settings.resolved_storage_dir).path(job.inputs["video"])
+    storage = Storage(settings.resolved_storage_dir)
+    source = storage.path(job.inputs["video"])
     out = _segment_dir(settings, lease) / f"segment-{index:04d}.mp4"
 
     def progress(done: int, total: int) -> None:
@@ -183,6 +185,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
             with_audio=False,
             on_progress=progress,
             model_path=settings.face_model,
+            style_path=storage.path(params.style) if params.style else None,
         )
         jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start))
     except (JobCancelled, LeaseLost):

@@ -92,8 +92,9 @@ def _colormap(roi: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY), cv2.COLORMAP_JET)
 
 
-def _stylize(roi: np.ndarray) -> np.ndarray:
-    """OpenCV's watercolour-like non-photorealistic rendering."""
+def _watercolor(roi: np.ndarray) -> np.ndarray:
+    """OpenCV's watercolour-like non-photorealistic rendering (`cv2.stylization`; the filter was
+    called `stylize` before, a name the schema still accepts)."""
     return cv2.stylization(roi, sigma_s=60, sigma_r=0.45)
 
 
@@ -105,9 +106,12 @@ ROI_FILTERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sketch": _sketch,
     "edges": _edges,
     "colormap": _colormap,
-    "stylize": _stylize,
+    "watercolor": _watercolor,
 }
 FILTER_NAMES: tuple[str, ...] = (ORIGINAL, "none", *ROI_FILTERS)
+PAINTING = "painting"
+"""The fast style-transfer filter: it needs a `painter` (see `workers.video.painting`)."""
+Painter = Callable[[np.ndarray], np.ndarray]
 
 
 def _outline(roi: np.ndarray, mask: str) -> np.ndarray:
@@ -129,11 +133,20 @@ def _ellipse_mask(height: int, width: int) -> np.ndarray:
 
 
 def apply_filter(
-    frame: np.ndarray, boxes: list[Box], name: str, *, mask: str = "box", padding: float = 0.15
+    frame: np.ndarray,
+    boxes: list[Box],
+    name: str,
+    *,
+    mask: str = "box",
+    padding: float = 0.15,
+    painter: Painter | None = None,
 ) -> np.ndarray:
     """A copy of `frame` with filter `name` applied inside each face's ROI. `original` returns
-    the frame itself (board panels show it untouched); `none` only draws each ROI's outline."""
-    if name not in FILTER_NAMES:
+    the frame itself (board panels show it untouched); `none` only draws each ROI's outline;
+    `painting` paints each ROI with `painter` (BGR in, BGR out, same size)."""
+    if name == PAINTING and painter is None:
+        raise ValueError("the painting filter needs a painter (a style image)")
+    if name not in FILTER_NAMES and name != PAINTING:
         raise ValueError(f"unknown filter {name!r}")
     if mask not in ("box", "ellipse"):
         raise ValueError(f"unknown mask {mask!r}")
@@ -149,7 +162,7 @@ def apply_filter(
         if name == "none":
             out[y0:y1, x0:x1] = _outline(roi, mask)
             continue
-        filtered = ROI_FILTERS[name](roi)
+        filtered = painter(roi) if name == PAINTING and painter else ROI_FILTERS[name](roi)
         if mask == "ellipse":
             inside = _ellipse_mask(y1 - y0, x1 - x0)
             out[y0:y1, x0:x1][inside] = filtered[inside]

@@ -26,7 +26,7 @@ from atelier.errors import InputError, JobCancelled
 from atelier.schemas import VideoParams
 from workers.video.detect import Box, make_detector
 from workers.video.encode import AudioTrack, FfmpegWriter
-from workers.video.filters import apply_filter
+from workers.video.filters import PAINTING, apply_filter
 from workers.video.frames import FrameReader
 from workers.video.layout import compose_board, plan_board
 from workers.video.probe import VideoInfo, probe_video
@@ -81,6 +81,7 @@ def process_video(
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     model_path: Path | str | None = None,
+    style_path: Path | str | None = None,
 ) -> VideoStats:
     """Filter the faces of frames [start_frame, end_frame) of `src` into `dst` (H.264 MP4).
 
@@ -88,7 +89,8 @@ def process_video(
     allow it (segments are written without it and get it when joined). `on_progress(done, total)`
     is called at the start, every `REPORT_EVERY` frames and at the end; `should_stop()` is asked
     at the same moments and, when true, the run raises `JobCancelled` and leaves no `dst`.
-    Raises `InputError` for an unusable input."""
+    `style_path` is the painting of the `painting` filter. Raises `InputError` for an unusable
+    input."""
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
@@ -102,6 +104,13 @@ def process_video(
 
     detector = make_detector(params.detector, model_path, params.profile)
     panels = params.panel_filters()
+    painter = None
+    if PAINTING in panels:
+        if style_path is None:
+            raise InputError("the painting filter needs a painting (`style`)")
+        from workers.video.painting import Painter
+
+        painter = Painter(style_path)
     geometry = plan_board(params.layout, info.width, info.height)
     audio = None
     if with_audio and params.keep_audio and info.has_audio:
@@ -141,7 +150,16 @@ def process_video(
                 frame = cv2.resize(frame, (info.width, info.height))
             board = compose_board(
                 [
-                    apply_filter(frame, boxes, name, mask=params.mask, padding=params.padding)
+                    painter(frame)
+                    if name == PAINTING and painter and params.painting_frames
+                    else apply_filter(
+                        frame,
+                        boxes,
+                        name,
+                        mask=params.mask,
+                        padding=params.padding,
+                        painter=painter,
+                    )
                     for name in panels
                 ],
                 geometry,

@@ -1,0 +1,1 @@
+"""The fast style-transfer engine: Magenta's arbitrary-style network run with onnxruntime."""

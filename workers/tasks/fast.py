@@ -1,0 +1,132 @@
+"""The fast-engine NST task: paint a message's content x style jobs with the Magenta network.
+
+It runs on CPU workers (queue `fast`) and imports onnxruntime, not TensorFlow. Jobs are the same
+`nst` rows as Gatys jobs (same batches, results, reuse, sheets, gallery), with `engine: fast` in
+their parameters; each job is stored and marked done as soon as its image is painted, so a grid's
+results appear one by one. A job whose input is bad fails alone.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from atelier import jobs
+from atelier.assets import record_asset
+from atelier.celery_app import FAST_STYLIZE
+from atelier.db import session_scope
+from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.schemas import NSTParams
+from atelier.settings import Settings, get_settings
+from workers.tasks.runner import JobContext, claim_jobs, run_claimed
+
+log = logging.getLogger(__name__)
+ENGINE_NAME = "magenta-arbitrary-int8-onnx"
+
+
+@shared_task(name=FAST_STYLIZE, bind=True)
+def stylize(self: Task, job_ids: list[int]) -> dict:
+    settings = get_settings()
+    return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
+
+
+def _run(contexts: list[JobContext], settings: Settings) -> None:
+    groups: dict[str, list[JobContext]] = {}
+    for ctx in contexts:
+        key = NSTParams.model_validate(ctx.job.params).model_dump_json()
+        groups.setdefault(key, []).append(ctx)
+    for members in groups.values():
+        _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
+
+
+def _load(ctx: JobContext, settings: Settings) -> Any:
+    from atelier.media import load_rgb
+    from workers.fast.engine import FastJob
+
+    storage = ctx.storage
+    content_sha = ctx.job.inputs["content"]
+    content = load_rgb(storage.path(content_sha), settings.max_pixels)
+    styles = [
+        (sha, load_rgb(storage.path(sha), settings.max_pixels)) for sha in ctx.job.inputs["styles"]
+    ]
+    return FastJob(content=content, styles=styles, content_key=content_sha)
+
+
+def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
+    from workers.fast.engine import shared_engine
+
+    engine = shared_engine()
+    live: list[JobContext] = []
+    work = []
+    for ctx in contexts:
+        try:
+            work.append(_load(ctx, settings))
+            live.append(ctx)
+        except (InputError, FileNotFoundError) as error:
+            reason = str(error) if isinstance(error, InputError) else "input file is missing"
+            jobs.fail(ctx.lease, reason)
+    for index, ctx in enumerate(live):
+        meta = {"engine": "fast", "image": index + 1, "of": len(live)}
+        try:
+            ctx.report(0.0, meta, force=True)  # a cancelled job stops here, before its work
+            result = engine.stylize(
+                work[index],
+                params.size,
+                params.style_blend,
+                params.strength,
+                params.preserve_colors,
+            )
+        except InputError as error:
+            jobs.fail(ctx.lease, str(error))
+            continue
+        except (JobCancelled, LeaseLost) as stop:
+            log.info("job %s: %s", ctx.lease.job_id, stop)
+            continue
+        try:
+            _finish(ctx, result, engine.digests, params)
+        except (JobCancelled, LeaseLost) as stop:
+            log.info("job %s: %s", ctx.lease.job_id, stop)
+
+
+def _png(image: Any, digests: dict[str, str]) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "Atelier")
+    info.add_text("atelier:engine", "fast")
+    for name, digest in digests.items():
+        info.add_text(f"atelier:{name}", digest)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def _finish(ctx: JobContext, result: Any, digests: dict[str, str], params: NSTParams) -> None:
+    """Store the image completely, then mark the job done with what made it."""
+    stored = ctx.storage.put_bytes(_png(result.image, digests))
+    with session_scope(ctx.lease.db_url) as session:
+        asset = record_asset(
+            session,
+            stored,
+            kind="result",
+            media_type="image/png",
+            width=result.image.shape[1],
+            height=result.image.shape[0],
+            label=f"job {ctx.lease.job_id}",
+        )
+        asset_id = asset.id
+    meta = {
+        "engine": "fast",
+        "weights": ENGINE_NAME,
+        "models": dict(digests),
+        "random_weights": False,
+        "device": "cpu (onnxruntime)",
+        "strength": params.strength,
+        "tiles": result.tiles,
+        "width": result.image.shape[1],
+        "height": result.image.shape[0],
+    }
+    jobs.succeed(ctx.lease, asset_id, meta, result.seconds)
