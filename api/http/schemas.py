@@ -8,9 +8,9 @@ or `"force": "yes"` are refused, naming the field), so a client's bug is not sil
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -20,8 +20,10 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    ValidationError,
     field_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from atelier.schemas import NSTParams, VideoParams
 
@@ -47,14 +49,49 @@ Label = Annotated[
 ]
 
 
+_JSON_KINDS: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("bool_type", (bool,)),
+    int: ("int_type", (int,)),
+    float: ("float_type", (int, float)),
+}
+
+
+def _kind(annotation: Any) -> tuple[type | None, bool]:
+    """The scalar type a field holds (bool, int or float; None for anything else) and whether
+    it is a sequence of them, through `X | None`."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _kind(args[0])
+    if get_origin(annotation) in (tuple, list) and args and args[0] in _JSON_KINDS:
+        return args[0], True
+    return (annotation if annotation in _JSON_KINDS else None), False
+
+
+def _wrong_kind(kind: type, value: Any) -> bool:
+    return isinstance(value, bool) != (kind is bool) or not isinstance(value, _JSON_KINDS[kind][1])
+
+
 def strict_json(model: type[BaseModel]) -> BeforeValidator:
-    """Validate a JSON object as `model` in pydantic's strict JSON mode: JSON types must match
-    the fields' types (FastAPI hands bodies to pydantic as Python objects, which lax mode would
-    coerce: "10" to 10, true to 1, "yes" to True)."""
+    """Refuse a JSON object whose numbers or flags are of another JSON type than the field's
+    (FastAPI hands bodies to pydantic as Python objects, which lax mode would coerce: "10" to
+    10, true to 1, "yes" to True); the errors name the fields as pydantic's own would."""
 
     def check(value: Any) -> Any:
-        if isinstance(value, dict):
-            return model.model_validate_json(json.dumps(value), strict=True)
+        if not isinstance(value, dict):
+            return value
+        errors: list[InitErrorDetails] = []
+        for name, given in value.items():
+            field = model.model_fields.get(name)
+            kind, many = _kind(field.annotation) if field else (None, False)
+            if kind is None or given is None:
+                continue
+            items = list(enumerate(given)) if many and isinstance(given, list) else []
+            for loc, item in items if many else [((), given)]:
+                if _wrong_kind(kind, item):
+                    where = (name, loc) if many else (name,)
+                    errors.append({"type": _JSON_KINDS[kind][0], "loc": where, "input": item})
+        if errors:
+            raise ValidationError.from_exception_data(model.__name__, errors)
         return value
 
     return BeforeValidator(check)

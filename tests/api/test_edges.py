@@ -21,6 +21,7 @@ COERCIBLE = [
     ({"params": {"iterations": True}}, "params.iterations"),
     ({"params": {"content_weight": "1.5"}}, "params.content_weight"),
     ({"params": {"preserve_colors": "yes"}}, "params.preserve_colors"),
+    ({"params": {"style_layer_weights": ["1", 1, 1, 1, 1]}}, "params.style_layer_weights.0"),
     ({"force": "yes"}, "force"),
     ({"force": 1}, "force"),
 ]
