@@ -6,6 +6,7 @@ wherever it was submitted, and identical work is never computed twice unless ask
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import new_task_id, send_jobs
+from atelier.weights import weights_identity
 
 
 @dataclass
@@ -50,6 +52,12 @@ def _messages(plan: BatchPlan, fresh: Sequence[Job], max_batch: int) -> list[lis
     return groups
 
 
+def printable_name(name: str) -> str:
+    """A file name as text any database takes: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) are written as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def ingest_image(
     session: Session, settings: Settings, path: Path, label: str | None = None
 ) -> Asset:
@@ -66,7 +74,7 @@ def ingest_image(
         media_type=info.media_type,
         width=info.width,
         height=info.height,
-        label=label or path.name,
+        label=label or printable_name(path.name),
     )
 
 
@@ -86,7 +94,11 @@ def ingest_video(
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
     return record_asset(
-        session, stored, kind="video", media_type=sniffed.media_type, label=label or path.name
+        session,
+        stored,
+        kind="video",
+        media_type=sniffed.media_type,
+        label=label or printable_name(path.name),
     )
 
 
@@ -115,38 +127,63 @@ def create_nst_batch(
 
     A cell whose identical job (same inputs, same parameters) already succeeded is not run again
     unless `force`: its row points at the earlier result (`reused_from_id`).
+
+    The VGG19 weights of Gatys jobs are resolved here as the worker will resolve them:
+    `params.weights`, else the `vgg_weights` setting, is written into the jobs' parameters (so
+    the worker runs that spec), and the fingerprint names the weights by content (`_fingerprint`).
     """
+    with session_scope(settings.resolved_database_url) as session:
+        return write_nst_batch(
+            session,
+            settings,
+            content_shas,
+            style_shas,
+            params,
+            source=source,
+            label=label,
+            force=force,
+        )
+
+
+def write_nst_batch(
+    session: Session,
+    settings: Settings,
+    content_shas: Sequence[str],
+    style_shas: Sequence[str],
+    params: NSTParams,
+    *,
+    source: str = "cli",
+    label: str | None = None,
+    force: bool = False,
+) -> BatchPlan:
+    """`create_nst_batch` inside the caller's transaction, so the caller can record the batch
+    in the same commit (an inbox marks its files), and a crash leaves both or neither."""
     if not content_shas or not style_shas:
         raise InputError("a batch needs at least one content image and one style image")
-    db_url = settings.resolved_database_url
-    with session_scope(db_url) as session:
-        known = set(
-            session.scalars(
-                select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas]))
-            )
-        )
-        missing = sorted((set(content_shas) | set(style_shas)) - known)
-        if missing:
-            raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
-        batch = Batch(
-            kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
-        )
-        session.add(batch)
-        session.flush()
-        cells = [
-            (content, styles)
-            for content in content_shas
-            for styles in style_groups(style_shas, params)
-        ]
-        plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
-        jobs, reused = _jobs_or_reuse(session, batch, settings, cells, params, force)
-        fresh = [job for job in jobs if job not in reused]
-        groups = _messages(plan, fresh, settings.max_batch)
-        session.add_all(jobs)
-        session.flush()
-        plan.job_ids = [job.id for job in jobs]
-        plan.reused = [job.id for job in jobs if job in reused]
-        plan.messages = [[job.id for job in group] for group in groups]
+    if params.engine != "fast":  # the fast engine uses no VGG19 weights
+        params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
+    known = set(
+        session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
+    )
+    missing = sorted((set(content_shas) | set(style_shas)) - known)
+    if missing:
+        raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
+    batch = Batch(
+        kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
+    )
+    session.add(batch)
+    session.flush()
+    cells = [
+        (content, styles) for content in content_shas for styles in style_groups(style_shas, params)
+    ]
+    plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
+    jobs, reused = _jobs_or_reuse(session, batch, settings, cells, params, force)
+    groups = _messages(plan, [job for job in jobs if job not in reused], settings.max_batch)
+    session.add_all(jobs)
+    session.flush()
+    plan.job_ids = [job.id for job in jobs]
+    plan.reused = [job.id for job in jobs if job in reused]
+    plan.messages = [[job.id for job in group] for group in groups]
     return plan
 
 
@@ -190,10 +227,13 @@ def _jobs_or_reuse(
 
 
 def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
-    """The reuse key: inputs and parameters; for the fast engine only the parameters it reads,
-    and the sha256 of its model files (other models never reuse a result)."""
+    """The reuse key: inputs and parameters, with the VGG19 weights named by content
+    (`weights_identity`: the same file under two paths is the same work, other weights never
+    reuse a result); for the fast engine only the parameters it reads, and the sha256 of its
+    model files (other models never reuse a result)."""
     if params.engine != "fast":
-        return params.fingerprint(inputs)
+        named = params.model_copy(update={"weights": weights_identity(params.weights or "")})
+        return named.fingerprint(inputs)
     used = NSTParams.model_validate(params.model_dump(include=FAST_ENGINE_FIELDS))
     return used.fingerprint([*inputs, *sorted(model_digests().values())])
 

@@ -92,6 +92,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         # The embedded broker keeps broadcast replies for dead workers on disk; one process
         # needs no remote control there, and Flower is for deployments with Redis.
         worker_enable_remote_control=not settings.embedded,
+        # A prefork child whose resident memory passed this (KiB) is replaced once its task is
+        # done: long-lived workers give back what TensorFlow and big inputs took. Other pools
+        # (solo, threads) ignore it.
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
     )
     return app
 

@@ -1,7 +1,9 @@
 """Write a batch's results to a folder people can browse: images, loss plots, CSVs, a sheet.
 
 Names come from the inputs' labels, cleaned to a safe file name; they are only ever used inside the
-folder the user chose.
+folder the user chose. Names are unique in the folder: two different inputs whose labels clean to
+the same stem (`trip1/a.jpg` and `trip2/a.jpg`) are each told apart by the first 8 hex digits of
+their content hash (`a-3f2c1b9e`), and a name that still repeats gets the job id (`-j42`).
 """
 
 from __future__ import annotations
@@ -78,12 +80,21 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
                 )
             )
         }
-    names = {sha: safe_stem(a.label, sha[:12]) for sha, a in assets.items()}
+    contents = [j.inputs.get("content") for j in jobs]
+    styles_used = [s for j in jobs for s in j.inputs.get("styles", [])]
+    names = {
+        **_unique_stems({sha: assets[sha].label for sha in contents if sha in assets}),
+        **_unique_stems({sha: assets[sha].label for sha in styles_used if sha in assets}),
+    }
+    taken: set[str] = set()
     exported: list[Exported] = []
     for job in jobs:
         styles = job.inputs.get("styles", [])
         style_name = names.get(styles[0], "style") if len(styles) == 1 else "blend"
         stem = f"{names.get(job.inputs.get('content'), 'content')}__{style_name}"
+        if stem in taken:
+            stem = f"{stem}-j{job.id}"
+        taken.add(stem)
         image = plot = None
         if job.state == JobState.SUCCEEDED and job.result_asset_id in results:
             image = out / f"{stem}.png"
@@ -96,6 +107,17 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
         exported.append(Exported(job.id, job.state, image, plot, job.error))
     (out / "sheet.png").write_bytes(batch_sheet_png(settings, batch_id))
     return exported
+
+
+def _unique_stems(labels: dict[str, str | None]) -> dict[str, str]:
+    """File stems of the assets `labels` names (sha256 -> label), distinct from each other:
+    a stem shared by different assets gets each asset's hash prefix, so the same inputs always
+    get the same names whatever order they came in."""
+    stems = {sha: safe_stem(label, sha[:12]) for sha, label in labels.items()}
+    counts: dict[str, int] = {}
+    for stem in stems.values():
+        counts[stem] = counts.get(stem, 0) + 1
+    return {sha: stem if counts[stem] == 1 else f"{stem}-{sha[:8]}" for sha, stem in stems.items()}
 
 
 def batch_sheet_png(settings: Settings, batch_id: int, cell: int = 160) -> bytes:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from atelier.db import session_scope
 from atelier.errors import JobCancelled, LeaseLost
@@ -32,6 +33,7 @@ class ClaimOutcome(enum.StrEnum):
     BUSY = "busy"  # another attempt holds a fresh lease
     MISSING = "missing"
     EXHAUSTED = "exhausted"  # too many attempts: the job was failed with the reason
+    TWIN = "twin"  # identical work (same fingerprint) is running as another job: wait for it
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,18 @@ class Claim:
 
 
 def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
-    """Try to take job `job_id` for a new attempt (see the module docstring)."""
+    """Try to take job `job_id` for a new attempt (see the module docstring).
+
+    A job whose identical twin is running (the database's unique index on the fingerprints of
+    running jobs) stays queued and gets TWIN: the twin's `succeed` completes it.
+    """
+    try:
+        return _claim(db_url, job_id, worker, lease_seconds)
+    except IntegrityError:
+        return Claim(ClaimOutcome.TWIN)
+
+
+def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
     with session_scope(db_url) as session:
@@ -184,7 +197,12 @@ def record_frames(
 def succeed(
     lease: Lease, result_asset_id: int | None, meta: dict[str, Any], seconds: float
 ) -> None:
-    """Mark the job done. Only called after its result file is completely in storage."""
+    """Mark the job done. Only called after its result file is completely in storage.
+
+    Queued jobs with the same fingerprint (identical work submitted while this one was queued
+    or running) are done too, in the same transaction: they point at this result, as a reused
+    job does, and their messages find them finished.
+    """
     with session_scope(lease.db_url) as session:
         done = session.execute(
             _fenced(lease).values(
@@ -199,7 +217,29 @@ def succeed(
         ).rowcount
         if done != 1:
             raise _explain_lost(session, lease)
-        job_changed(session, [lease.job_id])
+        changed = [lease.job_id]
+        fingerprint = session.scalar(select(Job.fingerprint).where(Job.id == lease.job_id))
+        if fingerprint is not None and result_asset_id is not None:
+            twins = session.execute(
+                update(Job)
+                .where(
+                    Job.fingerprint == fingerprint,
+                    Job.state == JobState.QUEUED,
+                    Job.id != lease.job_id,
+                )
+                .values(
+                    state=JobState.SUCCEEDED,
+                    progress=1.0,
+                    result_asset_id=result_asset_id,
+                    reused_from_id=lease.job_id,
+                    meta={**meta, "reused_from": lease.job_id},
+                    error=None,
+                    finished_at=utcnow(),
+                )
+                .returning(Job.id)
+            )
+            changed.extend(twins.scalars())
+        job_changed(session, changed)
 
 
 def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:

@@ -17,6 +17,7 @@ Only PIL and numpy are used: producers import this module and must stay light.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,20 +112,50 @@ def probe_image(path: Path, max_pixels: int) -> ImageInfo:
     return ImageInfo(media_type=media_type, width=width, height=height, mode=mode, frames=frames)
 
 
-def load_rgb(path: Path, max_pixels: int) -> np.ndarray:
+def load_rgb(
+    path: Path, max_pixels: int, longest: int | None = None, shortest: int = 0
+) -> np.ndarray:
     """The image as float32 HxWx3 RGB in [0, 255], upright, first frame, alpha on white.
 
     Covers the modes users actually send: greyscale (8- and 16-bit), RGBA/LA (composited on
     white, as a viewer shows them), palette with transparency, CMYK; EXIF orientation is
     applied so a phone photo is the right way up.
+
+    With `longest`, the image is decoded only as large as the caller needs: at least `longest`
+    pixels on its longest side and `shortest` on its shortest (its full size if smaller). A JPEG
+    is decoded at 1/2, 1/4 or 1/8 scale (draft mode); other formats are reduced by an integer
+    factor before the float conversion. So a small file declaring a huge image costs the memory
+    of the size the job uses, not of the size it declares.
     """
     with _open(path, max_pixels) as img:
+        scale = 1.0 if longest is None else _scale_needed(img.size, longest, shortest)
+        if scale < 1.0:  # only JPEG decoders act on a draft request
+            width, height = img.size
+            img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         _decode(img)
         try:
             upright = ImageOps.exif_transpose(img)
+            if longest is not None:
+                upright = _reduced(upright, _scale_needed(upright.size, longest, shortest))
             return _to_rgb(upright)
         except _DECODE_ERRORS as error:
             raise InputError(f"cannot convert image to RGB: {error}") from error
+
+
+def _scale_needed(size: tuple[int, int], longest: int, shortest: int) -> float:
+    """The smallest scale (at most 1) that keeps both sides as large as the caller needs."""
+    return min(1.0, max(longest / max(size), shortest / min(size)))
+
+
+def _reduced(img: Image.Image, scale: float) -> Image.Image:
+    """`img` shrunk by the largest integer factor that keeps it at `scale` or more."""
+    factor = math.floor(1.0 / scale)
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # modes PIL cannot reduce (palette, 16-bit): keep the full size
+        return img
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -91,7 +92,18 @@ class Job(Base):
     """One unit of work. `attempts` doubles as the fencing token of the current attempt."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_heartbeat", "state", "heartbeat_at"),)
+    __table_args__ = (
+        Index("ix_jobs_state_heartbeat", "state", "heartbeat_at"),
+        # Identical work runs once at a time: a second job with the same fingerprint cannot
+        # become `running` while the first is (see `atelier.jobs.claim` and `succeed`).
+        Index(
+            "uq_jobs_running_fingerprint",
+            "fingerprint",
+            unique=True,
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
     max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
     max_video_seconds: float = Field(1800.0, gt=0)
+    max_video_pixels: int = Field(
+        4096 * 2160, gt=0, description="Largest video frame accepted, in pixels."
+    )
+    worker_max_memory_mb: int = Field(
+        0, ge=0, description="A prefork child above this resident memory is replaced (0: never)."
+    )
     max_batch: int = Field(4, ge=1, le=64, description="NST jobs of one size optimized together.")
 
     visibility_timeout: int = Field(

@@ -1,5 +1,5 @@
-"""What a video's container says about it (frame size, duration), read by the ffmpeg binary
-without decoding a frame: cheap enough for the HTTP upload to answer with it.
+"""What a video's container says about it (frame size as played, duration), read from ffmpeg's
+report of the header without decoding a frame: cheap enough for the HTTP upload to answer with it.
 
 Producers use this; the worker's own probe (`workers.video.probe`) checks much more (frame count,
 decodability) before any work is spent. Nothing here imports OpenCV.
@@ -8,9 +8,7 @@ decodability) before any work is spent. Nothing here imports OpenCV.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"^\s*Stream #0:\d+.*?: Video: (.*)$", re.M)
@@ -25,23 +23,11 @@ class VideoHeader:
     duration: float | None
 
 
-def read_video_header(path: Path, timeout: float = 30) -> VideoHeader:
-    """Width and height as played (a 90° rotation swaps them) and duration in seconds; None for
-    whatever the container does not say or ffmpeg cannot read."""
-    import imageio_ffmpeg
-
-    try:
-        done = subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,  # without an output ffmpeg exits 1 after printing the header
-        )
-    except (subprocess.SubprocessError, OSError):
-        return VideoHeader(None, None, None)
-    report = re.split(r"^Output #|^Stream mapping:", done.stderr, maxsplit=1, flags=re.M)[0]
+def video_header(report: str) -> VideoHeader:
+    """Width and height as played (a 90° rotation swaps them) and duration in seconds, from
+    ffmpeg's report of the file's header (`atelier.video_frames.header_report`); None for
+    whatever the report does not say."""
+    report = re.split(r"^Output #|^Stream mapping:", report, maxsplit=1, flags=re.M)[0]
     duration = None
     if found := _DURATION.search(report):
         hours, minutes, seconds = found.groups()

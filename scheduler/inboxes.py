@@ -9,8 +9,14 @@ folder, its styles (image paths or stored asset sha256s) and its NST parameters:
 Each scan, every new file of the folder (settled: unchanged for `settle_seconds`) is hashed and
 recorded in `inbox_files`, unique on (inbox, sha256): a file is taken once, whatever its name and
 however often the scheduler restarts. A file that is not an acceptable image is recorded with the
-reason and never looked at again. Taken files that are not yet in a batch then become one batch of
-content x style jobs (source `inbox:<name>`), which is sent to the workers.
+reason and never looked at again; so is a file whose name is not valid UTF-8 (the database could
+not store the name; the reason shows it with `\\xNN` escapes). Taken files that are not yet in a
+batch then become one batch of content x style jobs (source `inbox:<name>`), written in the same
+transaction that marks the files batched, so a crash leaves both or neither; the batch is then
+sent to the workers.
+
+The beat reads the configuration and sends it with every scan (`scheduler.schedule`), so the
+workers that run the scans need not have `ATELIER_INBOXES` themselves.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import logging
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from atelier.batches import create_nst_batch, ingest_image, send_plan
+from atelier.batches import ingest_image, printable_name, send_plan, write_nst_batch
 from atelier.db import session_scope
 from atelier.errors import AtelierError, InputError
 from atelier.models import Asset, InboxFile
@@ -103,10 +110,13 @@ def load_inboxes(settings: Settings) -> list[Inbox]:
     return inboxes
 
 
-def scan_inboxes(settings: Settings, app: Celery) -> list[ScanReport]:
-    """Scan every configured inbox once (see the module docstring)."""
+def scan_inboxes(
+    settings: Settings, app: Celery, inboxes: Sequence[Inbox] | None = None
+) -> list[ScanReport]:
+    """Scan `inboxes` once, by default the ones `settings` configure (see the module
+    docstring)."""
     reports = []
-    for inbox in load_inboxes(settings):
+    for inbox in load_inboxes(settings) if inboxes is None else inboxes:
         try:
             reports.append(scan_inbox(settings, app, inbox))
         except AtelierError as error:  # a bad style or parameter: the next scan tries again
@@ -179,22 +189,25 @@ def _take_new_files(settings: Settings, inbox: Inbox, report: ScanReport) -> Non
 
 def _take(settings: Settings, inbox: Inbox, path: Path, sha: str, report: ScanReport) -> None:
     """Store the image and record the file, or record why it was refused; either way once."""
-    name = path.name[:1024]
+    name = printable_name(path.name)
     try:
         with session_scope(settings.resolved_database_url) as session:
             try:
-                asset = ingest_image(session, settings, path, label=path.name)
+                if name != path.name:
+                    raise InputError(f"the file name {name!r} is not valid UTF-8; rename it")
+                asset = ingest_image(session, settings, path, label=name)
             except InputError as error:
-                session.add(InboxFile(inbox=inbox.name, name=name, sha256=sha, error=str(error)))
-                report.refused[path.name] = str(error)
-                log.warning("inbox %s: refused %s: %s", inbox.name, path.name, error)
+                row = InboxFile(inbox=inbox.name, name=name[:1024], sha256=sha, error=str(error))
+                session.add(row)
+                report.refused[name] = str(error)
+                log.warning("inbox %s: refused %s: %s", inbox.name, name, error)
                 return
-            session.add(InboxFile(inbox=inbox.name, name=name, sha256=asset.sha256))
-            report.taken.append(path.name)
+            session.add(InboxFile(inbox=inbox.name, name=name[:1024], sha256=asset.sha256))
+            report.taken.append(name)
     except IntegrityError:  # another scan recorded it first
-        log.info("inbox %s: %s was already taken", inbox.name, path.name)
+        log.info("inbox %s: %s was already taken", inbox.name, name)
     except OSError as error:
-        log.info("inbox %s: %s vanished (%s)", inbox.name, path.name, error)
+        log.info("inbox %s: %s vanished (%s)", inbox.name, name, error)
 
 
 def _style_shas(settings: Settings, inbox: Inbox) -> list[str]:
@@ -230,15 +243,17 @@ def _batch_taken_files(settings: Settings, app: Celery, inbox: Inbox, report: Sc
     if not pending:
         return
     contents = list(dict.fromkeys(row.sha256 for row in pending))
-    plan = create_nst_batch(
-        settings,
-        contents,
-        _style_shas(settings, inbox),
-        inbox.params,
-        source=inbox.source,
-        label=f"inbox {inbox.name}",
-    )
+    styles = _style_shas(settings, inbox)
     with session_scope(db_url) as session:
+        plan = write_nst_batch(
+            session,
+            settings,
+            contents,
+            styles,
+            inbox.params,
+            source=inbox.source,
+            label=f"inbox {inbox.name}",
+        )
         session.execute(
             update(InboxFile)
             .where(InboxFile.id.in_([row.id for row in pending]), InboxFile.batch_id.is_(None))

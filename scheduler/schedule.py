@@ -6,9 +6,11 @@ pile up a backlog of identical passes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from atelier.settings import Settings
+from scheduler.inboxes import Inbox
 
 REAP = "atelier.scheduler.reap"
 SCAN_INBOXES = "atelier.scheduler.scan_inboxes"
@@ -19,11 +21,18 @@ def _entry(task: str, every: float) -> dict[str, Any]:
     return {"task": task, "schedule": every, "options": {"queue": "default", "expires": every}}
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The reaper always; inboxes when some are configured; retention when an age is set."""
+def beat_schedule(settings: Settings, inboxes: Sequence[Inbox] = ()) -> dict[str, dict[str, Any]]:
+    """The reaper always; inboxes when some are given; retention when an age is set.
+
+    The inboxes' configuration travels in every scan message (the task's `inboxes` argument),
+    so it is the beat's `ATELIER_INBOXES` that counts, not the scanning worker's.
+    """
     schedule = {"reaper": _entry(REAP, settings.reaper_interval)}
-    if (settings.inboxes or "").strip():
-        schedule["inboxes"] = _entry(SCAN_INBOXES, settings.inbox_interval)
+    if inboxes:
+        schedule["inboxes"] = {
+            **_entry(SCAN_INBOXES, settings.inbox_interval),
+            "kwargs": {"inboxes": [inbox.model_dump(mode="json") for inbox in inboxes]},
+        }
     if settings.retention_days > 0:
         schedule["retention"] = _entry(RETENTION, settings.retention_interval)
     return schedule

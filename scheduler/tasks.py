@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task, shared_task
 
 from atelier.settings import get_settings
-from scheduler.inboxes import scan_inboxes
+from scheduler.inboxes import Inbox, scan_inboxes
 from scheduler.reaper import requeue_stale
 from scheduler.retention import purge_expired
 from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES
@@ -17,8 +19,11 @@ def reap(self: Task) -> dict:
 
 
 @shared_task(name=SCAN_INBOXES, bind=True, ignore_result=True)
-def inboxes(self: Task) -> dict:
-    reports = scan_inboxes(get_settings(), self.app)
+def inboxes(self: Task, inboxes: list[dict[str, Any]] | None = None) -> dict:
+    """Scan the inboxes the beat sent (its configuration); sent without them, the ones this
+    worker's own `ATELIER_INBOXES` configures."""
+    given = None if inboxes is None else [Inbox.model_validate(item) for item in inboxes]
+    reports = scan_inboxes(get_settings(), self.app, given)
     return {r.inbox: {"taken": r.taken, "refused": r.refused, "batch": r.batch_id} for r in reports}
 
 

@@ -31,7 +31,10 @@ def worker_cmd(
     ] = 1,
     pool: Annotated[
         str | None,
-        typer.Option(help="solo, prefork or threads; default solo for 1, prefork for more."),
+        typer.Option(
+            help="solo, prefork or threads; default solo for 1, prefork for more or when "
+            "ATELIER_WORKER_MAX_MEMORY_MB is set (only prefork replaces children by memory)."
+        ),
     ] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name.")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
@@ -43,11 +46,18 @@ def worker_cmd(
         raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
     rt = runtime()
     node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
+    recycle = rt.settings.worker_max_memory_mb > 0
+    pool = pool or ("solo" if concurrency == 1 and not recycle else "prefork")
+    if recycle and pool != "prefork":
+        console.print(
+            f"[yellow]ATELIER_WORKER_MAX_MEMORY_MB is ignored by the {pool} pool: only prefork "
+            "replaces a process by memory[/yellow]"
+        )
     argv = [
         "worker",
         f"--queues={','.join(wanted)}",
         f"--concurrency={concurrency}",
-        f"--pool={pool or ('solo' if concurrency == 1 else 'prefork')}",
+        f"--pool={pool}",
         f"--hostname={node}",
         f"--loglevel={loglevel}",
         "--task-events",

@@ -31,7 +31,7 @@ def beat_cmd(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)  # the schedule file lives there
-    schedule = beat_schedule(settings)
+    schedule = beat_schedule(settings, inboxes)
     rt.app.conf.beat_schedule = schedule
     lock = BeatLock(settings)
     try:

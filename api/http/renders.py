@@ -17,8 +17,10 @@ from pathlib import Path
 from PIL import Image
 
 from api.http.errors import ApiError
+from atelier.errors import InputError
 from atelier.reports import loss_plot_png
 from atelier.settings import Settings
+from atelier.video_frames import check_frame_pixels, header_report
 
 _PLOT_LOCK = threading.Lock()  # matplotlib's pyplot keeps global state: one figure at a time
 
@@ -49,10 +51,16 @@ _plots = _LRU(256)
 _sheets = _LRU(32)
 
 
-def _video_frame(path: Path) -> Image.Image:
-    """The first frame of a video, decoded by the ffmpeg binary (no OpenCV in producers)."""
+def _video_frame(path: Path, size: int, max_pixels: int) -> Image.Image:
+    """The first frame of a video, decoded by the ffmpeg binary (no OpenCV in producers) and
+    scaled there to fit `size`; refused (422) from the header when frames are over
+    `max_pixels`."""
     import imageio_ffmpeg
 
+    try:
+        check_frame_pixels(header_report(path), max_pixels, "the video")
+    except InputError as error:
+        raise ApiError(422, f"no thumbnail: {error}") from error
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(),
         "-v",
@@ -61,6 +69,8 @@ def _video_frame(path: Path) -> Image.Image:
         str(path),
         "-frames:v",
         "1",
+        "-vf",
+        f"scale={size}:{size}:force_original_aspect_ratio=decrease",
         "-f",
         "image2pipe",
         "-vcodec",
@@ -74,9 +84,9 @@ def _video_frame(path: Path) -> Image.Image:
         raise ApiError(404, "no thumbnail: the video's first frame cannot be decoded") from error
 
 
-def _thumbnail(path: Path, media_type: str, size: int) -> bytes:
+def _thumbnail(path: Path, media_type: str, size: int, max_video_pixels: int) -> bytes:
     if media_type.startswith("video/"):
-        image = _video_frame(path)
+        image = _video_frame(path, size, max_video_pixels)
     else:
         try:
             image = Image.open(path)
@@ -91,8 +101,10 @@ def _thumbnail(path: Path, media_type: str, size: int) -> bytes:
         return out.getvalue()
 
 
-def thumbnail_jpeg(path: Path, sha256: str, media_type: str, size: int) -> bytes:
-    return _thumbs.get((sha256, size), lambda: _thumbnail(path, media_type, size))
+def thumbnail_jpeg(
+    path: Path, sha256: str, media_type: str, size: int, max_video_pixels: int
+) -> bytes:
+    return _thumbs.get((sha256, size), lambda: _thumbnail(path, media_type, size, max_video_pixels))
 
 
 def loss_plot(job_id: int, rows: Sequence[Sequence[float]], title: str) -> bytes:

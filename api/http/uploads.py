@@ -3,8 +3,9 @@
 The body (raw, or the `file` part of a multipart form, parsed as it streams) is written into a
 private store inside the storage's scratch area, with the size limit enforced while it arrives.
 Only when the file has passed every check (type sniffed from its bytes, image header and pixel
-count read by `atelier.media`) is it renamed into the real store, so a refused upload — too big,
-not an image, a decompression bomb — leaves nothing behind, and a half-received one is never seen.
+count read by `atelier.media`, a video's frame size read from its header by `atelier.video_frames`)
+is it renamed into the real store, so a refused upload — too big, not an image, a decompression
+bomb — leaves nothing behind, and a half-received one is never seen.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from atelier.errors import InputError
 from atelier.media import probe_image
 from atelier.sniff import Sniffed, sniff_file
 from atelier.storage import Storage, StoredFile
-from atelier.video_header import read_video_header
+from atelier.video_frames import check_frame_pixels, header_report
+from atelier.video_header import video_header
 
 UPLOAD_OPENAPI = {
     "requestBody": {
@@ -159,7 +161,7 @@ class _ThreadReader:
 
 
 def _check_and_store(
-    storage: Storage, reader: _ThreadReader, max_bytes: int, max_pixels: int
+    storage: Storage, reader: _ThreadReader, max_bytes: int, max_pixels: int, max_video_pixels: int
 ) -> Received:
     with storage.scratch("upload") as folder:
         try:
@@ -180,8 +182,10 @@ def _check_and_store(
             info = probe_image(staged.path, max_pixels)  # header first: bombs never decode
             received.sniffed = Sniffed("image", info.media_type or sniffed.media_type)
             received.width, received.height = info.width, info.height
-        else:
-            header = read_video_header(staged.path)
+        else:  # a video: size and duration from its header, before anything decodes a frame
+            report = header_report(staged.path)
+            check_frame_pixels(report, max_video_pixels, "the video")
+            header = video_header(report)
             received.width, received.height = header.width, header.height
             received.duration = header.duration
         received.stored = storage.adopt(staged.path)
@@ -189,7 +193,7 @@ def _check_and_store(
 
 
 async def receive_upload(
-    request: Request, storage: Storage, max_bytes: int, max_pixels: int
+    request: Request, storage: Storage, max_bytes: int, max_pixels: int, max_video_pixels: int
 ) -> Received:
     """Stream the request's file into `storage` (see the module docstring); raises ApiError
     (413, 415, 422, 400) or InputError (422) when the file is refused."""
@@ -208,7 +212,7 @@ async def receive_upload(
         source = None
         reader = _ThreadReader(request.stream())
     received = await anyio.to_thread.run_sync(
-        _check_and_store, storage, reader, max_bytes, max_pixels
+        _check_and_store, storage, reader, max_bytes, max_pixels, max_video_pixels
     )
     received.filename = source.filename if source is not None else None
     return received

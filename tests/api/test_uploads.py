@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.http.app import create_app
 from atelier.db import session_scope
 from atelier.models import Asset
 from atelier.sniff import sniff
@@ -145,3 +147,20 @@ def test_sniff(head, expected):
         assert found is None
     else:
         assert (found.kind, found.media_type) == expected
+
+
+def test_video_frames_over_the_pixel_limit_are_refused_at_upload_and_thumbnail(
+    api_settings, test_data
+):
+    data = (test_data / "video" / "chaplin.mp4").read_bytes()  # 640x360
+    with TestClient(create_app(api_settings)) as client:
+        body = upload(client, data)
+    small = api_settings.model_copy(update={"max_video_pixels": 640 * 360 - 1})
+    with TestClient(create_app(small)) as client:
+        # size 40: a size no other test asks for, so no thumbnail is cached for it yet
+        thumb = client.get(body["thumbnail_url"], params={"size": 40})
+        assert thumb.status_code == 422 and "640x360" in thumb.text, thumb.text
+        again = client.post(
+            "/v1/assets", content=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        assert again.status_code == 422 and "too large" in again.text, again.text

@@ -6,13 +6,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atelier import jobs
 from atelier.db import migrate, session_scope
 from atelier.errors import JobCancelled, LeaseLost
-from atelier.models import Job, JobState, LossRecord
+from atelier.models import Asset, Job, JobState, LossRecord
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,3 +97,32 @@ def test_release_puts_the_job_back_for_a_retry(db: str):
     assert _state(db, job_id).state == JobState.QUEUED
     again = jobs.claim(db, job_id, "w", 60)
     assert again.outcome is jobs.ClaimOutcome.CLAIMED and again.lease.attempt == 2
+
+
+def test_identical_jobs_racing_to_run_run_once_and_the_twins_share_the_result(db: str):
+    ids = []
+    with session_scope(db) as s:
+        result = Asset(sha256="r" * 64, kind="result", media_type="image/png", size_bytes=1)
+        s.add(result)
+        s.flush()
+        result_id = result.id
+        for _ in range(4):
+            job = Job(kind="nst", inputs={}, params={}, meta={}, fingerprint="f" * 64)
+            s.add(job)
+            s.flush()
+            ids.append(job.id)
+    with ThreadPoolExecutor(4) as pool:
+        claims = list(pool.map(lambda i: jobs.claim(db, i, f"w{i}", 60), ids))
+    [winner] = [c for c in claims if c.outcome is jobs.ClaimOutcome.CLAIMED]
+    assert sorted(c.outcome for c in claims if c is not winner) == [jobs.ClaimOutcome.TWIN] * 3
+    jobs.succeed(winner.lease, None, {"done": True}, 1.0)  # no result: the twins keep waiting
+    assert [_state(db, i).state for i in ids].count(JobState.QUEUED) == 3
+    with session_scope(db) as s:
+        s.execute(update(Job).where(Job.id == winner.lease.job_id).values(state="queued"))
+    again = jobs.claim(db, winner.lease.job_id, "w", 60)
+    jobs.succeed(again.lease, result_id, {"done": True}, 1.0)
+    twins = [_state(db, i) for i in ids if i != winner.lease.job_id]
+    assert {(t.state, t.reused_from_id, t.result_asset_id, t.attempts) for t in twins} == {
+        (JobState.SUCCEEDED, winner.lease.job_id, result_id, 0)
+    }
+    assert jobs.claim(db, twins[0].id, "late", 60).outcome is jobs.ClaimOutcome.FINISHED

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,83 @@ def test_inboxes_are_read_from_json_or_toml(tmp_path: Path):
 def test_a_bad_inbox_configuration_is_refused_with_the_reason(spec: str, words: str):
     with pytest.raises(InboxConfigError, match=words):
         load_inboxes(Settings(inboxes=spec))
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_and_the_scan_goes_on(
+    tmp_path: Path, redis_runtime
+):
+    inbox = tmp_path / "inbox"
+    style = _image(tmp_path / "s.png", (0, 0, 1))
+    weird = _image(inbox / os.fsdecode(b"caf\xe9.png"), (1, 0, 0))  # Latin-1, not UTF-8
+    _image(inbox / "z.png", (2, 0, 0))
+    settings, app = redis_runtime(inboxes=_config(inbox, [str(style)]))
+    [report] = scan_inboxes(settings, app)
+    assert report.taken == ["z.png"] and report.batch_id is not None
+    assert "UTF-8" in report.refused["caf\\xe9.png"]
+    assert {(r.name, r.batch_id is None) for r in _rows(settings)} == {
+        ("caf\\xe9.png", True),
+        ("z.png", False),
+    }
+    assert scan_inboxes(settings, app)[0].refused == {}  # refused once, not at every scan
+    # Outside inboxes (`atelier stylize`) such a file is stored with a printable label.
+    from atelier.batches import ingest_image
+
+    with session_scope(settings.resolved_database_url) as session:
+        assert ingest_image(session, settings, weird).label == "caf\\xe9.png"
+
+
+def test_a_crash_before_the_files_are_marked_leaves_no_batch_behind(tmp_path: Path, redis_runtime):
+    """The database refuses the write that marks the files batched (as if the scan died
+    there): the batch goes with it, and the next scan makes exactly one."""
+    from sqlalchemy import text
+
+    inbox = tmp_path / "inbox"
+    style = _image(tmp_path / "s.png", (0, 0, 1))
+    _image(inbox / "a.png", (1, 0, 0))
+    settings, app = redis_runtime(inboxes=_config(inbox, [str(style)]))
+    crash = (
+        "CREATE FUNCTION crash() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'crash'; END $$"
+        " LANGUAGE plpgsql;"
+        " CREATE TRIGGER crash BEFORE UPDATE ON inbox_files FOR EACH ROW EXECUTE FUNCTION crash()"
+    )
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(text(crash))
+    with pytest.raises(Exception, match="crash"):
+        scan_inboxes(settings, app)
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(text("DROP TRIGGER crash ON inbox_files"))
+    [report] = scan_inboxes(settings, app)
+    assert report.batch_id is not None
+    [(batch, jobs)] = _batches(settings)
+    assert batch.id == report.batch_id and len(jobs) == 1
+    assert [r.batch_id for r in _rows(settings)] == [batch.id]
+
+
+@pytest.mark.slow
+def test_the_beat_sends_its_inbox_configuration_to_the_worker(tmp_path: Path, pg_url: str):
+    """Only the beat has ATELIER_INBOXES (as the README shows); the worker scans anyway."""
+    from tests.support.procs import atelier_process
+    from tests.support.services import fresh_redis_db
+
+    inbox = tmp_path / "inbox"
+    style = _image(tmp_path / "s.png", (0, 0, 1))
+    _image(inbox / "a.png", (1, 0, 0))
+    with fresh_redis_db() as broker:
+        env = {
+            "ATELIER_DATABASE_URL": pg_url,
+            "ATELIER_BROKER_URL": broker,
+            "ATELIER_DATA_DIR": str(tmp_path / "data"),
+            "ATELIER_INBOX_INTERVAL": "1",
+        }
+        beat_env = {**env, "ATELIER_INBOXES": _config(inbox, [str(style)])}
+        settings = Settings(database_url=pg_url)
+        with (
+            atelier_process(["worker", "-Q", "default"], env, tmp_path / "w.log", " ready."),
+            atelier_process(["beat"], beat_env, tmp_path / "beat.log", "beat: reaper"),
+        ):
+            deadline = 60
+            while deadline and not _batches(settings):
+                time.sleep(0.5)
+                deadline -= 0.5
+        [(batch, [job])] = _batches(settings)
+    assert batch.source == "inbox:photos" and job.params["size"] == TINY["size"]

@@ -14,6 +14,7 @@ from atelier.db import session_scope
 from atelier.models import Asset, JobKind, JobState, utcnow
 from atelier.settings import Settings
 from atelier.storage import Storage
+from scheduler.inboxes import Inbox
 from scheduler.retention import purge_expired
 from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES, beat_schedule
 from tests.scheduler.jobrows import add_job
@@ -136,7 +137,8 @@ def test_the_schedule_has_what_is_configured(tmp_path: Path):
     assert base == {
         "reaper": {"task": REAP, "schedule": 5, "options": {"queue": "default", "expires": 5}}
     }
-    full = beat_schedule(Settings(inboxes=str(tmp_path / "i.toml"), retention_days=30))
+    inbox = Inbox(name="scans", folder=tmp_path, styles=["wave.jpg"])
+    full = beat_schedule(Settings(retention_days=30), [inbox])
     assert {name: e["task"] for name, e in full.items()} == {
         "reaper": REAP,
         "inboxes": SCAN_INBOXES,

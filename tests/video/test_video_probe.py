@@ -115,3 +115,9 @@ def test_videos_longer_than_the_limit_are_refused(chaplin: Path) -> None:
     assert isinstance(probe_video(chaplin, max_seconds=10), VideoInfo)
     with pytest.raises(InputError, match=r"too long: chaplin.mp4 lasts 9.6 s, the limit is 5 s"):
         probe_video(chaplin, max_seconds=5)
+
+
+def test_videos_with_frames_over_the_pixel_limit_are_refused(chaplin: Path) -> None:
+    assert isinstance(probe_video(chaplin, max_pixels=640 * 360), VideoInfo)
+    with pytest.raises(InputError, match=r"too large: chaplin.mp4 is 640x360 = 0.23 MP a frame"):
+        probe_video(chaplin, max_pixels=640 * 360 - 1)

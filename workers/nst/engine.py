@@ -16,9 +16,9 @@ Why it is shaped this way:
   later `run` calls (`style_targets_computed` counts the computations). Content features are
   computed once per content and scale.
 - **Speed.** The step (forward, backward, optimiser update) is one `tf.function` compiled with
-  XLA (`jit_compile`), traced once per input shape; loss weights and the learning rate are
-  tensors, so new parameter values do not retrace. If XLA cannot compile the step, the engine
-  logs it once and runs the same step without XLA.
+  XLA (`jit_compile`) per input shape, the `step_cache_size` most recently used kept; loss
+  weights and the learning rate are tensors, so new parameter values do not retrace. If XLA
+  cannot compile the step, the engine logs it once and runs the same step without XLA.
 - **Coarse to fine.** With `scales=S` the image is optimised at size/2^(S-1), ..., size/2, size,
   each scale starting from the previous result upsampled. `iterations` are run at the finest
   scale (as `NSTParams` documents) and every coarser scale runs `iterations // 2` (at least 1):
@@ -49,6 +49,7 @@ import tensorflow as tf
 from atelier.errors import InputError, JobCancelled
 from atelier.media import fit_longest, resize_to
 from atelier.schemas import NSTParams
+from workers.cache import LRU
 from workers.nst import losses
 from workers.nst.colors import keep_content_colors
 from workers.nst.device import configure_tensorflow, describe_device
@@ -123,17 +124,48 @@ def _scaled(shape: tuple[int, int], divisor: int) -> tuple[int, int]:
     return max(1, round(shape[0] / divisor)), max(1, round(shape[1] / divisor))
 
 
-def _style_at(image: np.ndarray, longest: int, need: int) -> np.ndarray:
-    """The style image with its longest side `longest`, enlarged if its shortest side would be
-    too small for the network (coarse scales, small style_scale)."""
-    rows, cols = image.shape[:2]
+def _style_size(rows: int, cols: int, longest: int, need: int) -> tuple[int, int]:
+    """The style image's (height, width) with its longest side `longest`, enlarged if its
+    shortest side would be too small for the network (coarse scales, small style_scale)."""
     height, width = fit_longest(rows, cols, longest)
     if min(height, width) < need:
         factor = need / min(rows, cols)
         height, width = max(need, math.ceil(rows * factor)), max(need, math.ceil(cols * factor))
     if max(height, width) > 8 * max(longest, need):
         raise InputError(f"the style image ({cols}x{rows}) is too elongated to use")
+    return height, width
+
+
+def _style_at(image: np.ndarray, longest: int, need: int) -> np.ndarray:
+    """The style image at `_style_size`."""
+    height, width = _style_size(*image.shape[:2], longest, need)
     return resize_to(image.astype(np.float32), height, width)
+
+
+def check_job(job: EngineJob, params: NSTParams) -> None:
+    """Raise InputError if `job` cannot run with `params`, at any scale it would use alone.
+
+    A batch runs a subset of those scales (see `schedule`), so a job that passes runs in any
+    batch: callers check each job first and fail the bad ones alone.
+    """
+    if not job.styles:
+        raise InputError("a style transfer job needs at least one style image")
+    if params.style_blend is not None and len(params.style_blend) != len(job.styles):
+        raise InputError(
+            f"style_blend has {len(params.style_blend)} weights for {len(job.styles)} style images"
+        )
+    need = min_side((*params.style_layers, params.content_layer))
+    height, width = fit_longest(*job.content.shape[:2], params.size)
+    if min(height, width) < need:
+        raise InputError(
+            f"the content image becomes {width}x{height} at size {params.size}; its "
+            f"shortest side must be at least {need} px to reach the chosen VGG layers "
+            "(raise `size` or use a less elongated image)"
+        )
+    for scale in schedule(params, [(height, width)], need):
+        longest = max(_scaled((height, width), scale.divisor))
+        for _, image in job.styles:
+            _style_size(*image.shape[:2], max(1, round(longest * params.style_scale)), need)
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -182,6 +214,7 @@ class StyleTransferEngine:
         jit_compile: bool = True,
         mixed_precision: bool | None = None,
         style_cache_size: int = 32,
+        step_cache_size: int = 8,
     ) -> None:
         configure_tensorflow()
         self.weights = weights
@@ -195,7 +228,7 @@ class StyleTransferEngine:
         self.style_targets_computed = 0
         self._style_cache: OrderedDict[tuple[Any, ...], list[tf.Tensor]] = OrderedDict()
         self._style_cache_size = style_cache_size
-        self._functions: dict[tuple[Any, ...], Any] = {}
+        self._functions: LRU[Any] = LRU(step_cache_size)
         self._loss_scale = MIXED_PRECISION_LOSS_SCALE if self.mixed_precision else 1.0
 
     # -- public ------------------------------------------------------------------------------
@@ -218,7 +251,7 @@ class StyleTransferEngine:
             self.weights, params.content_layer, params.style_layers, self.mixed_precision
         )
         need = min_side((*params.style_layers, params.content_layer))
-        groups = self._groups(jobs, params, need)
+        groups = self._groups(jobs, params)
         scales = schedule(params, [group.shape for group in groups], need)
         total = sum(scale.iterations for scale in scales)
         rows: list[list[LossRow]] = [[] for _ in jobs]
@@ -245,25 +278,13 @@ class StyleTransferEngine:
 
     # -- preparation -------------------------------------------------------------------------
 
-    def _groups(self, jobs: list[EngineJob], params: NSTParams, need: int) -> list[_Group]:
+    def _groups(self, jobs: list[EngineJob], params: NSTParams) -> list[_Group]:
         by_shape: dict[tuple[int, int], tuple[list[int], list[EngineJob], list[np.ndarray]]] = {}
         for index, job in enumerate(jobs):
             if job.content.ndim != 3 or job.content.shape[2] != 3:
                 raise ValueError(f"content must be HxWx3, got shape {job.content.shape}")
-            if not job.styles:
-                raise InputError("a style transfer job needs at least one style image")
-            if params.style_blend is not None and len(params.style_blend) != len(job.styles):
-                raise InputError(
-                    f"style_blend has {len(params.style_blend)} weights "
-                    f"for {len(job.styles)} style images"
-                )
+            check_job(job, params)
             height, width = fit_longest(*job.content.shape[:2], params.size)
-            if min(height, width) < need:
-                raise InputError(
-                    f"the content image becomes {width}x{height} at size {params.size}; its "
-                    f"shortest side must be at least {need} px to reach the chosen VGG layers "
-                    "(raise `size` or use a less elongated image)"
-                )
             content = resize_to(job.content.astype(np.float32), height, width)
             members = by_shape.setdefault((height, width), ([], [], []))
             members[0].append(index)
@@ -429,13 +450,15 @@ class StyleTransferEngine:
     def _call(
         self, key: tuple[Any, ...], make: Callable[[Any], Callable[..., Any]], *args: Any
     ) -> Any:
-        """Run the compiled function `key`, building it on first use; fall back from XLA once."""
+        """Run the compiled function `key` for the shape of the image (`args[0]`), building it
+        on first use; fall back from XLA once."""
         content_layer, style_layers = key[1], key[2]
-        function = self._functions.get(key)
-        if function is None:
+
+        def build() -> Any:
             model = build_extractor(self.weights, content_layer, style_layers, self.mixed_precision)
-            function = tf.function(make(model), jit_compile=self.jit_compile)
-            self._functions[key] = function
+            return tf.function(make(model), jit_compile=self.jit_compile)
+
+        function = self._functions.get_or_make((*key, tuple(args[0].shape)), build)
         try:
             return function(*args)
         except _XLA_ERRORS as error:

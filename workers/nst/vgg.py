@@ -13,8 +13,8 @@ Weights are named by a spec string (the `ATELIER_VGG_WEIGHTS` setting or a job's
 
 The extractor takes RGB images in [0, 255] and does VGG's own preprocessing inside (RGB to BGR,
 minus the ImageNet means), so callers never have to remember it. It is frozen, cut after the
-deepest layer asked for, and cached per process: building it and loading 80 MB of weights is
-paid once per worker, not once per job.
+deepest layer asked for, and cached per process (the few most recently used layer choices):
+building it and loading 80 MB of weights is paid once per worker, not once per job.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from atelier.errors import WeightsUnavailable
+from atelier.weights import WEIGHTS_FILE, keras_models_dir, weights_path
+from workers.cache import LRU
 
 if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 DOWNLOAD_TIMEOUT_S = 10.0
@@ -45,8 +45,10 @@ RANDOM_SEED = 1234
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 BLOCK_CONVS = (2, 2, 4, 4, 4)
 
-_extractors: dict[tuple[Any, ...], keras.Model] = {}
-_lock = threading.Lock()
+# Each extractor holds a whole VGG19 (about 80 MB of weights); clients choose the layers, so
+# the cache is bounded: the least recently used choice is dropped.
+EXTRACTOR_CACHE_SIZE = 4
+_extractors: LRU[keras.Model] = LRU(EXTRACTOR_CACHE_SIZE)
 
 
 def how_to_provide() -> str:
@@ -57,17 +59,6 @@ def how_to_provide() -> str:
         f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
         "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."
     )
-
-
-def keras_models_dir() -> Path:
-    """Where Keras caches application weights (same rule as `keras.utils.get_file`)."""
-    home = os.environ.get("KERAS_HOME")
-    if home:
-        base = Path(home).expanduser()
-    else:
-        user = Path("~").expanduser()
-        base = (user if os.access(user, os.W_OK) else Path("/tmp")) / ".keras"
-    return base / "models"
 
 
 def block_of(layer: str) -> int:
@@ -106,15 +97,13 @@ def resolve_weights(weights: str) -> str | None:
     Raises WeightsUnavailable with instructions when the file cannot be had. Runs before
     TensorFlow is imported, so a misconfigured worker fails in milliseconds.
     """
-    spec = weights.strip()
-    if spec.lower() == "none":
+    path = weights_path(weights)
+    if path is None:
         return None
-    if spec.lower() == "imagenet":
-        cached = keras_models_dir() / WEIGHTS_FILE
-        if not cached.is_file():
-            _download(cached)
-        return str(cached)
-    path = Path(spec).expanduser()
+    if weights.strip().lower() == "imagenet":
+        if not path.is_file():
+            _download(path)
+        return str(path)
     if not path.is_file():
         raise WeightsUnavailable(f"VGG19 weights file {path} does not exist. {how_to_provide()}")
     if not os.access(path, os.R_OK):
@@ -159,13 +148,13 @@ def build_extractor(
 ) -> keras.Model:
     """A frozen model: RGB [0, 255] batch -> [*style feature maps, content feature map].
 
-    Cached per process by (weights, layers, precision).
+    Cached per process by (weights, layers, precision), the `EXTRACTOR_CACHE_SIZE` most
+    recently used.
     """
     key = (weights, content_layer, tuple(style_layers), mixed_precision)
-    with _lock:
-        if key not in _extractors:
-            _extractors[key] = _build(weights, content_layer, tuple(style_layers), mixed_precision)
-        return _extractors[key]
+    return _extractors.get_or_make(
+        key, lambda: _build(weights, content_layer, tuple(style_layers), mixed_precision)
+    )
 
 
 def _build(

@@ -21,10 +21,17 @@ from atelier.db import session_scope
 from atelier.errors import InputError, JobCancelled, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
+from workers.cache import LRU
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 
 log = logging.getLogger(__name__)
-_ENGINES: dict[str, Any] = {}
+# A worker keeps one engine per weights spec (its network, compiled steps and style targets):
+# two, so alternating specs do not rebuild, and a third evicts the least recently used.
+_ENGINES: LRU[Any] = LRU(2)
+# Style images decoded at the size a job needs, so a style shared by many jobs and messages is
+# decoded once; bounded by their bytes (a 512 px style is about 2 MB as float32).
+STYLE_CACHE_BYTES = 256 * 2**20
+_STYLES: LRU[Any] = LRU(STYLE_CACHE_BYTES, weigh=lambda image: image.nbytes)
 
 
 @shared_task(name=NST_STYLIZE, bind=True)
@@ -34,14 +41,16 @@ def stylize(self: Task, job_ids: list[int]) -> dict:
 
 
 def engine_for(weights: str) -> Any:
-    """One engine per weights spec and process: it keeps the model and the style-target cache,
-    so styles shared by later messages of a grid are not computed again."""
-    if weights not in _ENGINES:
+    """The engine of a weights spec (see `_ENGINES`): it keeps the model and the style-target
+    cache, so styles shared by later messages of a grid are not computed again."""
+
+    def make() -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
         from workers.nst.engine import StyleTransferEngine
 
-        _ENGINES[weights] = StyleTransferEngine(weights=weights)
-    return _ENGINES[weights]
+        return StyleTransferEngine(weights=weights)
+
+    return _ENGINES.get_or_make(weights, make)
 
 
 def _run(contexts: list[JobContext], settings: Settings) -> None:
@@ -54,16 +63,32 @@ def _run(contexts: list[JobContext], settings: Settings) -> None:
         _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
 
 
-def _load(ctx: JobContext, settings: Settings) -> Any:
+def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
+    """The job's images, decoded no larger than the job needs and checked against `params`
+    (InputError names what is wrong with them)."""
     from atelier.media import load_rgb
-    from workers.nst.engine import EngineJob
+    from workers.nst.engine import EngineJob, check_job
+    from workers.nst.vgg import min_side
 
     storage = ctx.storage
-    content = load_rgb(storage.path(ctx.job.inputs["content"]), settings.max_pixels)
+    content = load_rgb(storage.path(ctx.job.inputs["content"]), settings.max_pixels, params.size)
+    # A style is used at size x style_scale, enlarged when its shortest side would be under
+    # what the layers need; `init=style` also resizes it to the content's size.
+    longest = max(params.size, round(params.size * params.style_scale))
+    shortest = min_side((*params.style_layers, params.content_layer))
     styles = [
-        (sha, load_rgb(storage.path(sha), settings.max_pixels)) for sha in ctx.job.inputs["styles"]
+        (
+            sha,
+            _STYLES.get_or_make(
+                (sha, longest, shortest),
+                lambda sha=sha: load_rgb(storage.path(sha), settings.max_pixels, longest, shortest),
+            ),
+        )
+        for sha in ctx.job.inputs["styles"]
     ]
-    return EngineJob(content=content, styles=styles)
+    job = EngineJob(content=content, styles=styles)
+    check_job(job, params)
+    return job
 
 
 def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
@@ -71,7 +96,7 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
     work = []
     for ctx in contexts:
         try:
-            work.append(_load(ctx, settings))
+            work.append(_load(ctx, params, settings))
             live.append(ctx)
         except (InputError, FileNotFoundError) as error:
             reason = str(error) if isinstance(error, InputError) else "input file is missing"

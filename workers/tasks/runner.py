@@ -94,7 +94,8 @@ def worker_name(task: Task) -> str:
 
 
 def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[JobContext]:
-    """Claim every job of the message that still needs doing; retry later if one is busy."""
+    """Claim every job of the message that still needs doing; retry later if one is busy or
+    its identical twin is running."""
     storage = Storage(settings.resolved_storage_dir)
     contexts: list[JobContext] = []
     busy: list[int] = []
@@ -107,6 +108,10 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
             log.info("job %s: claimed, attempt %s", job_id, got.lease.attempt)
             contexts.append(JobContext(task, got.lease, got.job, settings, storage))
         elif got.outcome is jobs.ClaimOutcome.BUSY:
+            busy.append(job_id)
+        elif got.outcome is jobs.ClaimOutcome.TWIN:
+            # Its twin's success completes it; this message is for a twin that fails instead.
+            log.info("job %s: identical work is running as another job; waiting for it", job_id)
             busy.append(job_id)
         else:
             log.info("job %s: %s, nothing to do", job_id, got.outcome.value)

@@ -46,7 +46,12 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
         params = VideoParams.model_validate(ctx.job.params)
         source = ctx.storage.path(ctx.job.inputs["video"])
         label = _label(ctx.lease.db_url, ctx.job.inputs["video"])
-        info = probe_video(source, max_seconds=settings.max_video_seconds, name=repr(label))
+        info = probe_video(
+            source,
+            max_seconds=settings.max_video_seconds,
+            max_pixels=settings.max_video_pixels,
+            name=repr(label),
+        )
         segments = plan_segments(info, params.segment_seconds)
         if len(segments) == 1:
             _whole(ctx, source, params, settings)

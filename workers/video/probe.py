@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 
 from atelier.errors import InputError
+from atelier.video_frames import check_frame_pixels
 from workers.video.ffmpeg import run_ffmpeg, stderr_tail
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio): (\w+)(.*)$", re.M)
-_SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)\b")
 _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.M)
 _SAR = re.compile(r"^#sar 0: (\d+)/(\d+)$", re.M)
@@ -156,12 +156,17 @@ def read_audio_codec(path: Path) -> str | None:
 
 
 def probe_video(
-    path: Path, *, max_seconds: float | None = None, name: str | None = None
+    path: Path,
+    *,
+    max_seconds: float | None = None,
+    max_pixels: int | None = None,
+    name: str | None = None,
 ) -> VideoInfo:
     """Describe the video at `path`, or raise `InputError` saying why it cannot be processed:
-    missing or empty file, not a video, truncated, no video stream, nothing decodable, or longer
-    than `max_seconds`. Messages call the file `name` (default: its file name): a stored file is
-    named by its hash, which tells the user nothing."""
+    missing or empty file, not a video, truncated, no video stream, frames larger than
+    `max_pixels` (judged from the header, before a frame is decoded), nothing decodable, or
+    longer than `max_seconds`. Messages call the file `name` (default: its file name): a stored
+    file is named by its hash, which tells the user nothing."""
     path = Path(path)
     name = name or path.name
     if not path.is_file():
@@ -177,6 +182,8 @@ def probe_video(
         raise InputError(f"no video stream in {name}{holds}")
     if result.returncode != 0:
         raise InputError(f"cannot read {name}: {stderr_tail(result.stderr)}")
+    if max_pixels is not None:
+        check_frame_pixels(result.stderr, max_pixels, name)
     timing = _parse_packets(result.stdout, header.video_fps or 0.0)
     frame_count = len(timing.pts) if timing else 0
 

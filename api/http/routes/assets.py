@@ -48,12 +48,17 @@ async def upload_asset(
     """Store an image or a video, streamed; the type is read from the content, not the name.
 
     Refused with 413 over `ATELIER_MAX_UPLOAD_BYTES`, 415 when it is neither a supported image
-    nor a video, 422 for an image over `ATELIER_MAX_PIXELS` or one that cannot be decoded. Sending
-    the same bytes again answers 200 with the asset already stored.
+    nor a video, 422 for an image over `ATELIER_MAX_PIXELS` or one that cannot be decoded, or a
+    video whose frames are over `ATELIER_MAX_VIDEO_PIXELS`. Sending the same bytes again answers
+    200 with the asset already stored.
     """
     settings = svc.settings
     received = await receive_upload(
-        request, svc.storage, settings.max_upload_bytes, settings.max_pixels
+        request,
+        svc.storage,
+        settings.max_upload_bytes,
+        settings.max_pixels,
+        settings.max_video_pixels,
     )
     with session_scope(svc.db_url) as session:
         existed = session.scalar(select(Asset.id).where(Asset.sha256 == received.stored.sha256))
@@ -124,13 +129,13 @@ def get_thumbnail(
     svc: Annotated[Services, Depends(services)],
     size: Annotated[int, Query(ge=16, le=1024, description="Longest side, pixels.")] = 256,
 ) -> Response:
-    """A JPEG thumbnail of an image, or of a video's first frame, drawn without holding a
-    database connection."""
+    """A JPEG thumbnail of an image, or of a video's first frame (422 for a video whose frames
+    are over `ATELIER_MAX_VIDEO_PIXELS`), drawn without holding a database connection."""
     with svc.session() as session:
         asset = _asset(session, sha256)
     path = svc.storage.path(asset.sha256)
     if not path.is_file():
         raise ApiError(410, f"the file of asset {sha256[:12]}… is gone from storage")
-    data = thumbnail_jpeg(path, asset.sha256, asset.media_type, size)
+    data = thumbnail_jpeg(path, asset.sha256, asset.media_type, size, svc.settings.max_video_pixels)
     headers = {**NOSNIFF, "Cache-Control": "private, max-age=86400"}
     return Response(data, media_type="image/jpeg", headers=headers)

@@ -1,0 +1,79 @@
+"""What a long-lived NST worker keeps between jobs is bounded, and shared where it can be."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atelier.models import Job
+from atelier.schemas import NSTParams
+from atelier.settings import Settings
+from atelier.storage import Storage
+from tests.conftest import TEST_DATA
+from tests.support.procs import REPO
+from workers.cache import LRU
+from workers.tasks.nst import _load
+from workers.tasks.runner import JobContext
+
+BUILD_MANY = """
+import gc, json, os
+from workers.nst import vgg
+layers = [f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4)) for c in range(1, n + 1)]
+resident = []
+for layer in layers:  # 8 layer choices a client might send, one after the other
+    vgg.build_extractor("none", layer, ("block1_conv1",))
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        resident.append(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
+print(json.dumps(resident))
+"""
+
+
+@pytest.mark.slow
+def test_vgg_extractors_for_many_layer_choices_stay_within_the_cache_size():
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_MANY],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+    )
+    resident = json.loads(done.stdout.strip().splitlines()[-1])
+    # Each extractor holds a VGG19 (80 MB). The cache keeps 4: building 4 more choices reuses the
+    # memory of the evicted ones (measured: +90 MB) instead of adding theirs (measured: +345 MB).
+    assert resident[-1] - resident[3] < 200, resident
+
+
+def test_a_style_shared_by_jobs_is_decoded_once(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, max_pixels=64_000_000)
+    storage = Storage(tmp_path / "storage")
+    content = storage.put_file(TEST_DATA / "content" / "tubingen.jpg").sha256
+    style = storage.put_file(TEST_DATA / "style" / "starry_night.jpg").sha256
+    params = NSTParams(size=32, iterations=1)
+
+    def load() -> list:
+        job = Job(id=1, inputs={"content": content, "styles": [style]}, params={})
+        context = JobContext(task=None, lease=None, job=job, settings=settings, storage=storage)
+        return _load(context, params, settings).styles
+
+    first, second = load(), load()
+    assert first[0][1] is second[0][1]  # the same decoded array, not a second decode
+    assert max(first[0][1].shape[:2]) < 100  # decoded near the 32 px the job uses
+
+
+def test_the_lru_is_bounded_by_weight_and_keeps_the_newest():
+    lru: LRU[str] = LRU(10, weigh=len)
+    for key in "abc":
+        lru.get_or_make(key, lambda: "1234")
+    assert "a" not in lru and lru.total == 8  # 12 > 10: the least recent went
+    lru.get_or_make("b", lambda: "never made")  # b is now the most recent
+    lru.get_or_make("d", lambda: "1234")
+    assert "c" not in lru and "b" in lru and lru.total == 8
+    assert lru.get_or_make("huge", lambda: "x" * 20) == "x" * 20
+    assert len(lru) == 1 and lru.total == 20  # alone over the bound, but in use
