@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         # The embedded broker keeps broadcast replies for dead workers on disk; one process
         # needs no remote control there, and Flower is for deployments with Redis.
         worker_enable_remote_control=not settings.embedded,
+        # Not a Celery setting: how `send_jobs` scales the time limits of job messages.
+        atelier_time_limit_scale=settings.time_limit_scale,
         # A prefork child whose resident memory passed this (KiB) is replaced once its task is
         # done: long-lived workers give back what TensorFlow and big inputs took. Other pools
         # (solo, threads) ignore it.

@@ -25,3 +25,8 @@ class JobCancelled(AtelierError):
 
 class LeaseLost(AtelierError):
     """Another attempt now owns the job: this one must stop without writing anything."""
+
+
+class WorkerStopping(AtelierError):
+    """The worker was asked to stop (Ctrl-C on a command running the embedded worker): the jobs
+    it holds go back to the queue, to be resumed by the next worker."""

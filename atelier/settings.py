@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
     max_attempts: int = Field(3, ge=1, le=100)
+    time_limit_scale: float = Field(
+        1.0,
+        ge=0,
+        description="Scales the time limits derived from each job's size (0: no time limits).",
+    )
+    db_retry_seconds: float = Field(
+        60.0, ge=0, description="How long job writes retry while the database is unreachable."
+    )
 
     reaper_interval: float = Field(30.0, gt=0, description="Seconds between reaper passes.")
     requeue_grace_seconds: int = Field(

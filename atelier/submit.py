@@ -10,6 +10,7 @@ from celery import Celery
 from sqlalchemy import select, update
 
 from atelier.db import session_scope
+from atelier.limits import limits, message_seconds
 from atelier.models import Job, JobKind, JobState
 from atelier.notify import job_feed
 
@@ -19,21 +20,30 @@ def new_task_id() -> str:
 
 
 def send_jobs(
-    app: Celery, db_url: str, task_name: str, job_ids: Sequence[int], task_id: str | None = None
+    app: Celery,
+    db_url: str,
+    task_name: str,
+    job_ids: Sequence[int],
+    countdown: float | None = None,
+    task_id: str | None = None,
 ) -> str:
     """Send one message carrying `job_ids`, its task id remembered on every row.
 
     The rows must already be committed as `queued`: if this process dies after the commit and
     before the send, the scheduler's reaper finds them and sends them again. Producers write
     the task id with the rows (`task_id` given): a commit is the dearest step between queueing
-    a job and a worker starting it, so sending then costs none. Without it (the reaper re-sending
-    old rows) a fresh id is written first.
+    a job and a worker starting it, so sending then only reads. Without it (the reaper re-sending
+    old rows) a fresh id is written first. The message carries time limits derived from its
+    jobs' size (`atelier.limits`), scaled by the app's `atelier_time_limit_scale`.
     """
-    if task_id is None:
-        task_id = new_task_id()
-        with session_scope(db_url) as session:
+    with session_scope(db_url) as session:
+        if task_id is None:
+            task_id = new_task_id()
             session.execute(update(Job).where(Job.id.in_(job_ids)).values(celery_task_id=task_id))
-    app.send_task(task_name, args=[list(job_ids)], task_id=task_id)
+        rows = list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+    seconds = message_seconds(rows)
+    options = {} if seconds is None else limits(seconds, app.conf.atelier_time_limit_scale)
+    app.send_task(task_name, args=[list(job_ids)], task_id=task_id, countdown=countdown, **options)
     return task_id
 
 

@@ -9,6 +9,9 @@ is failed with the reason. Re-sending a job that does still have a message somew
 duplicate message, which is harmless: a worker claims a job with a compare-and-set, so the second
 message finds the job running or finished and does nothing.
 
+Leases are judged by the database's clock (`atelier.jobs.db_now`), the clock every heartbeat is
+written with, so a scheduler whose clock is off does not take live jobs for dead ones.
+
 `requeue_stale` is a plain function so a command running the embedded worker can call it once at
 start to pick up what an earlier, killed command left behind.
 """
@@ -25,8 +28,8 @@ from sqlalchemy import select, update
 
 from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
-from atelier.jobs import exhausted_reason
-from atelier.models import Job, JobKind, JobState, utcnow
+from atelier.jobs import db_now, exhausted_reason
+from atelier.models import Job, JobKind, JobState
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 from scheduler.broker import live_messages
@@ -91,9 +94,12 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
     """Re-send every stranded job (see the module docstring); returns the ids re-sent.
 
     Jobs out of attempts are failed with the reason instead. When the broker cannot be read (it
-    is down), nothing is done: the next pass will try again.
+    is down), nothing is done: the next pass will try again. `now` defaults to the database's
+    clock.
     """
-    now = now or utcnow()
+    if now is None:
+        with session_scope(settings.resolved_database_url) as session:
+            now = db_now(session)
     stale = find_stale(settings, now)
     if not stale:
         return []
@@ -108,6 +114,11 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
     lease_cut = now - timedelta(seconds=settings.lease_seconds)
     to_send: dict[tuple[str, str, int | None], list[int]] = defaultdict(list)
     for job in stale:
+        if job.state == JobState.RUNNING and job.attempts in live.chords.get(job.id, ()):
+            # A segmented video whose segments (or join) wait for a worker: alive, not stale.
+            if _renew(db_url, job, lease_cut, now):
+                log.info("reaper: job %s waits for its segments; lease kept", job.id)
+            continue
         # A queued job's message may wait in a queue or sit with a worker for its countdown. A
         # running job's unacknowledged message is most likely held by the worker that died.
         has_message = job.id in live.waiting or (
@@ -136,6 +147,18 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
     if sent:
         log.warning("reaper: re-sent %d stranded job(s): %s", len(sent), sent)
     return sent
+
+
+def _renew(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
+    """Renew the lease of the attempt we saw, if it is still the one running."""
+    stmt = update(Job).where(
+        Job.id == job.id,
+        Job.attempts == job.attempts,
+        Job.state == JobState.RUNNING,
+        Job.heartbeat_at < lease_cut,
+    )
+    with session_scope(db_url) as session:
+        return session.execute(stmt.values(heartbeat_at=now)).rowcount == 1
 
 
 def _requeue(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:

@@ -2,7 +2,9 @@
 
 With no broker configured, the CLI runs its jobs here, on kombu's filesystem transport and the
 SQLite database, so `atelier stylize` works on a laptop with nothing else installed. It is the same
-worker code a deployment runs (solo pool, the same tasks), only started in a thread.
+worker code a deployment runs (solo pool, the same tasks), only started in a thread. When the
+command ends early (Ctrl-C), the job running stops at its next iteration or frame and goes back to
+the queue, so `atelier worker` resumes it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 from celery import Celery
 from celery.worker import WorkController
 from celery.worker import state as worker_state
+
+from workers.tasks.runner import STOP
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,12 @@ def embedded_worker(
     try:
         yield worker
     finally:
+        # The job running now stops at its next progress report and goes back to the queue
+        # (workers.tasks.runner.STOP); then the worker exits.
+        STOP.set()
         worker_state.should_terminate = 0
         thread.join(30)
         worker_state.should_terminate = None
+        STOP.clear()
         if thread.is_alive():
             log.warning("the embedded worker is still finishing a task; leaving it to exit")

@@ -13,6 +13,7 @@ from atelier.celery_app import PING, QUEUES
 from atelier.db import current_revision
 from atelier.models import JobState
 from atelier.submit import create_ping_job, new_task_id, send_jobs
+from scheduler.reaper import requeue_stale
 
 
 def migrate_cmd() -> None:
@@ -39,7 +40,10 @@ def worker_cmd(
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name.")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
-    """Run a Celery worker (TensorFlow and OpenCV load only inside the tasks that need them)."""
+    """Run a Celery worker (TensorFlow and OpenCV load only inside the tasks that need them).
+
+    On the embedded default it first re-sends the jobs an earlier command left unfinished.
+    """
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(wanted) - set(QUEUES))
     if unknown or not wanted:
@@ -64,6 +68,11 @@ def worker_cmd(
     ]
     if rt.settings.embedded:
         argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        # Embedded, no scheduler runs: pick up what an earlier command left (jobs given back
+        # when it was stopped, or stranded when it was killed and their lease has run out).
+        resent = requeue_stale(rt.settings, rt.app)
+        if resent:
+            console.print(f"re-sent {len(resent)} job(s) left by an earlier command: {resent}")
     rt.app.worker_main(argv)
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -56,6 +57,23 @@ class Runtime:
 
         with embedded_worker(self.app, tuple(queues)):
             yield
+
+    def stopped_message(self, batch_id: int, out: Path) -> str:
+        """What Ctrl-C left behind and the exact commands that go on from there. Embedded, the
+        running job went back to the queue as the command stopped and nothing runs until a
+        worker does; in a deployment the deployment's workers go on by themselves."""
+        follow = f"`atelier status --batch {batch_id}`"
+        fetch = f"`atelier results {batch_id} --out {out}`"
+        if self.settings.embedded:
+            return (
+                f"stopped. Batch {batch_id}'s unfinished jobs are back in the queue. Resume them"
+                f" with `atelier worker` (stop it with Ctrl-C once {follow} shows them done),"
+                f" then write the results with {fetch}."
+            )
+        return (
+            f"stopped waiting. The deployment's workers go on with batch {batch_id}: follow it"
+            f" with {follow}, then write the results with {fetch}."
+        )
 
     def wait(
         self,

@@ -89,11 +89,7 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
 
             jobs = rt.wait(plan.job_ids, on_update=show)
     except KeyboardInterrupt:
-        console.print(
-            f"\n[yellow]stopped waiting. Batch {plan.batch_id}'s jobs are saved in the database;"
-            " follow them with `atelier status --batch "
-            f"{plan.batch_id}`, and run `atelier worker` to finish them.[/yellow]"
-        )
+        console.print(f"\n[yellow]{rt.stopped_message(plan.batch_id, out)}[/yellow]")
         raise typer.Exit(130) from None
     return _report(rt, plan.batch_id, out, jobs)
 

@@ -107,10 +107,7 @@ def video_cmd(
 
             job = rt.wait([job_id], on_update=show)[job_id]
     except KeyboardInterrupt:
-        console.print(
-            f"\n[yellow]stopped waiting; job {job_id} is saved. Follow it with "
-            f"`atelier status --job {job_id}`, and run `atelier worker` to finish it.[/yellow]"
-        )
+        console.print(f"\n[yellow]{rt.stopped_message(plan.batch_id, out.parent)}[/yellow]")
         raise typer.Exit(130) from None
     if job.state != JobState.SUCCEEDED:
         console.print(f"[red]job {job_id} {job.state}: {job.error or ''}[/red]")

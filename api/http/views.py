@@ -64,9 +64,13 @@ def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
 
 
 def batch_progress(states: Sequence[tuple[str, float]]) -> tuple[dict[str, int], float, bool]:
-    """Counts by state, overall progress (a finished job counts as done) and whether all are."""
+    """Counts by state, overall progress and whether every job is finished. A succeeded or
+    failed job counts as done; a cancelled one counts as far as it got."""
     counts = Counter(state for state, _ in states)
-    done = [1.0 if JobState(state).finished else progress for state, progress in states]
+    done = [
+        1.0 if JobState(state).finished and state != JobState.CANCELLED else progress
+        for state, progress in states
+    ]
     progress = sum(done) / len(done) if done else 0.0
     finished = bool(states) and all(JobState(state).finished for state, _ in states)
     return dict(sorted(counts.items())), progress, finished

@@ -78,6 +78,7 @@ function showBatch(section, batch) {
   let changed = false;
   for (const job of batch.jobs) changed = updateJob(section, job) || changed;
   if (changed || batch.finished) bust(section.querySelector("img.sheet-img"), Math.round(batch.progress * 1000));
+  section.dataset.outcome = batch.counts.cancelled ? "cancelled" : batch.counts.failed ? "failed" : "succeeded";
   if (batch.finished) {
     section.dataset.finished = "true";
     if (batch.kind === "video") window.location.reload(); // show the result's player

@@ -223,6 +223,22 @@ def test_gallery_lists_batches(client, images, api_settings):
     assert "red.png" in page.text
 
 
+def test_a_cancelled_batch_shows_how_far_it_got_not_a_finished_bar(client, api_settings):
+    db = api_settings.resolved_database_url
+    ids = make_jobs(db, ["running", "succeeded"])  # the running one is at 25 %
+    assert client.post(f"/v1/jobs/{ids[0]}/cancel").status_code == 200
+    batch = client.get("/v1/batches/1").json()
+    assert batch["finished"] and batch["progress"] == pytest.approx((0.25 + 1) / 2)
+    assert [j["progress"] for j in batch["jobs"]] == [0.25, 1.0]
+    page = client.get("/").text
+    section = page[page.index('id="batch-1"') :]
+    assert 'data-outcome="cancelled"' in section.split(">", 1)[0]
+    assert '<span class="pct">62%</span>' in section
+    tile = section[section.index(f'data-job-id="{ids[0]}"') :]
+    assert '<span class="job-state">cancelled</span>' in tile
+    assert '<span class="job-pct">25%</span>' in tile.split("</article>", 1)[0]
+
+
 def test_errors_are_json(client):
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found", "status": 404}

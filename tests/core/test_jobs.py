@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atelier import jobs
+from atelier.celery_app import create_app
 from atelier.db import migrate, session_scope
 from atelier.errors import JobCancelled, LeaseLost
 from atelier.models import Asset, Job, JobState, LossRecord
+from atelier.settings import Settings
+from scheduler.reaper import requeue_stale
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -64,20 +68,59 @@ def test_stale_lease_is_taken_over_and_the_old_attempt_is_fenced_off(db: str):
 
 
 def test_loss_rows_are_unique_per_iteration(db: str):
-    lease = jobs.claim(db, _new_job(db), "w", 60).lease
-    jobs.heartbeat(lease, losses=[(0, 1.0, 1.0, 0.0, 0.0)])
-    with pytest.raises(IntegrityError):
-        jobs.heartbeat(lease, losses=[(0, 1.0, 1.0, 0.0, 0.0)])
-
-
-def test_cancel_stops_a_running_attempt(db: str):
     job_id = _new_job(db)
     lease = jobs.claim(db, job_id, "w", 60).lease
+    with session_scope(db) as s:  # the table refuses a second row for one iteration
+        s.add(LossRecord(job_id=job_id, iteration=0, total=1, content=1, style=0, tv=0))
+        s.flush()
+        with pytest.raises(IntegrityError), s.begin_nested():
+            s.add(LossRecord(job_id=job_id, iteration=0, total=2, content=1, style=0, tv=0))
+            s.flush()
+    # A heartbeat written again (its commit landed but the answer was lost, so it was retried)
+    # replaces the rows of its iterations instead of failing.
+    jobs.heartbeat(lease, losses=[(0, 1.0, 1.0, 0.0, 0.0), (1, 0.5, 0.5, 0.0, 0.0)])
+    jobs.heartbeat(lease, losses=[(1, 0.5, 0.5, 0.0, 0.0)])
+    with session_scope(db) as s:
+        rows = s.execute(select(LossRecord.iteration).where(LossRecord.job_id == job_id)).all()
+    assert sorted(r.iteration for r in rows) == [0, 1]
+
+
+def test_cancel_stops_a_running_attempt_and_keeps_what_it_computed(db: str):
+    job_id = _new_job(db)
+    lease = jobs.claim(db, job_id, "w", 60).lease
+    jobs.heartbeat(lease, 0.1, losses=[(1, 3.0, 1.0, 2.0, 0.0)])
     assert jobs.cancel(db, job_id)
+    # The worker learns of the cancel at its next heartbeat, which carries the rows computed
+    # since the last one: they and the progress they reach are kept.
     with pytest.raises(JobCancelled):
-        jobs.heartbeat(lease, 0.2)
-    assert _state(db, job_id).state == JobState.CANCELLED
+        jobs.heartbeat(lease, 0.3, losses=[(2, 2.0, 1.0, 1.0, 0.0), (3, 1.5, 1.0, 0.5, 0.0)])
+    job = _state(db, job_id)
+    assert (job.state, job.progress) == (JobState.CANCELLED, 0.3)
+    with session_scope(db) as s:
+        kept = s.scalars(select(LossRecord.iteration).where(LossRecord.job_id == job_id)).all()
+    assert sorted(kept) == [1, 2, 3]
     assert not jobs.cancel(db, job_id)
+    with pytest.raises(JobCancelled):  # a cancelled job is no one's to succeed
+        jobs.succeed(lease, None, {}, 1.0)
+
+
+def test_leases_are_judged_by_the_database_clock(
+    pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A worker whose clock is ten minutes slow holds a live lease: another machine with a
+    correct clock must neither claim the job nor have the reaper re-queue it."""
+    migrate(pg_url)
+    job_id = _new_job(pg_url)
+    right = jobs.utcnow
+    monkeypatch.setattr(jobs, "utcnow", lambda: right() - timedelta(minutes=10))
+    slow = jobs.claim(pg_url, job_id, "slow-clock", 60).lease
+    jobs.heartbeat(slow, 0.5)
+    monkeypatch.setattr(jobs, "utcnow", right)
+    assert jobs.claim(pg_url, job_id, "right-clock", 60).outcome is jobs.ClaimOutcome.BUSY
+    settings = Settings(database_url=pg_url, broker_url=redis_url, lease_seconds=60)
+    assert requeue_stale(settings, create_app(settings)) == []
+    assert _state(pg_url, job_id).state == JobState.RUNNING
+    jobs.heartbeat(slow, 0.6)  # still this attempt's
 
 
 def test_too_many_attempts_fail_the_job_with_the_reason(db: str):

@@ -79,6 +79,7 @@ class Cluster:
             data_dir=Path(env["ATELIER_DATA_DIR"]),
             vgg_weights="none",
             max_batch=int(env.get("ATELIER_MAX_BATCH", "4")),
+            time_limit_scale=float(env.get("ATELIER_TIME_LIMIT_SCALE", "1")),
         )
 
     def start(self, name: str, args: Sequence[str], ready: str) -> subprocess.Popen[bytes]:

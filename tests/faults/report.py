@@ -1,6 +1,7 @@
 """Render FAULTS.md from the fault suite's summary (the JSON lines `harness.record` writes).
 
-ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults
+ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl \
+    .venv/bin/pytest tests/faults --timeout 1800
 .venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md --wall 754
 """
 
@@ -15,7 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FAULT_WORDS = {"kill": "SIGKILL", "restart": "Redis restart", "drop": "connection terminated"}
+FAULT_WORDS = {
+    "kill": "SIGKILL",
+    "restart": "Redis restart",
+    "drop": "connection terminated",
+    "cancel": "cancel",
+    "wait": "segments queued past the lease",
+    "outage": "PostgreSQL stopped",
+    "ctrl-c": "Ctrl-C",
+}
 
 HEADER = """# Fault tests
 
@@ -34,12 +43,31 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   start it again: every message, waiting or held by a worker, is gone.
 - **Drop the worker's PostgreSQL connections mid-job**: one `nst` worker; `pg_terminate_backend`
   on every connection of the worker process, up to 3 times half a second apart, while its job runs.
+- **Cancel one job of a 4-job NST message just before it is stored**: one `nst` worker, 1 content
+  x 4 styles in one message, heartbeats 600 s apart so the worker hears of the cancel only when it
+  goes to store the results. The figures are the other 3 jobs of each run; the cancelled one must
+  get no result and keep every loss row it computed.
+- **Segmented video whose segments wait behind a whole video**: one `video` worker; a job split
+  into 4 segments (`segment_seconds` 0.5), then a whole 2x2 board queued after it, which the
+  worker runs (about 12 s, past the 5 s lease) before it reaches the segments.
+- **Stop PostgreSQL for 10 s**: a PostgreSQL server of the test's own, stopped with `pg_ctl stop
+  -m immediate` while an NST job runs and restarted 10 s later; a video job's message is sent
+  while it is away, so an idle `video` worker takes it during the outage. The lease is 30 s here
+  (`ATELIER_LEASE_SECONDS=30`), longer than the outage, as the deployment's 120 s is longer than a
+  restart.
+- **Ctrl-C on an embedded `atelier stylize`, then `atelier worker`**: the embedded default
+  (SQLite, filesystem broker, the worker inside the command); SIGINT once a job of the 2-job
+  batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`
+  (not `running`) when the command has exited, and take exactly 2 attempts: the stopped one,
+  then the resumed one.
 
 Every run checks, from the database: every job `succeeded`; exactly one result asset per job (the
 row's, and no other stored under the job's name); its history has one row per iteration (NST,
 `loss_history` 1..N) or per frame (video, `frame_stats` 0..N-1), no gaps, no duplicates; the
 attempts. After a kill the job must have taken exactly 2 attempts, the second on another worker;
-after dropped connections it must have finished on the same worker process.
+after dropped connections it must have finished on the same worker process; after a cancel,
+a segment wait or a database outage every job must have taken exactly 1 attempt, with no job
+re-sent by the reaper.
 
 *Lost*: jobs that did not succeed (still unfinished, or failed). *Duplicated*: jobs with more than
 one result asset, or history rows written twice. *Jobs by attempts*: `2: 8` means 8 jobs took 2
@@ -64,7 +92,28 @@ A Redis restart restarted every running job: the progress update to the result b
 and the worker gave the job back to run it again from the start, spending an attempt (three
 outages during one job would fail it). Progress for monitors is now best effort
 (`JobContext._publish`), and the test requires that no job of the batch takes a second attempt.
-The figures below are with both changes.
+
+Cancelling one job of a multi-job message, when the worker heard of it only as it went to store
+the results, stopped the whole message: the other jobs stayed `running` with nobody renewing their
+leases, the reaper re-sent them and they were computed again as attempt 2, and the cancelled job
+got a result file. The cancel is now handled per job (`workers/tasks/nst.py`), the lease is
+checked before the result is stored, and a cancelled job keeps the loss rows it had computed.
+
+A segmented video lost its lease while its segments waited behind other work (nothing renewed
+it until a segment ran): it was re-queued and computed again as attempt 2. The reaper now reads
+`segment` and `join` messages in the broker and keeps the job's lease while they wait; `join`
+renews it while it runs.
+
+A short PostgreSQL outage cost every running job an attempt (the heartbeat raised, so did the
+release, and the reaper re-sent the job after its lease), and a video message delivered during the
+outage was acknowledged and lost until the reaper found the job. Job writes and claims now retry
+across the outage (`atelier/dbretry.py`).
+
+Ctrl-C on an embedded command left its job `running` until the lease ran out (the filesystem
+broker deletes a message when it is read, so the late acknowledgement brought nothing back). The
+job now stops at its next iteration and goes back to `queued` with a new message.
+
+The figures below are with all these changes.
 """
 
 
@@ -114,6 +163,15 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
                 note = "at the restart: " + ", ".join(f"{v} {k}" for k, v in states)
                 if "redis_away_s" in r:
                     note += f"; Redis away {r['redis_away_s']} s"
+            elif "cancelled_rows" in r:
+                note = f"the cancelled job kept {r['cancelled_rows']} loss rows"
+            elif "progress_seen" in r:
+                seen = r["progress_seen"]
+                note = f"segmented job's progress seen: {', '.join(f'{p:.0%}' for p in seen)}"
+            elif "db_away_s" in r:
+                note = f"PostgreSQL away {r['db_away_s']} s"
+            elif "stopped_in_s" in r:
+                note = f"the command exited {r['stopped_in_s']} s after Ctrl-C"
             else:
                 note = ""
             lines.append(f"| {name} | {r['run']} | {r['faults']} | {r['seconds']} | {note} |")
@@ -135,12 +193,15 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
         "```sh",
         "make test   # starts PostgreSQL and Redis when down; runs tests/faults with the rest",
         "# only the fault suite, each scenario repeated 3 times, then this page:",
-        "ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults",
+        "ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl .venv/bin/pytest tests/faults \\",
+        "    --timeout 1800   # three runs of a scenario may outlast the 600 s per-test default",
         ".venv/bin/python -m tests.faults.report faults.jsonl FAULTS.md",
         "```",
         "",
-        "The suite needs `redis-server` on the PATH (it starts its own on a free port) and",
-        "the PostgreSQL server `make test` uses. `ATELIER_FAULT_RUNS` (default 1) repeats each",
+        "The suite needs `redis-server` on the PATH (it starts its own on a free port), the",
+        "PostgreSQL server `make test` uses, and Debian's PostgreSQL server binaries",
+        "(`/usr/lib/postgresql/*/bin`: the outage scenario starts and stops a server of its",
+        "own). `ATELIER_FAULT_RUNS` (default 1) repeats each",
         "fault on the same processes; `ATELIER_FAULTS_SUMMARY` names the JSON lines file every",
         "run is appended to, failed runs included.",
         "",

@@ -9,7 +9,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER
+from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, VIDEO_SEGMENT
 from atelier.db import session_scope
 from atelier.models import Job, JobKind, JobState, utcnow
 from atelier.submit import send_jobs
@@ -87,6 +87,21 @@ def test_a_running_job_whose_worker_died_is_requeued_and_sent(redis_runtime, red
     assert job.state == JobState.QUEUED and "w1@gone:42" in job.error
     assert get_job(settings, alive).state == JobState.RUNNING
     assert _queued(redis_url) == [(PING, [dead])]
+
+
+def test_a_segmented_video_whose_segments_wait_keeps_its_lease(redis_runtime, redis_url: str):
+    settings, app = redis_runtime(lease_seconds=60)
+    now = utcnow()
+    running = {"kind": JobKind.VIDEO, "state": JobState.RUNNING, "attempts": 2, "heartbeat_at": now}
+    waiting = add_job(settings, **running)
+    old = add_job(settings, **running)
+    app.send_task(VIDEO_SEGMENT, args=[waiting, 2, 0, 0, 12])  # this attempt's segment waits
+    app.send_task(VIDEO_SEGMENT, args=[old, 1, 0, 0, 12])  # a segment of a replaced attempt
+    later = now + timedelta(seconds=61)
+    assert requeue_stale(settings, app, now=later) == [old]
+    kept = get_job(settings, waiting)
+    assert kept.state == JobState.RUNNING and kept.heartbeat_at == later
+    assert get_job(settings, old).state == JobState.QUEUED
 
 
 def test_a_job_out_of_attempts_fails_with_the_reason(redis_runtime, redis_url: str):

@@ -143,3 +143,11 @@ def test_join_concatenates_without_reencoding_and_adds_audio_once(
 def test_join_needs_segments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no segments"):
         join_segments([], None, tmp_path / "x.mp4")
+
+
+def test_an_ffmpeg_that_does_not_finish_is_stopped_at_its_timeout():
+    from workers.video.ffmpeg import run_ffmpeg
+
+    endless = ["-f", "lavfi", "-i", "testsrc=size=32x32:rate=25", "-f", "null", "-"]
+    with pytest.raises(RuntimeError, match="did not finish within 1 s"):
+        run_ffmpeg(endless, timeout=1)

@@ -124,8 +124,14 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
         work, params, on_progress=on_progress, should_stop=lambda: len(stopped) == len(live)
     )
     for index, (ctx, result) in enumerate(zip(live, results, strict=True)):
-        if index not in stopped:
+        if index in stopped:
+            continue
+        try:
             _finish(ctx, result, weights)
+        except (JobCancelled, LeaseLost) as stop:
+            # Cancelled (or taken over) since its last report: the other jobs of the group
+            # are finished all the same.
+            log.info("job %s: %s", ctx.lease.job_id, stop)
 
 
 def _losses(row: Any) -> dict[str, float]:
@@ -166,7 +172,9 @@ def _store_preview(ctx: JobContext, image: Any, iteration: int) -> str:
 
 
 def _finish(ctx: JobContext, result: Any, weights: str) -> None:
-    """Store the image completely, then flush the last loss rows, then mark the job done."""
+    """Flush the last loss rows (which also checks the job is still this attempt's and not
+    cancelled), then store the image completely, then mark the job done."""
+    ctx.flush(1.0)
     stored = ctx.storage.put_bytes(_png(result.image, weights))
     with session_scope(ctx.lease.db_url) as session:
         asset = record_asset(
@@ -179,7 +187,6 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
             label=f"job {ctx.lease.job_id}",
         )
         asset_id = asset.id
-    ctx.flush()
     meta = {
         "device": result.device,
         "weights": result.weights,

@@ -2,7 +2,12 @@
 
 Errors are sorted by what a retry could change: bad input and missing weights fail the job at
 once with their message; anything else gives the job back to the queue and retries it, until
-`max_attempts` is reached.
+`max_attempts` is reached. A job that reaches its soft time limit (`atelier.limits`) fails with a
+message: retrying work that hangs would only hang again.
+
+A worker asked to stop (`STOP`, set when the user stops a command that runs the embedded worker)
+stops its jobs at their next progress report and gives them back to the queue with a message
+each, so the next worker resumes them at once.
 """
 
 from __future__ import annotations
@@ -13,24 +18,34 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from atelier import jobs
-from atelier.errors import AtelierError, InputError, JobCancelled, LeaseLost, WeightsUnavailable
+from atelier.errors import (
+    AtelierError,
+    InputError,
+    JobCancelled,
+    LeaseLost,
+    WeightsUnavailable,
+    WorkerStopping,
+)
 from atelier.models import Job
 from atelier.settings import Settings
 from atelier.storage import Storage
+from atelier.submit import send_jobs
 
 log = logging.getLogger(__name__)
 # What a broker or result backend that went away raises from a progress update.
 MONITORING_ERRORS = (RedisError, KombuOperationalError, OSError)
 FINAL_ERRORS: tuple[type[Exception], ...] = (InputError, WeightsUnavailable)
+STOP = threading.Event()  # the worker is stopping: running jobs go back to the queue
 
 
 @dataclass
@@ -57,9 +72,12 @@ class JobContext:
         """Queue history rows; every `heartbeat_seconds`, write them with progress and renew
         the lease.
 
-        Raises JobCancelled / LeaseLost (from the heartbeat) so the engine stops promptly.
+        Raises JobCancelled / LeaseLost (from the heartbeat) so the engine stops promptly, and
+        WorkerStopping once the worker is asked to stop.
         """
         self._pending_losses.extend(losses)
+        if STOP.is_set():
+            raise WorkerStopping("the worker was stopped")
         now = time.monotonic()
         if now - self._last_state >= 0.5 or force:
             self._last_state = now
@@ -95,7 +113,13 @@ def worker_name(task: Task) -> str:
 
 def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[JobContext]:
     """Claim every job of the message that still needs doing; retry later if one is busy or
-    its identical twin is running."""
+    its identical twin is running.
+
+    A stopping worker claims nothing: it puts the message back for the next worker.
+    """
+    if STOP.is_set():
+        send_jobs(task.app, settings.resolved_database_url, task.name, job_ids)
+        return []
     storage = Storage(settings.resolved_storage_dir)
     contexts: list[JobContext] = []
     busy: list[int] = []
@@ -119,7 +143,7 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
         # Another attempt holds a fresh lease (perhaps a worker that just died). Look again
         # once the lease would have expired, so the job cannot be lost with this message.
         log.info("jobs %s are held by another attempt; checking again later", busy)
-        task.apply_async(args=[busy], countdown=settings.lease_seconds)
+        send_jobs(task.app, settings.resolved_database_url, task.name, busy, settings.lease_seconds)
     return contexts
 
 
@@ -137,6 +161,17 @@ def run_claimed(
         log.info("jobs %s finished in %.1f s", ids, time.monotonic() - started)
     except (JobCancelled, LeaseLost) as stop:
         log.info("jobs %s stopped: %s", ids, stop)
+    except WorkerStopping:
+        _give_back(contexts)
+    except SoftTimeLimitExceeded:
+        _, soft = contexts[0].task.request.timelimit or (None, None)
+        reason = (
+            f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
+            " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
+        )
+        for ctx in contexts:
+            jobs.fail(ctx.lease, reason)
+        log.warning("jobs %s: %s", ids, reason)
     except FINAL_ERRORS as error:
         for ctx in contexts:
             jobs.fail(ctx.lease, str(error))
@@ -146,32 +181,49 @@ def run_claimed(
     return {"claimed": ids}
 
 
-@contextmanager
-def _keep_leases(contexts: list[JobContext]) -> Iterator[None]:
-    """Renew the leases every `heartbeat_seconds` from a thread while `work` runs.
+def _keep_leases(contexts: list[JobContext]) -> AbstractContextManager[None]:
+    """Renew the claimed jobs' leases while `work` runs (see `keep_leases`).
 
-    Progress reports renew them too (the thread then has nothing to do), but only between
-    iterations or frames: loading TensorFlow, building the model and compiling the step for a
-    new shape can take longer than a short lease, and a job whose worker is alive must not be
-    presumed dead and run again (each such re-run spends one of its attempts). A killed
-    worker's thread dies with it, so its leases still run out. A lease that is lost, cancelled
-    or settled (the job finished) is no longer renewed.
+    Progress reports renew them too (the keeper then skips them), but only between iterations
+    or frames: loading TensorFlow, building the model and compiling the step for a new shape
+    can take longer than a short lease, and a job whose worker is alive must not be presumed
+    dead and run again (each such re-run spends one of its attempts).
+    """
+    by_lease = {ctx.lease: ctx for ctx in contexts}
+    return keep_leases(
+        list(by_lease),
+        contexts[0].settings.heartbeat_seconds,
+        lambda lease: time.monotonic() - by_lease[lease]._last_beat,
+    )
+
+
+@contextmanager
+def keep_leases(
+    leases: Sequence[jobs.Lease],
+    every: float,
+    quiet_for: Callable[[jobs.Lease], float] = lambda _lease: float("inf"),
+) -> Iterator[None]:
+    """Renew `leases` every `every` seconds from a thread while the block runs.
+
+    A lease renewed by other means less than `every` seconds ago (`quiet_for`) is skipped. A
+    killed worker's thread dies with it, so its leases still run out. A lease that is lost,
+    cancelled or settled (the job finished) is no longer renewed; the work sees the first two
+    at its next write.
     """
     done = threading.Event()
-    held = list(contexts)
-    every = contexts[0].settings.heartbeat_seconds
+    held = list(leases)
 
     def renew() -> None:
         while held and not done.wait(every):
-            for ctx in list(held):
-                if time.monotonic() - ctx._last_beat < every:
+            for lease in list(held):
+                if quiet_for(lease) < every:
                     continue  # a progress report has just renewed it (and written its rows)
                 try:
-                    jobs.heartbeat(ctx.lease)
+                    jobs.heartbeat(lease)
                 except (JobCancelled, LeaseLost):
-                    held.remove(ctx)  # the work sees it at its next report, or has finished
+                    held.remove(lease)
                 except Exception as error:  # noqa: BLE001 - e.g. the database away: next round
-                    log.warning("job %s: cannot renew the lease: %s", ctx.lease.job_id, error)
+                    log.warning("job %s: cannot renew the lease: %s", lease.job_id, error)
 
     thread = threading.Thread(target=renew, name="lease-keeper", daemon=True)
     thread.start()
@@ -180,6 +232,18 @@ def _keep_leases(contexts: list[JobContext]) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+
+
+def _give_back(contexts: list[JobContext]) -> None:
+    """Put the jobs of a stopping worker back to `queued` with a new message: the embedded
+    broker deletes a message when it is read, so without one the next worker would not see
+    them until the reaper's grace period had passed."""
+    ids = [ctx.lease.job_id for ctx in contexts]
+    for ctx in contexts:
+        jobs.release(ctx.lease, None)  # fenced: a job cancelled meanwhile stays cancelled
+    task = contexts[0].task
+    send_jobs(task.app, contexts[0].lease.db_url, task.name, ids)
+    log.warning("jobs %s: the worker is stopping; put back in the queue", ids)
 
 
 def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
@@ -194,4 +258,5 @@ def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
             jobs.release(ctx.lease, str(text))
             retry_ids.append(ctx.lease.job_id)
     if retry_ids:
-        task.apply_async(args=[retry_ids], countdown=min(60, 2 ** contexts[0].lease.attempt))
+        backoff = min(60, 2 ** contexts[0].lease.attempt)
+        send_jobs(task.app, contexts[0].lease.db_url, task.name, retry_ids, backoff)

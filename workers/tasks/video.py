@@ -5,7 +5,12 @@
 per frame range, in parallel on any `video` worker, then `atelier.video.join`, which concatenates
 the segments in order and muxes the original audio once. Every segment task writes under the
 job's current attempt (its fencing token), so segments of an attempt that was replaced stop
-without writing.
+without writing, and remove the attempt's segment folder.
+
+While the chord's messages wait for a worker, nothing of the job runs: the scheduler's reaper
+sees those messages in the broker and keeps the job's lease (`scheduler/reaper.py`). Running
+segments renew it with every frame, and `join` from a thread while it concatenates. Progress is
+the share of frames whose segments are done.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from atelier.assets import record_asset
 from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
 from atelier.db import session_scope
 from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
-from workers.tasks.runner import JobContext, claim_jobs, run_claimed, worker_name
+from workers.tasks.runner import JobContext, claim_jobs, keep_leases, run_claimed, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ def filter_video(self: Task, job_ids: list[int]) -> dict:
 
 
 def _start(contexts: list[JobContext], settings: Settings) -> None:
+    from workers.video.ffmpeg import FFMPEG_TIMEOUT_SECONDS
     from workers.video.pipeline import plan_segments
     from workers.video.probe import probe_video
 
@@ -58,11 +65,16 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
             continue
         lease = ctx.lease
         ctx.report(0.0, {"segments": len(segments), "frames": info.frame_count}, force=True)
+        panels = len(params.panel_filters())
+        scale = settings.time_limit_scale
         parts = [
-            segment.si(lease.job_id, lease.attempt, index, start, end)
+            segment.si(lease.job_id, lease.attempt, index, start, end).set(
+                **limits(video_seconds(end - start, info.width, info.height, panels), scale)
+            )
             for index, (start, end) in enumerate(segments)
         ]
-        chord(parts)(join.s(lease.job_id, lease.attempt))
+        joining = limits(START_SECONDS + FFMPEG_TIMEOUT_SECONDS * 2, scale)
+        chord(parts)(join.s(lease.job_id, lease.attempt).set(**joining))
         log.info("job %s: %d segments sent", lease.job_id, len(segments))
 
 
@@ -142,11 +154,9 @@ def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcom
     jobs.succeed(lease, asset_id, meta, outcome.seconds)
 
 
-def _segment_dir(settings: Settings, lease: jobs.Lease) -> Path:
+def _segment_folder(settings: Settings, lease: jobs.Lease) -> Path:
     """Where an attempt's segments meet: inside storage, shared by every video worker."""
-    folder = Storage(settings.resolved_storage_dir).tmp / f"segments-{lease.job_id}-{lease.attempt}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return Storage(settings.resolved_storage_dir).tmp / f"segments-{lease.job_id}-{lease.attempt}"
 
 
 def _lease(settings: Settings, task: Task, job_id: int, attempt: int) -> jobs.Lease:
@@ -171,7 +181,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     params = VideoParams.model_validate(job.params)
     storage = Storage(settings.resolved_storage_dir)
     source = storage.path(job.inputs["video"])
-    out = _segment_dir(settings, lease) / f"segment-{index:04d}.mp4"
+    folder = _segment_folder(settings, lease)
 
     def progress(done: int, total: int) -> None:
         self.update_state(
@@ -181,6 +191,9 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         jobs.heartbeat(lease)
 
     try:
+        jobs.heartbeat(lease)  # a segment of a replaced or cancelled attempt stops here
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"segment-{index:04d}.mp4"
         stats = process_video(
             source,
             out,
@@ -192,8 +205,10 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
             model_path=settings.face_model,
             style_path=storage.path(params.style) if params.style else None,
         )
-        jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start))
+        frames = job.meta.get("frames")
+        jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start), of=frames)
     except (JobCancelled, LeaseLost):
+        shutil.rmtree(folder, ignore_errors=True)  # this attempt's segments are of no use now
         raise
     except Exception as error:
         jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) failed: {error}")
@@ -221,26 +236,28 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
     job = _job_row(lease)
     params = VideoParams.model_validate(job.params)
     storage = Storage(settings.resolved_storage_dir)
-    folder = _segment_dir(settings, lease)
+    folder = _segment_folder(settings, lease)
     try:
-        out = join_segments(
-            [Path(p["path"]) for p in parts],
-            storage.path(job.inputs["video"]),
-            folder / "joined.mp4",
-            keep_audio=params.keep_audio,
-            durations=[p["duration"] for p in parts],
-            delay=parts[0]["start"],
-        )
-        outcome = Outcome(
-            frames=sum(p["frames"] for p in parts),
-            fps=parts[0]["fps"],
-            width=parts[0]["width"],
-            height=parts[0]["height"],
-            seconds=sum(p["seconds"] for p in parts),
-            segments=len(parts),
-            duration=sum(p["duration"] for p in parts),
-        )
-        _finish(lease, storage, out, outcome)
+        jobs.heartbeat(lease)
+        with keep_leases([lease], settings.heartbeat_seconds):
+            out = join_segments(
+                [Path(p["path"]) for p in parts],
+                storage.path(job.inputs["video"]),
+                folder / "joined.mp4",
+                keep_audio=params.keep_audio,
+                durations=[p["duration"] for p in parts],
+                delay=parts[0]["start"],
+            )
+            outcome = Outcome(
+                frames=sum(p["frames"] for p in parts),
+                fps=parts[0]["fps"],
+                width=parts[0]["width"],
+                height=parts[0]["height"],
+                seconds=sum(p["seconds"] for p in parts),
+                segments=len(parts),
+                duration=sum(p["duration"] for p in parts),
+            )
+            _finish(lease, storage, out, outcome)
     except (JobCancelled, LeaseLost) as stop:
         log.info("job %s: %s", job_id, stop)
     except InputError as error:

@@ -26,7 +26,7 @@ from uuid import uuid4
 import numpy as np
 
 from workers.video import rawmkv
-from workers.video.ffmpeg import ffmpeg_exe, run_ffmpeg, stderr_tail
+from workers.video.ffmpeg import FFMPEG_TIMEOUT_SECONDS, ffmpeg_exe, run_ffmpeg, stderr_tail
 from workers.video.probe import read_audio_codec
 
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
@@ -166,7 +166,14 @@ class FfmpegWriter:
     def close(self) -> Path:
         """Finish the file and move it to its final name; returns that name."""
         self._process.stdin.close()
-        if self._process.wait() != 0:
+        try:
+            code = self._process.wait(FFMPEG_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.abort()
+            raise RuntimeError(
+                f"ffmpeg did not finish {self.path.name} within {FFMPEG_TIMEOUT_SECONDS:g} s"
+            ) from None
+        if code != 0:
             message = self._failure()
             self.abort()
             raise RuntimeError(message)

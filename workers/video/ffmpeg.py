@@ -18,16 +18,29 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess[str]:
+# Every run here copies streams or reads headers (no decoding of every frame): seconds even for
+# the longest video accepted. An ffmpeg still running after this is stuck (a file that never
+# ends, a filesystem that hangs) and would hold the worker for ever.
+FFMPEG_TIMEOUT_SECONDS = 600.0
+
+
+def run_ffmpeg(
+    args: list[str], timeout: float = FFMPEG_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
     """Run ffmpeg to completion and return its output; never raises on a non-zero exit status,
-    because callers read the reason from stderr and turn it into their own error."""
-    return subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    because callers read the reason from stderr and turn it into their own error. An ffmpeg
+    that runs longer than `timeout` seconds is killed and RuntimeError is raised."""
+    try:
+        return subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ffmpeg did not finish within {timeout:g} s; it was stopped") from None
 
 
 def stderr_tail(stderr: str, lines: int = 3) -> str:
