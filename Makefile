@@ -34,6 +34,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.video
 	$(BIN)/python -m bench.segments
 	$(BIN)/python -m bench.fast
+	$(BIN)/python -m bench.faces
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.queue
 

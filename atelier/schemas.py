@@ -170,13 +170,22 @@ def _renamed(value: object) -> object:
 class VideoParams(_Strict):
     """Options of one video face-filter job."""
 
-    filter: VideoFilter = "pixelate"
+    filter: VideoFilter | None = Field(
+        None,
+        description="Filter of every face (default pixelate); on a board, the filter of its "
+        "first filtered panel when `filters` is not given.",
+    )
     layout: Literal["1x1", "1x2", "2x2"] = "1x1"
     filters: tuple[VideoFilter, ...] | None = Field(
-        None, description="Filters of the extra board panels (1x2: one, 2x2: three)."
+        None, description="Filters of the board's panels after the original (1x2: one, 2x2: three)."
     )
-    detector: Literal["haar", "dnn"] = "haar"
-    detect_every: int = Field(1, ge=1, le=300, description="Run the detector every N frames.")
+    detector: Literal["blazeface", "haar", "dnn"] = "blazeface"
+    detect_every: int = Field(
+        2,
+        ge=1,
+        le=300,
+        description="Run the detector every N frames; the tracker interpolates between.",
+    )
     mask: Literal["box", "ellipse"] = "box"
     padding: float = Field(
         0.15, ge=0, le=2, allow_inf_nan=False, description="ROI grows by this share of its size."
@@ -185,7 +194,7 @@ class VideoParams(_Strict):
     segment_seconds: float = Field(
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
-    profile: bool = Field(False, description="Also run the profile-face cascade.")
+    profile: bool = Field(False, description="Haar only: also run the profile-face cascade.")
     style: str | None = Field(
         None,
         pattern=SHA256,
@@ -205,15 +214,27 @@ class VideoParams(_Strict):
         need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
         if self.filters is not None and len(self.filters) != need:
             raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
+        if self.profile and self.detector != "haar":
+            raise ValueError(
+                "`profile` adds Haar's profile-face cascade and applies to the haar detector "
+                f"only; {self.detector} finds turned faces without it"
+            )
+        if self.filters is not None and self.filter is not None:
+            raise ValueError(
+                f"`filter` and `filters` both name the panels of the {self.layout} board: "
+                "list every filtered panel in `filters`, or give `filter` alone for the first "
+                "one (the others then default to cartoon and sketch)"
+            )
         if "painting" in self.panel_filters() and self.style is None:
             raise ValueError("the painting filter needs a painting: `style` (an image asset)")
         return self
 
     def panel_filters(self) -> tuple[str, ...]:
         """The filter of every panel, left to right, top to bottom ("original" first on boards)."""
+        chosen = self.filter or "pixelate"
         if self.layout == "1x1":
-            return (self.filter,)
-        defaults = {"1x2": (self.filter,), "2x2": (self.filter, "cartoon", "sketch")}[self.layout]
+            return (chosen,)
+        defaults = {"1x2": (chosen,), "2x2": (chosen, "cartoon", "sketch")}[self.layout]
         return ("original", *(self.filters or defaults))
 
     def fingerprint(self, inputs: list[str]) -> str:

@@ -24,15 +24,36 @@ def video_cmd(
     source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, webm, avi, mkv).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.mp4, H.264).")],
     filter_: Annotated[
-        str | None, typer.Option("--filter", "-f", help=f"Face filter: {FILTER_HELP}.")
+        str | None,
+        typer.Option(
+            "--filter",
+            "-f",
+            help=f"Face filter: {FILTER_HELP} (pixelate). On a board: its first filtered panel; "
+            "not together with --filters.",
+        ),
     ] = None,
     layout: Annotated[str | None, typer.Option(help="1x1 (default), 1x2 or 2x2 board.")] = None,
     filters: Annotated[
-        str | None, typer.Option(help="Extra board panels, e.g. blur,cartoon,sketch for 2x2.")
+        str | None,
+        typer.Option(help="Board panels after the original, e.g. blur,cartoon,sketch for 2x2."),
     ] = None,
-    detector: Annotated[str | None, typer.Option(help="haar (default) or dnn (YuNet).")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="blazeface (default: MediaPipe's BlazeFace network on the frame and on 192 px "
+            "tiles of a copy at most 640 px wide; faces from about 18 px at that width, tilted "
+            "and turned ones too, at several network runs per frame), haar (OpenCV cascade: "
+            "upright frontal faces of 10%+ of the frame height only) or dnn (YuNet; needs "
+            "ATELIER_FACE_MODEL)."
+        ),
+    ] = None,
     detect_every: Annotated[
-        int | None, typer.Option(help="Detect every N frames, track in between (1).")
+        int | None,
+        typer.Option(
+            help="Detect every N frames (2); the tracker interpolates between, bridges missed "
+            "detections and holds each face 0.5 s past its last sighting. Larger N: faster, "
+            "faces that move abruptly covered more loosely."
+        ),
     ] = None,
     mask: Annotated[str | None, typer.Option(help="box (default) or ellipse.")] = None,
     padding: Annotated[float | None, typer.Option(help="Grow each face box by this share.")] = None,
@@ -42,7 +63,9 @@ def video_cmd(
     segment_seconds: Annotated[
         float | None, typer.Option(help="Split into segments of S seconds run in parallel.")
     ] = None,
-    profile: Annotated[bool, typer.Option("--profile", help="Also find faces in profile.")] = False,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Haar only: also run the profile-face cascade.")
+    ] = False,
     style: Annotated[
         Path | None, typer.Option("--style", "-s", help="The painting of the painting filter.")
     ] = None,
@@ -119,5 +142,7 @@ def video_cmd(
     meta = job.meta
     console.print(
         f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"
-        f" faces in {meta['frames_with_faces']} frames, {meta['processing_fps']} frames/s"
+        f" faces in {meta['frames_with_faces']} frames"
+        f" ({meta.get('frames_tracked', 0)} kept covered by tracking through detection gaps),"
+        f" {meta['processing_fps']} frames/s"
     )
