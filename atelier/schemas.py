@@ -56,13 +56,22 @@ class NSTParams(_Strict):
         description="Fast engine: 0 keeps the content's own style, 1 takes the painting's.",
     )
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
-    iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
+    iterations: int = Field(
+        300, ge=1, le=20000, description="Optimizer steps in total, across all scales."
+    )
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
     # reported as a misleading "should be less than or equal to ..." instead.
-    content_weight: float = Field(1.0, ge=0, le=1e12, allow_inf_nan=False)
-    style_weight: float = Field(1e4, ge=0, le=1e12, allow_inf_nan=False)
-    tv_weight: float = Field(1e-2, ge=0, le=1e12, allow_inf_nan=False)
-    content_layer: str = "block5_conv2"
+    # Weights and layers are jcjohnson/neural-style's defaults (see README, "NST defaults").
+    content_weight: float = Field(5.0, ge=0, le=1e12, allow_inf_nan=False)
+    style_weight: float = Field(100.0, ge=0, le=1e12, allow_inf_nan=False)
+    tv_weight: float = Field(
+        1e-3,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Total-variation weight; the same smoothing at every size.",
+    )
+    content_layer: str = "block4_conv2"
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = Field(
         None, description="One weight per style layer; equal weights when omitted."
@@ -78,9 +87,23 @@ class NSTParams(_Strict):
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
-    learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
+    learning_rate: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Adam step in grey levels (0-255); L-BFGS: its first step.",
+    )
     preserve_colors: bool = False
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
+    average: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Return an exponential moving average of the image with this decay per "
+        "step (0: the last iterate).",
+    )
     preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
     weights: str | None = Field(
         None,
@@ -171,7 +194,8 @@ def _renamed(value: object) -> object:
     return value
 
 
-def _panels(filter_: str, layout: str, filters: tuple[str, ...] | None) -> tuple[str, ...]:
+def _panels(filter_: str | None, layout: str, filters: tuple[str, ...] | None) -> tuple[str, ...]:
+    filter_ = filter_ or "pixelate"
     if layout == "1x1":
         return (filter_,)
     defaults = {"1x2": (filter_,), "2x2": (filter_, "cartoon", "sketch")}.get(layout, ())
@@ -181,13 +205,22 @@ def _panels(filter_: str, layout: str, filters: tuple[str, ...] | None) -> tuple
 class VideoParams(_Strict):
     """Options of one video face-filter job."""
 
-    filter: VideoFilter = "pixelate"
+    filter: VideoFilter | None = Field(
+        None,
+        description="Filter of every face (default pixelate); on a board, the filter of its "
+        "first filtered panel when `filters` is not given.",
+    )
     layout: Literal["1x1", "1x2", "2x2"] = "1x1"
     filters: tuple[VideoFilter, ...] | None = Field(
-        None, description="Filters of the extra board panels (1x2: one, 2x2: three)."
+        None, description="Filters of the board's panels after the original (1x2: one, 2x2: three)."
     )
-    detector: Literal["haar", "dnn"] = "haar"
-    detect_every: int = Field(1, ge=1, le=300, description="Run the detector every N frames.")
+    detector: Literal["blazeface", "haar", "dnn"] = "blazeface"
+    detect_every: int = Field(
+        2,
+        ge=1,
+        le=300,
+        description="Run the detector every N frames; the tracker interpolates between.",
+    )
     mask: Literal["box", "ellipse"] = "box"
     padding: float = Field(
         0.15, ge=0, le=2, allow_inf_nan=False, description="ROI grows by this share of its size."
@@ -196,7 +229,7 @@ class VideoParams(_Strict):
     segment_seconds: float = Field(
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
-    profile: bool = Field(False, description="Also run the profile-face cascade.")
+    profile: bool = Field(False, description="Haar only: also run the profile-face cascade.")
     style: str | None = Field(
         None,
         pattern=SHA256,
@@ -217,11 +250,29 @@ class VideoParams(_Strict):
     def _panels_fit_layout(
         cls, value: tuple[str, ...] | None, info: ValidationInfo
     ) -> tuple[str, ...] | None:
-        # A field validator so the error names `filters`; `layout` is declared before it.
+        # A field validator so the error names `filters`; `filter` and `layout` come before it.
         layout = info.data.get("layout")
         need = {"1x1": 0, "1x2": 1, "2x2": 3}.get(layout or "")
         if value is not None and need is not None and len(value) != need:
             raise ValueError(f"layout {layout} takes {need} extra filter(s), not {len(value)}")
+        if value is not None and info.data.get("filter") is not None:
+            raise ValueError(
+                f"`filter` and `filters` both name the panels of the {layout} board: "
+                "list every filtered panel in `filters`, or give `filter` alone for the first "
+                "one (the others then default to cartoon and sketch)"
+            )
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_needs_haar(cls, value: bool, info: ValidationInfo) -> bool:
+        # On `profile` (`detector` comes before it), so the error names the option to drop.
+        detector = info.data.get("detector")
+        if value and detector is not None and detector != "haar":
+            raise ValueError(
+                "`profile` adds Haar's profile-face cascade and applies to the haar detector "
+                f"only; {detector} finds turned faces without it"
+            )
         return value
 
     @field_validator("style")

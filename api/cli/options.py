@@ -23,6 +23,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
+from atelier.errors import InputError
+from atelier.grid import NSTGridParams, parse_list, validate
 from atelier.schemas import VIDEO_FILTERS, NSTParams, VideoParams
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -32,6 +34,17 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 def split_list(text: str) -> tuple[str, ...]:
     """`a, b,c` → ("a", "b", "c"): list parameters are written comma-separated."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def grid_axis(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    """The parser of a grid axis (see atelier.grid): `1e2,1e3` → [100.0, 1000.0], every
+    combination is run; `100` → 100.0, a single value. Raises InputError."""
+
+    def parse(text: str) -> Any:
+        values = parse_list(text, kind, "")  # the message's flag: added by ParamOption.value
+        return values if len(values) > 1 else values[0]
+
+    return parse
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,12 @@ class ParamOption:
         """The schema value of what Click parsed; None (and an unset on-only flag) is unset."""
         if raw is None or (raw is False and self.kind is bool and "/" not in self.names[0]):
             return None
-        return self.parse(raw) if self.parse else raw
+        if self.parse is None:
+            return raw
+        try:
+            return self.parse(raw)
+        except InputError as error:
+            raise typer.BadParameter(str(error).strip(), param_hint=f"'{self.flag}'") from error
 
 
 @dataclass(frozen=True)
@@ -89,21 +107,46 @@ NST = ParamGroup(
     NSTParams,
     "Style transfer options",
     (
-        ParamOption("size", "Longest side of the output (default 256).", int),
-        ParamOption("iterations", "Optimizer steps (default 300).", int),
-        ParamOption("content_weight", "Content loss weight (1).", float),
-        ParamOption("style_weight", "Style loss weight (1e4).", float),
-        ParamOption("tv_weight", "Total-variation weight (1e-2).", float),
+        ParamOption(
+            "size", "Longest side of the output (default 256). Grid: 256,512.", parse=grid_axis(int)
+        ),
+        ParamOption(
+            "iterations",
+            "Optimizer steps in total, over all scales (default 300). Grid: a list.",
+            parse=grid_axis(int),
+        ),
+        ParamOption(
+            "content_weight",
+            "Content loss weight (5). Grid: a list, e.g. 1,5,25.",
+            parse=grid_axis(float),
+        ),
+        ParamOption(
+            "style_weight",
+            "Style loss weight (100). Grid: a list, e.g. 1e2,1e3.",
+            parse=grid_axis(float),
+        ),
+        ParamOption(
+            "tv_weight", "Total-variation weight (1e-3). Grid: a list.", parse=grid_axis(float)
+        ),
         ParamOption("optimizer", "adam (default) or lbfgs."),
-        ParamOption("learning_rate", "Adam step size (5).", float),
+        ParamOption("learning_rate", "Adam step in grey levels (10); L-BFGS: first step.", float),
         ParamOption(
             "init", "Start from content (default), noise, style or fast (the fast result)."
         ),
         ParamOption("seed", "Random seed (0).", int),
         ParamOption("preserve_colors", "Keep the content's colours.", bool, ("--preserve-colors",)),
         ParamOption("style_blend", "Blend all styles into one, e.g. 0.7,0.3.", parse=split_list),
-        ParamOption("style_scale", "Style size relative to --size.", float),
+        ParamOption(
+            "style_scale",
+            "Style size relative to --size (1). Grid: a list.",
+            parse=grid_axis(float),
+        ),
         ParamOption("scales", "Coarse-to-fine scales (1).", int),
+        ParamOption(
+            "average",
+            "Return the moving average of the iterates, this decay per step (0).",
+            float,
+        ),
         ParamOption("preview_every", "Save a preview every N steps.", int),
         ParamOption("weights", "imagenet, a VGG19 .h5 path, or none (default: settings)."),
         ParamOption(
@@ -120,15 +163,31 @@ VIDEO = ParamGroup(
     (
         ParamOption(
             "filter",
-            f"Face filter: {', '.join(VIDEO_FILTERS)} (stylize: old name of watercolor).",
+            f"Face filter: {', '.join(VIDEO_FILTERS)} (pixelate; stylize: old name of"
+            " watercolor). On a board: its first filtered panel; not together with --filters.",
             flags=("--filter", "-f"),
         ),
         ParamOption("layout", "1x1 (default), 1x2 or 2x2 board."),
         ParamOption(
-            "filters", "Extra board panels, e.g. blur,cartoon,sketch for 2x2.", parse=split_list
+            "filters",
+            "Board panels after the original, e.g. blur,cartoon,sketch for 2x2.",
+            parse=split_list,
         ),
-        ParamOption("detector", "haar (default) or dnn (YuNet)."),
-        ParamOption("detect_every", "Detect every N frames, track in between (1).", int),
+        ParamOption(
+            "detector",
+            "blazeface (default: MediaPipe's BlazeFace network on the frame and on 192 px tiles"
+            " of a copy at most 640 px wide; faces from about 18 px at that width, tilted and"
+            " turned ones too, at several network runs per frame), haar (OpenCV cascade: upright"
+            " frontal faces of 10%+ of the frame height only) or dnn (YuNet; needs"
+            " ATELIER_FACE_MODEL).",
+        ),
+        ParamOption(
+            "detect_every",
+            "Detect every N frames (2); the tracker interpolates between, bridges missed"
+            " detections and holds each face 0.5 s past its last sighting. Larger N: faster,"
+            " faces that move abruptly covered more loosely.",
+            int,
+        ),
         ParamOption("mask", "box (default) or ellipse."),
         ParamOption("padding", "Grow each face box by this share.", float),
         ParamOption(
@@ -138,7 +197,9 @@ VIDEO = ParamGroup(
             ("--keep-audio/--no-audio",),
         ),
         ParamOption("segment_seconds", "Split into segments of S seconds run in parallel.", float),
-        ParamOption("profile", "Also find faces in profile.", bool, ("--profile",)),
+        ParamOption(
+            "profile", "Haar only: also run the profile-face cascade.", bool, ("--profile",)
+        ),
         ParamOption(
             "painting_frames", "Paint whole frames, not only faces.", bool, ("--painting-frames",)
         ),
@@ -203,6 +264,19 @@ class GivenParams:
         """Add values a command computed from its own options, named by `flags` in errors."""
         merged = {**self.values, group.name: {**self.values.get(group.name, {}), **values}}
         return replace(self, values=merged, flags={**self.flags, **flags})
+
+    def build_grid(self, group: ParamGroup) -> BaseModel:
+        """Validate a group whose list values are grid axes (NST; see atelier.grid): each value
+        once with the group's schema, so problems name the option typed, then the whole as an
+        `NSTGridParams`, the shape the HTTP API takes. `atelier.grid.combinations` expands it."""
+        values = {**self.values.get(group.name, {}), **self.extra}
+        try:
+            validate(values)
+            return NSTGridParams.model_validate(values)
+        except ValidationError as error:
+            raise _bad_parameter(error, group, set(self.extra), self.flags) from error
+        except InputError as error:
+            raise typer.BadParameter(str(error), param_hint="'--param'") from error
 
     def build(self, group: ParamGroup) -> Any:
         """Validate with the group's schema: unset options take the schema's defaults, and every

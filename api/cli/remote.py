@@ -21,7 +21,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from api.cli.options import NST, VIDEO, GivenParams, with_params
 from api.cli.runtime import BYTES_COLUMNS, console
 from api.cli.stylize import expand
-from atelier.export import safe_stem
+from atelier.export import cell_stem, safe_stem
+from atelier.grid import varying
 
 CHUNK = 1 << 16
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
@@ -97,7 +98,9 @@ def _params(given: GivenParams, is_video: bool, pairs: list[str]) -> Any:
     if stray := given.given(other):
         what = "a video" if is_video else "a style transfer grid"
         raise typer.BadParameter(f"{other.panel.lower()} do not apply to {what}", param_hint=stray)
-    return given.with_pairs(pairs, group.model).build(group)
+    given = given.with_pairs(pairs, group.model)
+    # A grid is validated value by value here, before anything is uploaded; the API expands it.
+    return given.build(group) if is_video else given.build_grid(group)
 
 
 def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
@@ -116,14 +119,13 @@ def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
 def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     wanted: list[tuple[str, Path]] = []
+    axes = varying([job["params"] for job in batch["jobs"] if job["kind"] == "nst"])
     for job in batch["jobs"]:
         if job["state"] != "succeeded" or not job["result"]:
             continue
         inputs = job["inputs"]
         if job["kind"] == "nst":
-            styles = inputs.get("styles", [])
-            style = names.get(styles[0], "style") if len(styles) == 1 else "blend"
-            stem = f"{names.get(inputs.get('content', ''), 'content')}__{style}"
+            stem = cell_stem(names, inputs, job["params"], axes)
             wanted.append((f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv"))
             wanted.append((f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png"))
         else:

@@ -26,7 +26,7 @@ from rich.progress import (
 from sqlalchemy.orm import Session
 
 from atelier.celery_app import QUEUES, create_app
-from atelier.db import migrate
+from atelier.db import migrate, use_pool
 from atelier.models import Job
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
@@ -103,6 +103,7 @@ class Runtime:
 def runtime() -> Runtime:
     """Settings read, schema migrated, app built: every command starts here."""
     settings = get_settings()
+    use_pool(settings.resolved_database_url, settings.pool)
     try:
         migrate(settings.resolved_database_url)
     except Exception as error:

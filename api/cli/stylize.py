@@ -16,6 +16,7 @@ from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.export import export_batch, loss_rows
+from atelier.grid import GRID_AXES, combinations
 from atelier.models import Job, JobState
 from atelier.reports import loss_csv, loss_plot_png
 from atelier.schemas import NSTParams
@@ -138,13 +139,31 @@ def stylize_cmd(
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
-    Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
+    --size, --iterations, --content-weight, --style-weight, --tv-weight and --style-scale take
+    comma-separated lists: every combination is run. Writes OUT/<content>__<style>.png (with
+    the varying values appended, e.g. __sw100_ss0.5), its loss plot (.loss.png) and CSV, and
+    OUT/sheet.png (one more sheet per content when parameters vary).
     """
-    stylize(content, style, out, given.build(NST), force=force)
+    stylize(content, style, out, grid_params(given), force=force)
+
+
+def grid_params(given: GivenParams) -> list[NSTParams]:
+    """Every parameter combination of the NST options typed (list options are grid axes), at
+    most ATELIER_MAX_GRID of them; problems name the option typed."""
+    grid = given.build_grid(NST)
+    try:
+        return combinations(grid.model_dump(), get_settings().max_grid)
+    except InputError as error:
+        axes = [NST.flag_of(name) or name for name in GRID_AXES if name in given.values[NST.name]]
+        raise typer.BadParameter(str(error), param_hint=axes or None) from error
 
 
 def stylize(
-    content: list[Path], style: list[Path], out: Path, params: NSTParams, force: bool = False
+    content: list[Path],
+    style: list[Path],
+    out: Path,
+    params: list[NSTParams],
+    force: bool = False,
 ) -> None:
     """Ingest the images, create the grid's jobs, run or follow them and export the results."""
     rt = runtime()
@@ -156,6 +175,8 @@ def stylize(
         field = (error.field or "").removeprefix("params.")
         hint = NST.flag_of(field) or "'CONTENT' / '--style'"
         raise typer.BadParameter(str(error), param_hint=hint) from error
+    if len(params) > 1:
+        console.print(f"{len(params)} parameter combinations per content x style cell")
     console.print(
         f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
         f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"

@@ -86,5 +86,7 @@ def video_cmd(
     meta = job.meta
     console.print(
         f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"
-        f" faces in {meta['frames_with_faces']} frames, {meta['processing_fps']} frames/s"
+        f" faces in {meta['frames_with_faces']} frames"
+        f" ({meta.get('frames_tracked', 0)} kept covered by tracking through detection gaps),"
+        f" {meta['processing_fps']} frames/s"
     )

@@ -274,3 +274,33 @@ def test_a_broker_outage_keeps_the_rows_and_says_so(api_settings, images):
         assert response.status_code == 503, response.text
         assert "saved" in response.json()["error"]
         assert c.get("/v1/jobs", params={"state": "queued"}).json()["total"] == 1
+
+
+def test_list_parameters_make_a_grid_within_the_limit(api_settings, images):
+    red, blue, green = images[0], images[1], images[2]
+    limited = api_settings.model_copy(update={"max_grid": 4})
+    with TestClient(create_app(limited)) as client:
+        body = {
+            "content": [red, blue],
+            "styles": [green],
+            "params": {"size": 32, "style_weight": [10, 100], "style_scale": 0.5},
+        }
+        response = client.post("/v1/batches", json=body)
+        assert response.status_code == 201, response.text
+        batch = response.json()
+        assert batch["total"] == 4 and batch["params"]["style_weight"] == [10.0, 100.0]
+        assert [(j["inputs"]["content"], j["params"]["style_weight"]) for j in batch["jobs"]] == [
+            (red, 10.0),
+            (red, 100.0),
+            (blue, 10.0),
+            (blue, 100.0),
+        ]
+        assert {j["params"]["style_scale"] for j in batch["jobs"]} == {0.5}
+        body["params"]["tv_weight"] = [0, 1e-3]
+        refused = client.post("/v1/batches", json=body)
+        assert refused.status_code == 422
+        assert "8 jobs" in refused.json()["error"] and "ATELIER_MAX_GRID" in refused.json()["error"]
+        body["params"]["tv_weight"] = [1e-3, -1]
+        bad = client.post("/v1/batches", json=body)
+        assert bad.status_code == 422 and "tv_weight" in bad.json()["error"]
+        assert client.get("/v1/batches").json()["total"] == 1

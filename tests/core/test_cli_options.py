@@ -40,6 +40,11 @@ def test_submit_takes_every_option_of_stylize_and_video():
     # The names of today, kept.
     assert {"--filter", "-f", "--filters", "--layout", "--no-audio"} <= _options("video")
     assert {"--style-blend", "--preserve-colors", "--size", "--weights"} <= _options("submit")
+    # Grids, the fast engine, averaging, the painting filter and the detectors: everywhere.
+    nst = {"--style-weight", "--style-scale", "--average", "--engine", "--strength"}
+    video = {"--detector", "--detect-every", "--profile", "--painting-frames", "--style"}
+    assert nst <= _options("stylize") & _options("submit")
+    assert video <= _options("video") & _options("submit")
 
 
 def test_every_option_sets_a_field_of_its_schema():

@@ -97,10 +97,14 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(f"{api.base_url}/")
         section = page.locator(f"#batch-{batch_id}")
         assert section.get_attribute("data-finished") == "false"  # rendered before the jobs end
-        # The page polls the API and updates in place: no reload between these two looks.
+        # The page follows the batch's server-sent events (polling if they fail) and updates in
+        # place: no reload between these two looks.
+        assert section.get_attribute("data-streaming") == "true"
         page.wait_for_function(
             "id => document.querySelectorAll(`#batch-${id} .job[data-state=succeeded]`).length"
             " === 2",
@@ -115,6 +119,7 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
             ".map(img => [img.className, img.complete && img.naturalWidth > 0])",
             batch_id,
         )
+        assert not [m for m in console if "Content Security Policy" in m], console
         shot = tmp_path / "gallery.png"
         section.screenshot(path=str(shot))
         browser.close()

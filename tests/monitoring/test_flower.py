@@ -81,6 +81,46 @@ def test_flower_refuses_the_embedded_default(tmp_path: Path):
     assert "ATELIER_BROKER_URL" in refused.stderr
 
 
+@pytest.mark.parametrize("blank", [" ", "\t  "])
+def test_flower_refuses_a_blank_password(tmp_path: Path, blank: str):
+    env = {
+        "ATELIER_BROKER_URL": "redis://127.0.0.1:1/0",
+        "ATELIER_DATA_DIR": str(tmp_path),
+        "ATELIER_FLOWER_PASSWORD": blank,
+    }
+    refused = _run(["flower"], env)
+    assert refused.returncode == 2
+    assert "ATELIER_FLOWER_PASSWORD is not set (or blank)" in refused.stderr
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of sockets listening on `port`, from /proc/net/tcp (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.mark.slow
+def test_flower_listens_on_loopback_only_by_default(tmp_path: Path, redis_url: str):
+    """Flower 2.2 answers /metrics without the password: by default nobody else can reach it."""
+    env = {
+        "ATELIER_BROKER_URL": redis_url,
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "ATELIER_FLOWER_PASSWORD": PASSWORD,
+    }
+    port = _free_port()
+    flower = ["flower", "--port", str(port), "--no-persistent"]
+    with atelier_process(flower, env, tmp_path / "flower.log", ready="Visit me at"):
+        _eventually("Flower answering", lambda: _ok(f"http://127.0.0.1:{port}/healthcheck"))
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+
+
 def test_flower_refuses_credentials_it_would_misread(tmp_path: Path):
     env = {
         "ATELIER_BROKER_URL": "redis://127.0.0.1:1/0",

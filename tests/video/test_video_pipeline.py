@@ -19,6 +19,8 @@ from workers.video.pipeline import REPORT_EVERY, VideoStats, plan_segments, proc
 from workers.video.probe import VideoInfo, probe_video
 
 Decode = Callable[[Path], list[np.ndarray]]
+CHEAP = "haar"
+"""The detector of tests about frames, sound and progress rather than faces: the cheapest one."""
 CODEC_TOLERANCE = 3.0
 """Mean absolute difference two H.264 generations (crf 18) of the same picture stay under: the
 frames of a re-encoded clip, or of one clip encoded whole and in two runs (x264's look-ahead
@@ -128,7 +130,9 @@ def test_boards_have_the_right_size(
     chaplin_clip: Path, tmp_path: Path, layout: str, size: tuple[int, int]
 ) -> None:
     out = tmp_path / f"{layout}.mp4"
-    stats = process_video(chaplin_clip, out, VideoParams(layout=layout), end_frame=8)
+    stats = process_video(
+        chaplin_clip, out, VideoParams(layout=layout, detector=CHEAP), end_frame=8
+    )
     info = probe_video(out)
     assert (stats.width, stats.height) == (info.width, info.height) == size
     assert info.frame_count == stats.frames == 8
@@ -209,7 +213,7 @@ def test_keep_audio_false_writes_no_audio(
     chaplin_clip: Path, tmp_path: Path, streams: Callable[[Path], Streams]
 ) -> None:
     out = tmp_path / "silent.mp4"
-    process_video(chaplin_clip, out, VideoParams(keep_audio=False), end_frame=5)
+    process_video(chaplin_clip, out, VideoParams(keep_audio=False, detector=CHEAP), end_frame=5)
     assert streams(out).audio_seconds is None and streams(out).video_seconds is not None
 
 
@@ -217,7 +221,9 @@ def test_a_range_with_audio_gets_that_range_of_sound(
     chaplin_clip: Path, tmp_path: Path, streams: Callable[[Path], Streams]
 ) -> None:
     out = tmp_path / "range.mp4"
-    stats = process_video(chaplin_clip, out, VideoParams(), start_frame=10, end_frame=35)
+    stats = process_video(
+        chaplin_clip, out, VideoParams(detector=CHEAP), start_frame=10, end_frame=35
+    )
     assert stats.frames == 25
     assert streams(out).audio_seconds == pytest.approx(1.0, abs=0.06)
 
@@ -227,7 +233,7 @@ def test_progress_is_reported_and_cancel_stops(chaplin_clip: Path, tmp_path: Pat
     process_video(
         chaplin_clip,
         tmp_path / "p.mp4",
-        VideoParams(),
+        VideoParams(detector=CHEAP),
         end_frame=25,
         on_progress=lambda d, t: seen.append((d, t)),
     )
@@ -243,7 +249,10 @@ def test_progress_is_reported_and_cancel_stops(chaplin_clip: Path, tmp_path: Pat
 
     with pytest.raises(JobCancelled, match=f"after {REPORT_EVERY} of 50 frames"):
         process_video(
-            chaplin_clip, tmp_path / "c.mp4", VideoParams(), should_stop=stop_on_second_check
+            chaplin_clip,
+            tmp_path / "c.mp4",
+            VideoParams(detector=CHEAP),
+            should_stop=stop_on_second_check,
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4"]
 

@@ -48,7 +48,7 @@ def engine_for(weights: str) -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
         from workers.nst.engine import StyleTransferEngine
 
-        return StyleTransferEngine(weights=weights)
+        return StyleTransferEngine(weights=weights, memory_mb=get_settings().nst_memory_mb)
 
     return _ENGINES.get_or_make(weights, make)
 
@@ -214,7 +214,7 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
         "random_weights": result.weights == "none",
         "iterations": len(result.losses),
         "iterations_per_second": round(result.iterations_per_second, 3),
-        "losses": _losses(result.losses[-1]) if result.losses else {},
+        "losses": _losses(result.final),
         "width": result.image.shape[1],
         "height": result.image.shape[0],
     }

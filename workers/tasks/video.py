@@ -95,7 +95,14 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
         )
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
         outcome = Outcome(
-            stats.frames, stats.fps, stats.width, stats.height, stats.seconds, 1, stats.duration
+            stats.frames,
+            stats.fps,
+            stats.width,
+            stats.height,
+            stats.seconds,
+            1,
+            stats.duration,
+            stats.tracked,
         )
         _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
 
@@ -124,6 +131,7 @@ class Outcome:
     seconds: float
     segments: int
     duration: float
+    frames_tracked: int = 0
 
 
 def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome) -> None:
@@ -222,6 +230,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "fps": stats.fps,
         "duration": stats.duration,
         "start": stats.start,
+        "tracked": stats.tracked,
     }
 
 
@@ -256,6 +265,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
                 seconds=sum(p["seconds"] for p in parts),
                 segments=len(parts),
                 duration=sum(p["duration"] for p in parts),
+                frames_tracked=sum(p.get("tracked", 0) for p in parts),
             )
             _finish(lease, storage, out, outcome)
     except (JobCancelled, LeaseLost) as stop:

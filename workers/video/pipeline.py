@@ -1,13 +1,15 @@
 """One video job from file to file: decode, find faces, filter, tile, encode.
 
-Frames stream through one at a time (the tracker holds at most `detect_every` of them), so memory
-does not grow with the video's length. A job may cover the whole video or one range of frames;
-`plan_segments` cuts a long video into ranges that separate workers process at the same time, each
-into a file without sound, and `encode.join_segments` joins them and adds the sound once. A range
-is processed from the detection keyframe at or before its first frame to the one after its last
-frame, so its face boxes, and therefore its frames, are those the whole-video run produces; ffmpeg
-decodes it from the video keyframe before that (`frames.FrameReader`), not from frame 0. Every
-output frame keeps the timestamp of its input frame and the pixels keep their shape.
+Frames stream through one at a time; the face tracker holds a look-ahead of about two seconds of
+them (`TrackOptions.reach`), so memory does not grow with the video's length. A job may cover the
+whole video or one range of frames; `plan_segments` cuts a long video into ranges that separate
+workers process at the same time, each into a file without sound, and `encode.join_segments`
+joins them and adds the sound once. A range is processed from the detection keyframe `reach`
+frames before its first frame to the one `reach` frames after its last frame: a frame's boxes
+depend only on the detections that near, so its face boxes, and therefore its frames, are those
+the whole-video run produces; ffmpeg decodes it from the video keyframe before that
+(`frames.FrameReader`), not from frame 0. Every output frame keeps the timestamp of its input
+frame and the pixels keep their shape.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from workers.video.filters import PAINTING, apply_filter
 from workers.video.frames import FrameReader
 from workers.video.layout import compose_board, plan_board
 from workers.video.probe import VideoInfo, probe_video
-from workers.video.track import track_faces
+from workers.video.track import TrackOptions, track_faces
 
 REPORT_EVERY = 10
 """Frames between two progress reports (and cancellation checks)."""
@@ -39,9 +41,10 @@ REPORT_EVERY = 10
 @dataclass(frozen=True)
 class VideoStats:
     """What a run produced: frame count, rate and size of the output, the face boxes of every
-    output frame (input-frame pixels), the wall-clock seconds the run took, and how long the
-    output plays (from its first frame's time to the end of its last frame, as in the input) and
-    when, in the input, its first frame is shown (seconds from the start of the file)."""
+    output frame (input-frame pixels), the wall-clock seconds the run took, how long the output
+    plays (from its first frame's time to the end of its last frame, as in the input), when, in
+    the input, its first frame is shown (seconds from the start of the file), and on how many
+    frames the tracker kept a face covered through a detection gap."""
 
     frames: int
     fps: float
@@ -51,6 +54,7 @@ class VideoStats:
     seconds: float
     duration: float
     start: float
+    tracked: int = 0
 
 
 def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
@@ -99,8 +103,10 @@ def process_video(
         raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
     total = end - start_frame
     every = params.detect_every
-    first_key = start_frame - start_frame % every
-    next_key = -(-(end - 1) // every) * every
+    tracking = TrackOptions.for_rate(info.fps, every)
+    reach = tracking.reach(every)
+    first_key = max(0, start_frame - reach) // every * every
+    next_key = -(-(end - 1 + reach) // every) * every
 
     detector = make_detector(params.detector, model_path, params.profile)
     panels = params.panel_filters()
@@ -136,12 +142,13 @@ def process_video(
 
     checkpoint(0)
     faces: list[list[Box]] = []
+    tracked = 0
     writer = FfmpegWriter(
         dst, geometry.width, geometry.height, info.time_base, sar=info.sar, delay=delay, audio=audio
     )
     frames = iter(FrameReader(src, info, first_key, next_key))
     with writer, contextlib.closing(frames):
-        for index, frame, boxes in track_faces(frames, detector, every):
+        for index, frame, boxes, bridged in track_faces(frames, detector, every, tracking):
             if index < start_frame:
                 continue
             if index >= end:
@@ -166,6 +173,7 @@ def process_video(
             )
             writer.write(board, shown[index] - origin, shown[index + 1] - shown[index])
             faces.append(boxes)
+            tracked += bridged
             if len(faces) % REPORT_EVERY == 0 and len(faces) < total:
                 checkpoint(len(faces))
         if not faces:
@@ -180,4 +188,5 @@ def process_video(
         seconds=time.perf_counter() - started,
         duration=float(info.time(start_frame + len(faces)) - info.time(start_frame)),
         start=float(info.time(start_frame)),
+        tracked=tracked,
     )
