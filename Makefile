@@ -29,12 +29,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(BIN)/python -m bench.nst
+	$(BIN)/python -m bench.nst --time-to-quality
 	$(BIN)/python -m bench.video
 	$(BIN)/python -m bench.segments
 	$(BIN)/python -m bench.fast
 	$(BIN)/python -m bench.faces
+	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.queue
 
 clean:
 	rm -rf $(VENV) data out

@@ -20,23 +20,38 @@ from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.fast_models import model_digests
+from atelier.grid import check_size, varying
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
 from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
-from atelier.submit import send_jobs
+from atelier.submit import new_task_id, send_jobs
 from atelier.weights import weights_identity
 
 
 @dataclass
 class BatchPlan:
-    """A batch's rows, and the messages to send: each a list of job ids run together."""
+    """A batch's rows, and the messages to send: each a list of job ids run together, under the
+    task id its rows were written with (`task_ids`, in the same order)."""
 
     batch_id: int
     job_ids: list[int]
     messages: list[list[int]] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
     task_name: str = NST_STYLIZE
+    task_ids: list[str] = field(default_factory=list)
+
+
+def _messages(plan: BatchPlan, fresh: Sequence[Job], max_batch: int) -> list[list[Job]]:
+    """Group the jobs to run into messages of up to `max_batch` and write each message's task id
+    on its rows before they are flushed: sending then needs no second transaction."""
+    groups = [list(fresh[i : i + max_batch]) for i in range(0, len(fresh), max_batch)]
+    task_ids = [new_task_id() for _ in groups]
+    plan.task_ids.extend(task_ids)
+    for task_id, group in zip(task_ids, groups, strict=True):
+        for job in group:
+            job.celery_task_id = task_id
+    return groups
 
 
 def printable_name(name: str) -> str:
@@ -95,7 +110,8 @@ def style_groups(style_shas: Sequence[str], params: NSTParams) -> list[list[str]
         return [[sha] for sha in style_shas]
     if len(params.style_blend) != len(style_shas):
         raise InputError(
-            f"style_blend has {len(params.style_blend)} weights for {len(style_shas)} styles"
+            f"style_blend has {len(params.style_blend)} weights for {len(style_shas)} styles",
+            field="params.style_blend",
         )
     return [list(style_shas)]
 
@@ -104,16 +120,19 @@ def create_nst_batch(
     settings: Settings,
     content_shas: Sequence[str],
     style_shas: Sequence[str],
-    params: NSTParams,
+    params: NSTParams | Sequence[NSTParams],
     *,
     source: str = "cli",
     label: str | None = None,
     force: bool = False,
 ) -> BatchPlan:
-    """Write a batch and one queued job per content x style cell (one transaction).
+    """Write a batch and one queued job per content x style x parameters cell (one transaction).
 
-    A cell whose identical job (same inputs, same parameters) already succeeded is not run again
-    unless `force`: its row points at the earlier result (`reused_from_id`).
+    `params` is one parameter set or a grid's combinations (`atelier.grid.combinations`); more
+    cells than `settings.max_grid` is an InputError. A cell whose identical job (same inputs,
+    same parameters) already succeeded is not run again unless `force`: its row points at the
+    earlier result (`reused_from_id`). Each message carries jobs of one parameter set, so the
+    worker optimises them as one batch.
 
     The VGG19 weights of Gatys jobs are resolved here as the worker will resolve them:
     `params.weights`, else the `vgg_weights` setting, is written into the jobs' parameters (so
@@ -137,7 +156,7 @@ def write_nst_batch(
     settings: Settings,
     content_shas: Sequence[str],
     style_shas: Sequence[str],
-    params: NSTParams,
+    params: NSTParams | Sequence[NSTParams],
     *,
     source: str = "cli",
     label: str | None = None,
@@ -145,64 +164,87 @@ def write_nst_batch(
 ) -> BatchPlan:
     """`create_nst_batch` inside the caller's transaction, so the caller can record the batch
     in the same commit (an inbox marks its files), and a crash leaves both or neither."""
-    if not content_shas or not style_shas:
+    combos = [params] if isinstance(params, NSTParams) else list(params)
+    if not content_shas or not style_shas or not combos:
         raise InputError("a batch needs at least one content image and one style image")
-    if params.engine != "fast":  # the fast engine uses no VGG19 weights
-        params = params.model_copy(update={"weights": params.weights or settings.vgg_weights})
+    combos = [
+        p
+        if p.engine == "fast"  # the fast engine uses no VGG19 weights
+        else p.model_copy(update={"weights": p.weights or settings.vgg_weights})
+        for p in combos
+    ]
+    columns = style_groups(style_shas, combos[0])
+    check_size(len(content_shas), len(columns), len(combos), settings.max_grid)
     known = set(
         session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
     )
     missing = sorted((set(content_shas) | set(style_shas)) - known)
     if missing:
         raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
-    batch = Batch(
-        kind=JobKind.NST, label=label, source=source, params=params.model_dump(mode="json")
-    )
+    dumps = [p.model_dump(mode="json") for p in combos]
+    summary = dict(dumps[0])
+    axes = varying(dumps)
+    if axes:  # the batch row shows the grid: each varying axis with its values
+        summary.update({name: list(dict.fromkeys(d[name] for d in dumps)) for name in axes})
+    batch = Batch(kind=JobKind.NST, label=label, source=source, params=summary)
     session.add(batch)
     session.flush()
-    plan = BatchPlan(batch.id, [], task_name=nst_task_for(params.engine))
-    fresh: list[int] = []
-    for content in content_shas:
-        for styles in style_groups(style_shas, params):
-            job = _job_or_reuse(session, batch, settings, content, styles, params, force)
-            plan.job_ids.append(job.id)
-            (fresh if job.state == JobState.QUEUED else plan.reused).append(job.id)
-    plan.messages = [
-        fresh[i : i + settings.max_batch] for i in range(0, len(fresh), settings.max_batch)
+    plan = BatchPlan(batch.id, [], task_name=nst_task_for(combos[0].engine))
+    cells = [
+        (content, styles, combo)
+        for content in content_shas
+        for styles in columns
+        for combo in combos
     ]
+    jobs, reused = _jobs_or_reuse(session, batch, settings, cells, force)
+    fresh: dict[str, list[Job]] = {}  # one parameter set per message, so it runs as one batch
+    for job, (_, _, combo) in zip(jobs, cells, strict=True):
+        if job not in reused:
+            fresh.setdefault(combo.model_dump_json(), []).append(job)
+    groups = [g for same in fresh.values() for g in _messages(plan, same, settings.max_batch)]
+    session.add_all(jobs)
+    session.flush()
+    plan.job_ids = [job.id for job in jobs]
+    plan.reused = [job.id for job in jobs if job in reused]
+    plan.messages = [[job.id for job in group] for group in groups]
     return plan
 
 
-def _job_or_reuse(
+def _jobs_or_reuse(
     session: Session,
     batch: Batch,
     settings: Settings,
-    content: str,
-    styles: list[str],
-    params: NSTParams,
+    cells: Sequence[tuple[str, list[str], NSTParams]],
     force: bool,
-) -> Job:
-    fingerprint = _fingerprint(params, [content, *styles])
-    job = Job(
-        kind=JobKind.NST,
-        batch_id=batch.id,
-        inputs={"content": content, "styles": styles},
-        params=params.model_dump(mode="json"),
-        fingerprint=fingerprint,
-        max_attempts=settings.max_attempts,
-        meta={},
-    )
-    earlier = None if force else _finished_twin(session, fingerprint)
-    if earlier is not None:
-        job.state = JobState.SUCCEEDED
-        job.progress = 1.0
-        job.result_asset_id = earlier.result_asset_id
-        job.reused_from_id = earlier.reused_from_id or earlier.id
-        job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
-        job.finished_at = utcnow()
-    session.add(job)
-    session.flush()
-    return job
+) -> tuple[list[Job], set[Job]]:
+    """One job row per cell (not yet flushed: the caller writes them in one flush) and those of
+    them that reuse a finished twin; twins are looked up in one query per thousand cells, so a
+    1,000-cell grid is a handful of statements, not thousands."""
+    fingerprints = [_fingerprint(params, [content, *styles]) for content, styles, params in cells]
+    twins = {} if force else _finished_twins(session, fingerprints)
+    jobs: list[Job] = []
+    reused: set[Job] = set()
+    for (content, styles, params), fingerprint in zip(cells, fingerprints, strict=True):
+        job = Job(
+            kind=JobKind.NST,
+            batch_id=batch.id,
+            inputs={"content": content, "styles": styles},
+            params=params.model_dump(mode="json"),
+            fingerprint=fingerprint,
+            max_attempts=settings.max_attempts,
+            meta={},
+        )
+        earlier = twins.get(fingerprint)
+        if earlier is not None:
+            job.state = JobState.SUCCEEDED
+            job.progress = 1.0
+            job.result_asset_id = earlier.result_asset_id
+            job.reused_from_id = earlier.reused_from_id or earlier.id
+            job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
+            job.finished_at = utcnow()
+            reused.add(job)
+        jobs.append(job)
+    return jobs, reused
 
 
 def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
@@ -217,18 +259,24 @@ def _fingerprint(params: NSTParams, inputs: list[str]) -> str:
     return used.fingerprint([*inputs, *sorted(model_digests().values())])
 
 
-def _finished_twin(session: Session, fingerprint: str) -> Job | None:
-    return session.scalars(
-        select(Job)
-        .join(Asset, Asset.id == Job.result_asset_id)
-        .where(
-            Job.fingerprint == fingerprint,
-            Job.state == JobState.SUCCEEDED,
-            Asset.deleted_at.is_(None),
+def _finished_twins(session: Session, fingerprints: Sequence[str]) -> dict[str, Job]:
+    """The earliest succeeded job with a live result for each fingerprint that has one."""
+    wanted = sorted(set(fingerprints))
+    found: dict[str, Job] = {}
+    for i in range(0, len(wanted), 1000):
+        rows = session.scalars(
+            select(Job)
+            .join(Asset, Asset.id == Job.result_asset_id)
+            .where(
+                Job.fingerprint.in_(wanted[i : i + 1000]),
+                Job.state == JobState.SUCCEEDED,
+                Asset.deleted_at.is_(None),
+            )
+            .order_by(Job.id)
         )
-        .order_by(Job.id)
-        .limit(1)
-    ).first()
+        for job in rows:
+            found.setdefault(job.fingerprint, job)
+    return found
 
 
 def create_video_job(
@@ -249,6 +297,7 @@ def create_video_job(
         )
         session.add(batch)
         session.flush()
+        plan = BatchPlan(batch.id, [], task_name=VIDEO_FILTER)
         job = Job(
             kind=JobKind.VIDEO,
             batch_id=batch.id,
@@ -258,12 +307,14 @@ def create_video_job(
             max_attempts=settings.max_attempts,
             meta={},
         )
+        _messages(plan, [job], 1)
         session.add(job)
         session.flush()
-        return BatchPlan(batch.id, [job.id], [[job.id]], task_name=VIDEO_FILTER)
+        plan.job_ids, plan.messages = [job.id], [[job.id]]
+        return plan
 
 
 def send_plan(app: Celery, settings: Settings, plan: BatchPlan) -> None:
-    """Send the plan's messages (its rows are committed already)."""
-    for job_ids in plan.messages:
-        send_jobs(app, settings.resolved_database_url, plan.task_name, job_ids)
+    """Send the plan's messages (its rows are committed already, with their task ids)."""
+    for job_ids, task_id in zip(plan.messages, plan.task_ids, strict=True):
+        send_jobs(app, settings.resolved_database_url, plan.task_name, job_ids, task_id=task_id)

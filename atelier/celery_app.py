@@ -11,6 +11,7 @@ from functools import lru_cache
 from celery import Celery
 from kombu import Queue
 
+from atelier.fs_broker import TRANSPORT
 from atelier.settings import Settings, get_settings
 
 PING = "atelier.ping"
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         (settings.resolved_data_dir / "results").mkdir(parents=True, exist_ok=True)
     else:
         transport_options = {"visibility_timeout": timeout}
+    if settings.embedded:
+        app.conf.broker_transport = TRANSPORT  # filesystem, with atomic message files
     app.conf.update(
         broker_url=settings.resolved_broker_url,
         result_backend=settings.resolved_result_backend,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_KEY = 0x0A7E11E4  # PostgreSQL advisory lock id shared by every Atelier process
+CONNECT_TIMEOUT = 5  # seconds
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
@@ -27,14 +30,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI 
     cursor.close()
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """One pooled engine per URL and process; `pool_pre_ping` survives dropped connections.
+@dataclass(frozen=True)
+class PoolSize:
+    """How many connections a process keeps to PostgreSQL, may add under load, and how long a
+    caller waits for one before SQLAlchemy raises (the API answers that with 503)."""
 
-    A forked child (a prefork worker process) starts with an empty pool: the parent migrated
-    the schema before forking, and two processes talking over one inherited socket corrupt
-    each other's transactions.
-    """
+    size: int = 10
+    overflow: int = 10
+    timeout: float = 10.0
+
+
+_ENGINES_KEPT = 8
+_engines: OrderedDict[str, tuple[Engine, sessionmaker[Session]]] = OrderedDict()
+_pools: dict[str, PoolSize] = {}
+_lock = threading.Lock()
+
+
+def use_pool(url: str, pool: PoolSize) -> None:
+    """Size the pool of `url`'s engine in this process (the API and workers call this with the
+    settings' sizes before serving); an engine built with other sizes is replaced."""
+    with _lock:
+        if _pools.get(url, PoolSize()) == pool:
+            _pools[url] = pool
+            return
+        _pools[url] = pool
+        built = _engines.pop(url, None)
+    if built is not None:
+        built[0].dispose()
+
+
+def _build(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -42,20 +67,48 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+        pool = _pools.get(url, PoolSize())
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            pool_timeout=pool.timeout,
+            # An unreachable server fails a connect within seconds instead of the OS's minutes.
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        )
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return engine
 
 
-@lru_cache(maxsize=8)
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def _engine_and_sessions(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    with _lock:
+        built = _engines.get(url)
+        if built is None:
+            engine = _build(url)
+            built = _engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
+            while len(_engines) > _ENGINES_KEPT:
+                _engines.popitem(last=False)
+        else:
+            _engines.move_to_end(url)
+        return built
+
+
+def get_engine(url: str) -> Engine:
+    """One pooled engine per URL and process; `pool_pre_ping` survives dropped connections.
+
+    A forked child (a prefork worker process) starts with an empty pool: the parent migrated
+    the schema before forking, and two processes talking over one inherited socket corrupt
+    each other's transactions.
+    """
+    return _engine_and_sessions(url)[0]
 
 
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A transaction: committed when the block ends, rolled back on error."""
-    session = _session_factory(url)()
+    session = _engine_and_sessions(url)[1]()
     try:
         yield session
         session.commit()

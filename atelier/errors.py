@@ -12,7 +12,15 @@ class AtelierError(Exception):
 
 
 class InputError(AtelierError):
-    """The user's input (a file, a parameter) cannot be processed. Final: never retried."""
+    """The user's input (a file, a parameter) cannot be processed. Final: never retried.
+
+    `field` names the parameter at fault, when there is one, as the HTTP API's JSON body spells
+    it (e.g. `params.style_blend`), so the API and the CLI can say which field or option to fix.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class WeightsUnavailable(AtelierError):
@@ -25,6 +33,11 @@ class JobCancelled(AtelierError):
 
 class LeaseLost(AtelierError):
     """Another attempt now owns the job: this one must stop without writing anything."""
+
+
+class JobFailed(AtelierError):
+    """Raised by a task whose jobs all failed for good, after their rows say so: the task then
+    ends as FAILURE with this message, and monitors (Flower) show what the database shows."""
 
 
 class WorkerStopping(AtelierError):

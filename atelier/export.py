@@ -9,13 +9,16 @@ their content hash (`a-3f2c1b9e`), and a name that still repeats gets the job id
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from sqlalchemy import select
 
 from atelier.db import session_scope
+from atelier.grid import cell_label, varying
 from atelier.models import Asset, Batch, Job, JobState, LossRecord
 from atelier.reports import SheetCell, contact_sheet_png, loss_csv, loss_plot_png
 from atelier.settings import Settings
@@ -57,9 +60,16 @@ def loss_rows(db_url: str, job: Job) -> list[tuple[int, float, float, float, flo
     return [tuple(r) for r in rows]
 
 
-def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]:
+def export_batch(
+    settings: Settings,
+    batch_id: int,
+    out: Path,
+    on_job: Callable[[int, int], None] | None = None,
+) -> list[Exported]:
     """Write every finished job of an NST batch, each Gatys job's loss plot and CSV, and
-    `sheet.png`."""
+    `sheet.png`.
+
+    `on_job(done, total)` follows the export job by job (a progress bar for large batches)."""
     db_url = settings.resolved_database_url
     storage = Storage(settings.resolved_storage_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,12 +96,11 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
         **_unique_stems({sha: assets[sha].label for sha in contents if sha in assets}),
         **_unique_stems({sha: assets[sha].label for sha in styles_used if sha in assets}),
     }
+    axes = varying([job.params for job in jobs])
     taken: set[str] = set()
     exported: list[Exported] = []
     for job in jobs:
-        styles = job.inputs.get("styles", [])
-        style_name = names.get(styles[0], "style") if len(styles) == 1 else "blend"
-        stem = f"{names.get(job.inputs.get('content'), 'content')}__{style_name}"
+        stem = cell_stem(names, job.inputs, job.params, axes)
         if stem in taken:
             stem = f"{stem}-j{job.id}"
         taken.add(stem)
@@ -105,7 +114,14 @@ def export_batch(settings: Settings, batch_id: int, out: Path) -> list[Exported]
                 plot.write_bytes(loss_plot_png(rows, f"{stem} (job {job.id})"))
                 (out / f"{stem}.losses.csv").write_text(loss_csv(rows))
         exported.append(Exported(job.id, job.state, image, plot, job.error))
+        if on_job is not None:
+            on_job(len(exported), len(jobs))
     (out / "sheet.png").write_bytes(batch_sheet_png(settings, batch_id))
+    contents = list(dict.fromkeys(job.inputs.get("content") for job in jobs))
+    if axes and len(contents) > 1:  # a grid over parameters: one readable sheet per content
+        for content in contents:
+            name = names.get(content, "content")
+            (out / f"sheet__{name}.png").write_bytes(batch_sheet_png(settings, batch_id, content))
     return exported
 
 
@@ -120,9 +136,27 @@ def _unique_stems(labels: dict[str, str | None]) -> dict[str, str]:
     return {sha: stem if counts[stem] == 1 else f"{stem}-{sha[:8]}" for sha, stem in stems.items()}
 
 
-def batch_sheet_png(settings: Settings, batch_id: int, cell: int = 160) -> bytes:
-    """The contact sheet of a batch as it stands: contents as rows, styles (or blends) as
-    columns."""
+def cell_stem(
+    names: dict[str, str], inputs: dict[str, Any], params: dict[str, Any], axes: list[str]
+) -> str:
+    """`<content>__<style>`, or `<content>__blend`, then `__sw100_ss0.5` for the varying grid
+    axes of the batch."""
+    styles = inputs.get("styles", [])
+    style_name = names.get(styles[0], "style") if len(styles) == 1 else "blend"
+    stem = f"{names.get(inputs.get('content', ''), 'content')}__{style_name}"
+    return f"{stem}__{cell_label(params, axes)}" if axes else stem
+
+
+def batch_sheet_png(
+    settings: Settings, batch_id: int, content: str | None = None, cell: int = 160
+) -> bytes:
+    """The contact sheet of a batch as it stands.
+
+    Contents as rows and styles (or blends) as columns; when the batch is a grid over
+    parameters, each row is a content x style pair (headed by the style, labelled with both
+    names) and each column a parameter combination (labelled with its values). `content`
+    restricts the sheet to one content's rows.
+    """
     storage = Storage(settings.resolved_storage_dir)
     with session_scope(settings.resolved_database_url) as session:
         jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
@@ -130,14 +164,14 @@ def batch_sheet_png(settings: Settings, batch_id: int, cell: int = 160) -> bytes
         results = {
             a.id: a.sha256 for a in session.scalars(select(Asset).where(Asset.id.in_(result_ids)))
         }
-    contents: list[str] = []
-    columns: list[tuple[str, ...]] = []
-    for job in jobs:
-        if job.inputs["content"] not in contents:
-            contents.append(job.inputs["content"])
-        if tuple(job.inputs["styles"]) not in columns:
-            columns.append(tuple(job.inputs["styles"]))
-    cells = {(j.inputs["content"], tuple(j.inputs["styles"])): j for j in jobs}
+        shas = {s for j in jobs for s in [j.inputs["content"], *j.inputs["styles"]]}
+        labels = {
+            a.sha256: safe_stem(a.label, a.sha256[:12])
+            for a in session.scalars(select(Asset).where(Asset.sha256.in_(shas)))
+        }
+    axes = varying([j.params for j in jobs])
+    if content is not None:
+        jobs = [j for j in jobs if j.inputs["content"] == content]
 
     def image(sha: str | None) -> Image.Image | None:
         if sha is None or not storage.exists(sha):
@@ -145,15 +179,42 @@ def batch_sheet_png(settings: Settings, batch_id: int, cell: int = 160) -> bytes
         with Image.open(storage.path(sha)) as img:
             return img.convert("RGB")
 
+    def row_key(job: Job) -> tuple[str, ...]:
+        styles = tuple(job.inputs["styles"])
+        return (job.inputs["content"], *styles) if axes else (job.inputs["content"],)
+
+    def column_key(job: Job) -> tuple[str, ...]:
+        return (cell_label(job.params, axes),) if axes else tuple(job.inputs["styles"])
+
+    rows = list(dict.fromkeys(row_key(j) for j in jobs))
+    columns = list(dict.fromkeys(column_key(j) for j in jobs))
+    cells = {(row_key(j), column_key(j)): j for j in jobs}
     grid = []
-    for content in contents:
-        row = []
+    for row in rows:
+        line = []
         for column in columns:
-            job = cells.get((content, column))
+            job = cells.get((row, column))
             sha = results.get(job.result_asset_id) if job and job.result_asset_id else None
             caption = "" if job is None or job.state == JobState.SUCCEEDED else job.state
-            row.append(SheetCell(image(sha), caption))
-        grid.append(row)
+            line.append(SheetCell(image(sha), caption))
+        grid.append(line)
+    if not axes:
+        return contact_sheet_png(
+            [image(r[0]) for r in rows], [image(col[0]) for col in columns], grid, cell=cell
+        )
     return contact_sheet_png(
-        [image(c) for c in contents], [image(col[0]) for col in columns], grid, cell=cell
+        [image(r[1]) for r in rows],
+        [None] * len(columns),
+        grid,
+        cell=cell,
+        row_labels=[
+            f"{labels.get(r[0], 'content')}\n{'+'.join(labels.get(s, 'style') for s in r[1:])}"
+            for r in rows
+        ],
+        column_labels=[cell_label_lines(col[0]) for col in columns],
     )
+
+
+def cell_label_lines(label: str) -> str:
+    """`sw100_ss0.5` -> one value per line, for a sheet's column header."""
+    return label.replace("_", "\n")

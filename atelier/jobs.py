@@ -9,6 +9,7 @@ Leases are read and written by the database's clock (PostgreSQL's `now()`), not 
 the machine that happens to write or check them, so machines whose clocks disagree cannot take
 each other's live jobs. The embedded SQLite database is only ever used from one machine, whose
 clock is used. Every write retries across a short database outage (`atelier.dbretry`).
+Every change also notifies followers (`atelier.notify`) when it commits.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from atelier.db import session_scope
 from atelier.dbretry import retry_transient
 from atelier.errors import JobCancelled, LeaseLost
 from atelier.models import FrameStat, Job, JobState, LossRecord, utcnow
+from atelier.notify import job_changed
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim
     with session_scope(db_url) as session:
         now = _now(session)
         stale = now - lease
-        attempt = session.execute(
+        claimed = session.execute(
             update(Job)
             .where(
                 Job.id == job_id,
@@ -107,14 +109,16 @@ def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim
                 error=None,
                 progress=0.0,
             )
-            .returning(Job.attempts)
+            .returning(Job)
         ).scalar_one_or_none()
-        if attempt is not None:
-            # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
-            session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
-            session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
-            job = session.get(Job, job_id)
-            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), job)
+        if claimed is not None:
+            attempt = claimed.attempts
+            if attempt > 1:
+                # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
+                session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
+                session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
+            job_changed(session, [job_id])
+            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), claimed)
         job = session.get(Job, job_id)
         stale_at = db_now(session) - lease
     if job is None:
@@ -193,6 +197,7 @@ def heartbeat(
                     .values(**values)
                 )
         _add_losses(session, lease.job_id, losses)
+        job_changed(session, [lease.job_id])
     if stop is not None:
         raise stop
 
@@ -273,9 +278,10 @@ def succeed(
         ).rowcount
         if done != 1 and not _already_succeeded(session, lease, result_asset_id):
             raise _explain_lost(session, lease)
+        changed = [lease.job_id]
         fingerprint = session.scalar(select(Job.fingerprint).where(Job.id == lease.job_id))
         if fingerprint is not None and result_asset_id is not None:
-            session.execute(
+            twins = session.execute(
                 update(Job)
                 .where(
                     Job.fingerprint == fingerprint,
@@ -291,7 +297,10 @@ def succeed(
                     error=None,
                     finished_at=now,
                 )
+                .returning(Job.id)
             )
+            changed.extend(twins.scalars())
+        job_changed(session, changed)
 
 
 def _already_succeeded(session: Session, lease: Lease, result_asset_id: int | None) -> bool:
@@ -312,6 +321,8 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
         values["finished_at"] = _now(session)
         if session.execute(_fenced(lease).values(**values)).rowcount != 1:
             log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
+            return
+        job_changed(session, [lease.job_id])
 
 
 @retry_transient
@@ -332,6 +343,7 @@ def give_up(db_url: str, job_id: int, reason: str) -> None:
             .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
             .values(state=JobState.FAILED, error=reason, finished_at=_now(session))
         )
+        job_changed(session, [job_id])
 
 
 def cancel(db_url: str, job_id: int) -> bool:
@@ -342,4 +354,6 @@ def cancel(db_url: str, job_id: int) -> bool:
             .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
             .values(state=JobState.CANCELLED, finished_at=_now(session))
         ).rowcount
+        if changed:
+            job_changed(session, [job_id])
     return changed == 1

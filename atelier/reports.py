@@ -83,13 +83,23 @@ def _vconcat(rows: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(list(rows), axis=0)
 
 
+def _label(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, font: object) -> None:
+    """Dark text on a light box, readable over a thumbnail."""
+    box = draw.multiline_textbbox(at, text, font=font)
+    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(255, 255, 255))
+    draw.multiline_text(at, text, fill=(0, 0, 0), font=font)
+
+
 def contact_sheet_png(
     contents: Sequence[Image.Image | None],
     styles: Sequence[Image.Image | None],
     cells: Sequence[Sequence[SheetCell]],
     cell: int = 160,
+    row_labels: Sequence[str] | None = None,
+    column_labels: Sequence[str] | None = None,
 ) -> bytes:
-    """Contents as rows, styles as columns, each row and column headed by its input.
+    """Contents as rows, styles as columns, each row and column headed by its input (an image,
+    and text when labels are given: a parameter grid's values, say).
 
     Built like a filter board: tiles joined with hconcat into rows, rows joined with vconcat.
     """
@@ -110,6 +120,10 @@ def contact_sheet_png(
             if entry.caption:
                 x, y = c * (cell + 4) + 4, r * (cell + 4) + cell - 14
                 draw.text((x, y), entry.caption, fill=(0, 0, 0), font=font)
+    for c, text in enumerate(column_labels or [], start=1):
+        _label(draw, (c * (cell + 4) + 4, 4), text, font)
+    for r, text in enumerate(row_labels or [], start=1):
+        _label(draw, (4, r * (cell + 4) + 4), text, font)
     out = io.BytesIO()
     sheet.save(out, format="PNG")
     return out.getvalue()

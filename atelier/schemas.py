@@ -12,7 +12,7 @@ import json
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
     "block1_conv1",
@@ -56,13 +56,22 @@ class NSTParams(_Strict):
         description="Fast engine: 0 keeps the content's own style, 1 takes the painting's.",
     )
     size: int = Field(256, ge=16, le=4096, description="Longest side of the output, in pixels.")
-    iterations: int = Field(300, ge=1, le=20000, description="Optimizer steps at the finest scale.")
+    iterations: int = Field(
+        300, ge=1, le=20000, description="Optimizer steps in total, across all scales."
+    )
     # Floats refuse NaN and infinity outright: NaN fails every bound check, which would be
     # reported as a misleading "should be less than or equal to ..." instead.
-    content_weight: float = Field(1.0, ge=0, le=1e12, allow_inf_nan=False)
-    style_weight: float = Field(1e4, ge=0, le=1e12, allow_inf_nan=False)
-    tv_weight: float = Field(1e-2, ge=0, le=1e12, allow_inf_nan=False)
-    content_layer: str = "block5_conv2"
+    # Weights and layers are jcjohnson/neural-style's defaults (see README, "NST defaults").
+    content_weight: float = Field(5.0, ge=0, le=1e12, allow_inf_nan=False)
+    style_weight: float = Field(100.0, ge=0, le=1e12, allow_inf_nan=False)
+    tv_weight: float = Field(
+        1e-3,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Total-variation weight; the same smoothing at every size.",
+    )
+    content_layer: str = "block4_conv2"
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = Field(
         None, description="One weight per style layer; equal weights when omitted."
@@ -78,9 +87,23 @@ class NSTParams(_Strict):
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     optimizer: Literal["adam", "lbfgs"] = "adam"
-    learning_rate: float = Field(5.0, gt=0, le=1000, allow_inf_nan=False)
+    learning_rate: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Adam step in grey levels (0-255); L-BFGS: its first step.",
+    )
     preserve_colors: bool = False
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
+    average: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Return an exponential moving average of the image with this decay per "
+        "step (0: the last iterate).",
+    )
     preview_every: int = Field(0, ge=0, description="Save a preview every N iterations (0: never).")
     weights: str | None = Field(
         None,
@@ -113,13 +136,17 @@ class NSTParams(_Strict):
             raise ValueError("at least one weight must be positive")
         return value
 
-    @model_validator(mode="after")
-    def _lengths_agree(self) -> NSTParams:
-        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
-            self.style_layers
-        ):
-            raise ValueError("style_layer_weights needs one weight per style layer")
-        return self
+    @field_validator("style_layer_weights")
+    @classmethod
+    def _one_weight_per_layer(
+        cls, value: tuple[float, ...] | None, info: ValidationInfo
+    ) -> tuple[float, ...] | None:
+        # A field validator (not a model one) so the error names this field; `style_layers` is
+        # declared first, so it is in `info.data` when it was valid.
+        layers = info.data.get("style_layers")
+        if value is not None and layers is not None and len(value) != len(layers):
+            raise ValueError(f"needs one weight per style layer: {len(layers)}, not {len(value)}")
+        return value
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""
@@ -167,6 +194,14 @@ def _renamed(value: object) -> object:
     return value
 
 
+def _panels(filter_: str | None, layout: str, filters: tuple[str, ...] | None) -> tuple[str, ...]:
+    filter_ = filter_ or "pixelate"
+    if layout == "1x1":
+        return (filter_,)
+    defaults = {"1x2": (filter_,), "2x2": (filter_, "cartoon", "sketch")}.get(layout, ())
+    return ("original", *(filters or defaults))
+
+
 class VideoParams(_Strict):
     """Options of one video face-filter job."""
 
@@ -198,6 +233,7 @@ class VideoParams(_Strict):
     style: str | None = Field(
         None,
         pattern=SHA256,
+        validate_default=True,
         description="`painting` filter: sha256 of the uploaded painting whose style it applies.",
     )
     painting_frames: bool = Field(
@@ -209,33 +245,49 @@ class VideoParams(_Strict):
     def _deprecated_names(cls, value: object) -> object:
         return _renamed(value)
 
-    @model_validator(mode="after")
-    def _panels_fit_layout(self) -> VideoParams:
-        need = {"1x1": 0, "1x2": 1, "2x2": 3}[self.layout]
-        if self.filters is not None and len(self.filters) != need:
-            raise ValueError(f"layout {self.layout} takes {need} extra filter(s) in `filters`")
-        if self.profile and self.detector != "haar":
+    @field_validator("filters")
+    @classmethod
+    def _panels_fit_layout(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        # A field validator so the error names `filters`; `filter` and `layout` come before it.
+        layout = info.data.get("layout")
+        need = {"1x1": 0, "1x2": 1, "2x2": 3}.get(layout or "")
+        if value is not None and need is not None and len(value) != need:
+            raise ValueError(f"layout {layout} takes {need} extra filter(s), not {len(value)}")
+        if value is not None and info.data.get("filter") is not None:
             raise ValueError(
-                "`profile` adds Haar's profile-face cascade and applies to the haar detector "
-                f"only; {self.detector} finds turned faces without it"
-            )
-        if self.filters is not None and self.filter is not None:
-            raise ValueError(
-                f"`filter` and `filters` both name the panels of the {self.layout} board: "
+                f"`filter` and `filters` both name the panels of the {layout} board: "
                 "list every filtered panel in `filters`, or give `filter` alone for the first "
                 "one (the others then default to cartoon and sketch)"
             )
-        if "painting" in self.panel_filters() and self.style is None:
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_needs_haar(cls, value: bool, info: ValidationInfo) -> bool:
+        # On `profile` (`detector` comes before it), so the error names the option to drop.
+        detector = info.data.get("detector")
+        if value and detector is not None and detector != "haar":
+            raise ValueError(
+                "`profile` adds Haar's profile-face cascade and applies to the haar detector "
+                f"only; {detector} finds turned faces without it"
+            )
+        return value
+
+    @field_validator("style")
+    @classmethod
+    def _painting_needs_style(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # On `style` (validated even when left out), so the error names the field to set.
+        data = info.data
+        panels = _panels(data.get("filter", ""), data.get("layout", "1x1"), data.get("filters"))
+        if value is None and "painting" in panels:
             raise ValueError("the painting filter needs a painting: `style` (an image asset)")
-        return self
+        return value
 
     def panel_filters(self) -> tuple[str, ...]:
         """The filter of every panel, left to right, top to bottom ("original" first on boards)."""
-        chosen = self.filter or "pixelate"
-        if self.layout == "1x1":
-            return (chosen,)
-        defaults = {"1x2": (chosen,), "2x2": (chosen, "cartoon", "sketch")}[self.layout]
-        return ("original", *(self.filters or defaults))
+        return _panels(self.filter, self.layout, self.filters)
 
     def fingerprint(self, inputs: list[str]) -> str:
         """A stable key for (inputs, parameters): equal keys mean an identical result."""

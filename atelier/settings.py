@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from atelier.db import PoolSize
+
 
 class Settings(BaseSettings):
     """Atelier's settings. Unset broker means the embedded, server-less default."""
@@ -32,6 +34,15 @@ class Settings(BaseSettings):
     )
     storage_dir: Path | None = Field(
         None, description="Content-addressed files; default data_dir/storage."
+    )
+    db_pool_size: int = Field(
+        10, ge=1, le=1000, description="Database connections each process keeps open."
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, le=1000, description="Extra connections a process may open under load."
+    )
+    db_pool_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request waits for a free connection before a 503."
     )
 
     vgg_weights: str = Field(
@@ -57,6 +68,14 @@ class Settings(BaseSettings):
         0, ge=0, description="A prefork child above this resident memory is replaced (0: never)."
     )
     max_batch: int = Field(4, ge=1, le=64, description="NST jobs of one size optimized together.")
+    max_grid: int = Field(
+        1000, ge=1, description="Most NST jobs one grid (contents x styles x parameters) may make."
+    )
+    nst_memory_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="Activation memory one NST pass may use; larger images are tiled.",
+    )
 
     visibility_timeout: int = Field(
         6 * 3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task."
@@ -92,6 +111,11 @@ class Settings(BaseSettings):
     @classmethod
     def _weights_spec(cls, value: str) -> str:
         return value.strip() or "imagenet"
+
+    @property
+    def pool(self) -> PoolSize:
+        """The database pool every process of this deployment opens (PostgreSQL)."""
+        return PoolSize(self.db_pool_size, self.db_max_overflow, self.db_pool_timeout)
 
     @property
     def embedded(self) -> bool:

@@ -18,6 +18,10 @@ peak: a step costs about 2x `forward_flops` per image (see its docstring).
 
 `python -m bench.nst` writes the `nst` section of BENCHMARKS.md. `--quick` (64 px, batches 1
 and 2, 2 iterations) only prints the table: figures from so few steps are too noisy to record.
+
+`python -m bench.nst --time-to-quality` writes the `nst-quality` section instead: seconds to
+reach the tutorial loop's 500-iteration loss, per method (see `bench.nst_quality`); with
+`--quick`, 64 px and 20 iterations, printed only.
 """
 
 from __future__ import annotations
@@ -299,7 +303,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--mixed-precision", action="store_true", help="float16 network (both sides)"
     )
+    parser.add_argument(
+        "--time-to-quality", action="store_true", help="the time-to-quality table instead"
+    )
+    parser.add_argument(
+        "--tutorial-probe", type=int, default=12, help="eager tutorial iterations timed"
+    )
+    parser.add_argument(
+        "--tutorial-iterations",
+        type=_ints,
+        help="time to quality: the tutorial iterations that set the target, one per size",
+    )
     args = parser.parse_args(argv)
+    if args.time_to_quality:
+        time_to_quality(args)
+        return
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     gpu = gpu_name()
@@ -317,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Each row: batch x distinct {STYLE.split('.')[0]}-styled square crops of the content "
         f"photos, {iterations} timed Adam iterations per image after the first, median; "
         "random-init VGG19 (the same seeded network on both sides), default `NSTParams` "
-        "(content layer block5_conv2, 5 style layers).",
+        "(content layer block4_conv2, 5 style layers).",
         "Baseline: one image at a time, style and content targets recomputed per job, eager "
         "`GradientTape` step on a `tf.Variable` with `tf.keras.optimizers.Adam`, as in the "
         "TensorFlow tutorial. Its first iteration (per image) includes that job's targets.",
@@ -350,6 +368,77 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if not args.quick:
         write_section("nst", text)
+
+
+def time_to_quality(args: argparse.Namespace) -> None:
+    from bench import nst_quality
+
+    configure_tensorflow()
+    load = os.getloadavg()
+    sizes = args.sizes or ([64] if args.quick else [128, 256])
+    default = 20 if args.quick else nst_quality.TUTORIAL_ITERATIONS
+    budgets = args.tutorial_iterations or [default] * len(sizes)
+    if len(budgets) != len(sizes):
+        sys.exit("--tutorial-iterations needs one number per size")
+    results = []
+    for index, (size, iterations) in enumerate(zip(sizes, budgets, strict=True)):
+        content = distinct_contents(1, size)[0]
+        results.append(
+            nst_quality.measure_size(
+                content,
+                style_image(size),
+                size,
+                min(args.tutorial_probe, iterations),
+                iterations,
+                nst_quality.METHODS,
+                averaged=index == 0,
+            )
+        )
+        # written after every size, so a run cut short keeps the sizes it finished
+        text = _quality_text(args, results, sizes, budgets, load)
+        print(text, flush=True)
+        if not args.quick:
+            write_section("nst-quality", text)
+
+
+def _quality_text(
+    args: argparse.Namespace,
+    results: list,
+    sizes: list[int],
+    budgets: list[int],
+    load: tuple[float, float, float],
+) -> str:
+    from bench import nst_quality
+
+    notes = [
+        f"Content: a square crop of the first test photo; style: {STYLE}; default `NSTParams` "
+        "(content 5, style 100, TV 1e-3, content layer block4_conv2, relu1_1-relu5_1), "
+        "initialised from the content, on the random-init VGG19.",
+        f"Tutorial: timed over {args.tutorial_probe} eager iterations; the loss after its "
+        "iterations is that of the same Adam update (0.02 on [0, 1] = 5.1 grey levels) run "
+        "compiled; its eager losses differ from the compiled ones by at most "
+        + ", ".join(f"{100 * r.tutorial_check:.2g}% ({r.size} px)" for r in results)
+        + " over the timed iterations.",
+        "Seconds include the first iteration (targets, trace and XLA compile, paid once per "
+        "shape by a long-lived worker); warm seconds leave it out. Multi-scale rows reach the "
+        "target only on their full-size scale; `iterations` counts all their steps.",
+        "bfloat16: the network in bfloat16 (losses in float32) through Keras' mixed_bfloat16 "
+        "policy, on this CPU's AVX512_BF16; its losses are the bfloat16 network's. It runs "
+        "at most 60 iterations: compare its s/iteration and loss with the float32 Adam row.",
+        f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work on the "
+        "machine slows every row, not necessarily equally).",
+    ]
+    if budgets != [nst_quality.TUTORIAL_ITERATIONS] * len(sizes):
+        notes.append(
+            "Tutorial iterations per size: "
+            + ", ".join(f"{s} px: {n}" for s, n in zip(sizes, budgets, strict=True))
+            + f" (fewer than {nst_quality.TUTORIAL_ITERATIONS} where the run had to fit the "
+            "time available: the target is then an easier, earlier loss)."
+        )
+    done = [r.size for r in results]
+    if done != sizes:
+        notes.append(f"Sizes measured so far: {done} of {sizes}.")
+    return nst_quality.table(results, notes) + machine_line()
 
 
 if __name__ == "__main__":

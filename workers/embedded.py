@@ -10,14 +10,17 @@ the queue, so `atelier worker` resumes it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from celery import Celery
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 
+from workers.native_stderr import native_stderr_to
 from workers.tasks.runner import STOP
 
 log = logging.getLogger(__name__)
@@ -25,9 +28,29 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def embedded_worker(
-    app: Celery, queues: tuple[str, ...], loglevel: str = "WARNING"
+    app: Celery,
+    queues: tuple[str, ...],
+    loglevel: str = "WARNING",
+    native_log: Path | None = None,
 ) -> Iterator[WorkController]:
-    """Run a solo-pool worker consuming `queues` until the block exits."""
+    """Run a solo-pool worker consuming `queues` until the block exits.
+
+    With `native_log`, what native libraries (TensorFlow, XLA) write to fd 2 goes to that file
+    instead of the terminal (see workers.native_stderr); TensorFlow's own log level is set before
+    the task code can import it.
+    """
+    with ExitStack() as stack:
+        worker = stack.enter_context(_worker(app, queues, loglevel))
+        if native_log is not None:
+            # After the worker's start, so its log handlers are in place to be kept on the
+            # terminal; before any job is sent, so before TensorFlow can be imported.
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            stack.enter_context(native_stderr_to(native_log))
+        yield worker
+
+
+@contextmanager
+def _worker(app: Celery, queues: tuple[str, ...], loglevel: str) -> Iterator[WorkController]:
     app.finalize()
     app.set_current()
     app.set_default()  # the worker thread resolves `current_app` to this app, not a blank one

@@ -12,7 +12,7 @@ from api.cli.runtime import console, runtime
 from atelier.celery_app import PING, QUEUES
 from atelier.db import current_revision
 from atelier.models import JobState
-from atelier.submit import create_ping_job, send_jobs
+from atelier.submit import create_ping_job, new_task_id, send_jobs
 from scheduler.reaper import requeue_stale
 
 
@@ -47,7 +47,9 @@ def worker_cmd(
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(wanted) - set(QUEUES))
     if unknown or not wanted:
-        raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
+        raise typer.BadParameter(
+            f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}", param_hint="'--queues'"
+        )
     rt = runtime()
     node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
     recycle = rt.settings.worker_max_memory_mb > 0
@@ -81,10 +83,11 @@ def ping_cmd(
 ) -> None:
     """Send a ping job through the broker to a worker and back through the database."""
     rt = runtime()
-    job_id = create_ping_job(rt.db_url)
+    task_id = new_task_id()
+    job_id = create_ping_job(rt.db_url, task_id=task_id)
     with rt.executing(["default"]):
         started = time.monotonic()
-        send_jobs(rt.app, rt.db_url, PING, [job_id])
+        send_jobs(rt.app, rt.db_url, PING, [job_id], task_id=task_id)
         job = rt.wait([job_id], timeout=timeout)[job_id]
         elapsed = (time.monotonic() - started) * 1000
     if job.state != JobState.SUCCEEDED:

@@ -1,8 +1,12 @@
 """`atelier flower`: Flower, the Celery monitor, on the deployment's broker, behind a password.
 
 Flower shows every task's arguments and can shut workers down, so it refuses to start without
-credentials unless told plainly (`--no-auth`) that this is a local look. It runs in this process
-on the app built from the settings, so it watches exactly the broker the workers use.
+credentials unless told plainly (`--no-auth`) that this is a local look. Flower 2.2 answers
+`/metrics` (task names, worker host names) and `/healthcheck` to anyone, whatever its auth, and has
+no option to change that, so it listens on the loopback interface unless `--address` says
+otherwise: reach it from elsewhere through a reverse proxy that asks for credentials on every
+path. It runs in this process on the app built from the settings, so it watches exactly the broker
+the workers use.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from api.cli.runtime import console
 from atelier.celery_app import create_app
 from atelier.settings import get_settings
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 STATE_SAVE_MS = 60_000  # persistent mode also saves on a clean stop; this bounds a crash's loss
 
 
@@ -27,7 +32,10 @@ def flower_cmd(
     ] = None,
     address: Annotated[
         str | None,
-        typer.Option(help="Interface to listen on; default all, or 127.0.0.1 with --no-auth."),
+        typer.Option(
+            help="Interface to listen on; default 127.0.0.1 (Flower's /metrics and /healthcheck "
+            "answer without the password: expose it through a proxy that asks for one)."
+        ),
     ] = None,
     no_auth: Annotated[
         bool,
@@ -55,23 +63,26 @@ def flower_cmd(
             "(e.g. redis://127.0.0.1:6379/0) to the broker your workers use."
         )
         raise typer.Exit(2)
-    argv = ["flower", f"--port={port or settings.flower_port}"]
+    address = address or "127.0.0.1"
+    argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
     if no_auth:
         # Flower's HTTP API answers 401 to everyone unless it has credentials or is told
         # explicitly that an open API is wanted.
         os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
-        argv.append(f"--address={address or '127.0.0.1'}")
     else:
-        argv.append(f"--address={address or ''}")
         argv.append(f"--basic_auth={_credentials(settings.flower_user, settings.flower_password)}")
     if persistent:
         state = (db or settings.resolved_data_dir / "flower.db").expanduser().resolve()
         state.parent.mkdir(parents=True, exist_ok=True)
         argv += ["--persistent=True", f"--db={state}", f"--state_save_interval={STATE_SAVE_MS}"]
     app = create_app(settings)
-    bound = address or ("127.0.0.1" if no_auth else "all interfaces")
+    if address not in LOOPBACK:
+        console.print(
+            f"[yellow]Flower listens on {address or 'every interface'}: its /metrics and "
+            "/healthcheck answer without the password there.[/yellow]"
+        )
     console.print(
-        f"Flower on {bound}, port {port or settings.flower_port}, broker "
+        f"Flower on {address or 'every interface'}, port {port or settings.flower_port}, broker "
         f"{app.connection().as_uri()}, "
         + ("[yellow]no authentication[/yellow]" if no_auth else f"user {settings.flower_user}")
     )
@@ -81,10 +92,11 @@ def flower_cmd(
 
 def _credentials(user: str, password: str | None) -> str:
     """`user:password` for Flower's basic auth, refused when it could not work as meant."""
-    if not password:
+    if not password or not password.strip():
         console.print(
-            "[red]ATELIER_FLOWER_PASSWORD is not set.[/red] Flower shows every task's arguments "
-            "and can shut workers down, so it does not start without a password. Set "
+            "[red]ATELIER_FLOWER_PASSWORD is not set (or blank).[/red] Flower shows every "
+            "task's arguments and can shut workers down, so it does not start without a "
+            "password. Set "
             "ATELIER_FLOWER_PASSWORD (and ATELIER_FLOWER_USER, default admin), or pass "
             "--no-auth to look at it from this machine only."
         )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
-from api.cli import admin, flower, stylize, video
+from api.cli import admin, doctor, flower, stylize, video
 from api.cli.beat import beat_cmd
 from api.cli.remote import submit_cmd
 from api.cli.results import results_cmd
 from api.cli.serve import api_cmd
 from api.cli.status import status_cmd
+from atelier import __version__
 
 app = typer.Typer(
     name="atelier",
@@ -32,10 +34,28 @@ app.command("status")(status_cmd)
 app.command("results")(results_cmd)
 app.command("api")(api_cmd)
 app.command("submit")(submit_cmd)
+app.command("doctor")(doctor.doctor_cmd)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"atelier {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
+def _main(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Log what happens, TensorFlow's own start-up lines too."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from api.cli.runtime import console
+from api.cli.options import NST, VIDEO, GivenParams, with_params
+from api.cli.runtime import BYTES_COLUMNS, console
 from api.cli.stylize import expand
-from atelier.export import safe_stem
-from atelier.schemas import NSTParams, VideoParams
+from atelier.export import cell_stem, safe_stem
+from atelier.grid import varying
 
+CHUNK = 1 << 16
 SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
 
 
@@ -53,47 +55,52 @@ class Remote:
             raise RemoteError(f"{method} {path}: {response.status_code} {message}")
         return response
 
-    def upload(self, path: Path) -> str:
-        with path.open("rb") as handle:
-            response = self.call(
-                "POST",
-                "/v1/assets",
-                params={"label": path.name[:255]},
-                content=handle,
-                headers={"Content-Type": "application/octet-stream"},
-            )
+    def upload(self, path: Path, bar: Progress, task: TaskID) -> str:
+        """Stream a file to `POST /v1/assets`, advancing `task` of `bar` by the bytes sent."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    bar.advance(task, len(chunk))
+                    yield chunk
+
+        response = self.call(
+            "POST",
+            "/v1/assets",
+            params={"label": path.name[:255]},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         return response.json()["sha256"]
 
-    def download(self, path: str, target: Path) -> None:
+    def download(self, path: str, target: Path, bar: Progress, task: TaskID) -> None:
+        """Stream `GET path` into `target`; its size joins `task`'s total as it becomes known."""
         try:
             with self.http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     raise RemoteError(f"GET {path}: {response.status_code}")
+                length = int(response.headers.get("Content-Length", 0))
+                known = next(t.total for t in bar.tasks if t.id == task) or 0
+                bar.update(task, total=known + length)
                 with target.open("wb") as handle:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)
+                        bar.advance(task, len(chunk))
         except httpx.HTTPError as error:
             raise RemoteError(f"cannot download {path}: {error}") from error
 
 
-def _parse_params(model: type[BaseModel], flags: dict[str, Any], extra: list[str]) -> Any:
-    """Flags plus `--param key=value` pairs (values read as JSON when they parse), validated."""
-    values = {k: v for k, v in flags.items() if v is not None}
-    for item in extra:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"--param takes key=value, not {item!r}")
-        try:
-            values[key.strip().replace("-", "_")] = json.loads(raw)
-        except ValueError:
-            values[key.strip().replace("-", "_")] = raw
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in error.errors()
-        )
-        raise typer.BadParameter(problems) from error
+def _params(given: GivenParams, is_video: bool, pairs: list[str]) -> Any:
+    """The job's parameters from the options and `-p` pairs; options of the other kind of job
+    are refused by name rather than ignored."""
+    group, other = (VIDEO, NST) if is_video else (NST, VIDEO)
+    if stray := given.given(other):
+        what = "a video" if is_video else "a style transfer grid"
+        raise typer.BadParameter(f"{other.panel.lower()} do not apply to {what}", param_hint=stray)
+    given = given.with_pairs(pairs, group.model)
+    # A grid is validated value by value here, before anything is uploaded; the API expands it.
+    return given.build(group) if is_video else given.build_grid(group)
 
 
 def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
@@ -111,26 +118,39 @@ def _wait(remote: Remote, batch: dict[str, Any]) -> dict[str, Any]:
 
 def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    wanted: list[tuple[str, Path]] = []
+    axes = varying([job["params"] for job in batch["jobs"] if job["kind"] == "nst"])
     for job in batch["jobs"]:
         if job["state"] != "succeeded" or not job["result"]:
             continue
         inputs = job["inputs"]
         if job["kind"] == "nst":
-            styles = inputs.get("styles", [])
-            style = names.get(styles[0], "style") if len(styles) == 1 else "blend"
-            stem = f"{names.get(inputs.get('content', ''), 'content')}__{style}"
-            remote.download(f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv")
-            remote.download(f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png")
+            stem = cell_stem(names, inputs, job["params"], axes)
+            wanted.append((f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv"))
+            wanted.append((f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png"))
         else:
             stem = f"{names.get(inputs.get('video', ''), 'video')}__job-{job['id']}"
         suffix = SUFFIX.get(job["result"]["media_type"], ".bin")
-        remote.download(f"/v1/jobs/{job['id']}/result", out / f"{stem}{suffix}")
+        wanted.append((f"/v1/jobs/{job['id']}/result", out / f"{stem}{suffix}"))
     if batch.get("sheet_url"):
-        remote.download(batch["sheet_url"], out / "sheet.png")
+        wanted.append((batch["sheet_url"], out / "sheet.png"))
+    with Progress(*BYTES_COLUMNS, console=console) as bar:
+        task = bar.add_task(f"downloading {len(wanted)} file(s)", total=0)
+        for url, target in wanted:
+            remote.download(url, target, bar, task)
     (out / "batch.json").write_text(json.dumps(batch, indent=2))
     console.print(f"results written to {out}")
 
 
+def _upload(remote: Remote, paths: list[Path]) -> list[str]:
+    """Upload files with one progress bar over all their bytes; their hashes, in order."""
+    total = sum(path.stat().st_size for path in paths)
+    with Progress(*BYTES_COLUMNS, console=console) as bar:
+        task = bar.add_task(f"uploading {len(paths)} file(s)", total=total)
+        return [remote.upload(path, bar, task) for path in paths]
+
+
+@with_params(NST, VIDEO)
 def submit_cmd(
     content: Annotated[
         list[Path] | None, typer.Argument(help="Content images or folders of images.")
@@ -146,19 +166,6 @@ def submit_cmd(
         str | None,
         typer.Option("--token", envvar="ATELIER_API_TOKEN", help="The API's bearer token."),
     ] = None,
-    size: Annotated[int | None, typer.Option(help="NST: longest side of the output.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="NST: optimizer steps.")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="NST: style loss weight.")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="NST: content loss weight.")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="NST: total-variation weight.")] = None,
-    seed: Annotated[int | None, typer.Option(help="NST: random seed.")] = None,
-    engine: Annotated[
-        str | None, typer.Option(help="NST: gatys (default) or fast (Magenta network).")
-    ] = None,
-    video_filter: Annotated[
-        str | None, typer.Option("--filter", help="Video: filter on faces (pixelate, blur...).")
-    ] = None,
-    layout: Annotated[str | None, typer.Option(help="Video: 1x1, 1x2 or 2x2 board.")] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Any other parameter as key=value; repeat."),
@@ -170,40 +177,40 @@ def submit_cmd(
         Path | None, typer.Option("--out", "-o", help="Download results here when done.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 300.0,
+    *,
+    given: GivenParams,
 ) -> None:
     """Submit a content x style grid, or a video, to a remote Atelier API and follow it."""
     if video is not None and (content or style):
-        raise typer.BadParameter("give content and --style images, or --video, not both")
+        raise typer.BadParameter(
+            "give content and --style images, or --video, not both", param_hint="'--video'"
+        )
     if video is None and (not content or not style):
-        raise typer.BadParameter("give content images and at least one --style (or --video)")
-    if video is not None:
-        params = _parse_params(VideoParams, {"filter": video_filter, "layout": layout}, param or [])
-    else:
-        flags = {
-            "size": size,
-            "iterations": iterations,
-            "style_weight": style_weight,
-            "content_weight": content_weight,
-            "tv_weight": tv_weight,
-            "seed": seed,
-            "engine": engine,
-        }
-        params = _parse_params(NSTParams, flags, param or [])
+        raise typer.BadParameter(
+            "give content images and at least one --style (or --video)",
+            param_hint="'CONTENT' / '--style'",
+        )
+    params = _params(given, video is not None, param or [])
     remote = Remote(api, token, timeout)
     names: dict[str, str] = {}
     try:
         if video is not None:
             if not video.is_file():
-                raise typer.BadParameter(f"{video} is not a file")
-            sha = remote.upload(video)
+                raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")
+            (sha,) = _upload(remote, [video])
             names[sha] = safe_stem(video.name, "video")
             body = {"video": sha, "params": params.model_dump(mode="json"), "label": label}
             batch = remote.call("POST", "/v1/videos", json=body).json()
         else:
+            files = {
+                "content": expand(content or [], "'CONTENT'"),
+                "styles": expand(style or [], "'--style'"),
+            }
+            sent = iter(_upload(remote, [*files["content"], *files["styles"]]))
             shas: dict[str, list[str]] = {"content": [], "styles": []}
-            for role, paths in (("content", content or []), ("styles", style or [])):
-                for path in expand(paths):
-                    sha = remote.upload(path)
+            for role, paths in files.items():
+                for path in paths:
+                    sha = next(sent)
                     names[sha] = safe_stem(path.name, sha[:12])
                     shas[role].append(sha)
             body = {

@@ -7,45 +7,54 @@ batch as the API returns it. Jobs still running are listed as such; run it again
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from api.cli.runtime import Runtime, console, get_or_exit, runtime
+from api.cli.status import show
 from api.http.schemas import BatchOut
 from api.http.views import asset_labels, batch_out, job_inputs
 from atelier.db import session_scope
 from atelier.export import export_batch, safe_stem
 from atelier.models import Batch, JobKind, JobState
 
-out_console = Console()
 VIDEO_SUFFIX = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}
 
 
 def _export_videos(
-    rt: Runtime, batch: BatchOut, labels: dict[str, str], out: Path
+    rt: Runtime,
+    batch: BatchOut,
+    labels: dict[str, str],
+    out: Path,
+    on_job: Callable[[int, int], None],
 ) -> dict[int, Path]:
     written: dict[int, Path] = {}
-    for job in batch.jobs:
-        if job.state != JobState.SUCCEEDED or job.result is None:
-            continue
-        source = rt.storage.path(job.result.sha256)
-        if not source.is_file():
-            continue
-        stem = safe_stem(labels.get(job.inputs.get("video", ""), ""), "video")
-        target = out / f"{stem}__job-{job.id}{VIDEO_SUFFIX.get(job.result.media_type, '.bin')}"
-        shutil.copyfile(source, target)
-        written[job.id] = target
+    for done, job in enumerate(batch.jobs, 1):
+        result = job.result
+        source = rt.storage.path(result.sha256) if result is not None else None
+        if job.state == JobState.SUCCEEDED and result and source and source.is_file():
+            stem = safe_stem(labels.get(job.inputs.get("video", ""), ""), "video")
+            suffix = VIDEO_SUFFIX.get(result.media_type, ".bin")
+            target = out / f"{stem}__job-{job.id}{suffix}"
+            shutil.copyfile(source, target)
+            written[job.id] = target
+        on_job(done, len(batch.jobs))
     return written
 
 
 def results_cmd(
     batch: Annotated[int, typer.Argument(help="The batch id (see `atelier status`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was written as JSON, for scripts.")
+    ] = False,
 ) -> None:
     """Write a batch's results, loss plots, CSVs and contact sheet into a folder."""
     rt = runtime()
@@ -54,20 +63,42 @@ def results_cmd(
         body = batch_out(session, row)
         labels = asset_labels(session, {s for j in row.jobs for s in job_inputs(j)})
     out.mkdir(parents=True, exist_ok=True)
-    if body.kind == JobKind.NST:
-        written = {item.job_id: item.image for item in export_batch(rt.settings, batch, out)}
-    else:
-        written = _export_videos(rt, body, labels, out)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"writing batch {batch}", total=len(body.jobs) or 1)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if body.kind == JobKind.NST:
+            exported = export_batch(rt.settings, batch, out, on_job=advance)
+            written = {item.job_id: item.image for item in exported}
+        else:
+            written = _export_videos(rt, body, labels, out, advance)
     (out / "batch.json").write_text(body.model_dump_json(indent=2))
-    table = Table(title=f"batch {batch} → {out}")
-    for column in ("job", "state", "file"):
-        table.add_column(column)
-    for job in body.jobs:
-        path = written.get(job.id)
-        table.add_row(str(job.id), job.state, path.name if path else (job.error or ""))
-    out_console.print(table)
-    if body.kind == JobKind.NST:
-        console.print(f"contact sheet: {out / 'sheet.png'}")
+    sheet = out / "sheet.png" if body.kind == JobKind.NST else None
+    if as_json:
+        files = [
+            {
+                "job": job.id,
+                "state": job.state,
+                "file": str(written[job.id]) if written.get(job.id) else None,
+                "error": job.error,
+            }
+            for job in body.jobs
+        ]
+        summary = {"batch": batch, "out": str(out), "finished": body.finished, "jobs": files}
+        typer.echo(json.dumps({**summary, "sheet": str(sheet) if sheet else None}, indent=2))
+    else:
+        table = Table(title=f"batch {batch} → {out}")
+        for column in ("job", "state", "file"):
+            table.add_column(column)
+        for job in body.jobs:
+            path = written.get(job.id)
+            table.add_row(str(job.id), job.state, path.name if path else (job.error or ""))
+        show(table)
+        if sheet is not None:
+            console.print(f"contact sheet: {sheet}")
     if not body.finished:
         console.print(
             f"[yellow]batch {batch} is {body.progress * 100:.0f}% done; run this again when "

@@ -15,19 +15,32 @@ from typing import TypeVar
 
 import typer
 from celery import Celery
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from sqlalchemy.orm import Session
 
 from atelier.celery_app import QUEUES, create_app
-from atelier.db import migrate
+from atelier.db import migrate, use_pool
 from atelier.models import Job
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
 from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
-ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
+# Progress bars of bytes sent or received: what, how far, how fast, how long still.
+BYTES_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    DownloadColumn(),
+    TransferSpeedColumn(),
+    TimeRemainingColumn(),
+)
 Row = TypeVar("Row")
 log = logging.getLogger("atelier")
 
@@ -55,7 +68,10 @@ class Runtime:
             return
         from workers.embedded import embedded_worker
 
-        with embedded_worker(self.app, tuple(queues)):
+        # Unless -v, native libraries' start-up lines (TensorFlow, XLA) go to a file, not here.
+        quiet = not logging.getLogger().isEnabledFor(logging.INFO)
+        native = self.settings.resolved_data_dir / "logs" / "native.log" if quiet else None
+        with embedded_worker(self.app, tuple(queues), native_log=native):
             yield
 
     def stopped_message(self, batch_id: int, out: Path) -> str:
@@ -87,6 +103,7 @@ class Runtime:
 def runtime() -> Runtime:
     """Settings read, schema migrated, app built: every command starts here."""
     settings = get_settings()
+    use_pool(settings.resolved_database_url, settings.pool)
     try:
         migrate(settings.resolved_database_url)
     except Exception as error:
@@ -104,16 +121,3 @@ def get_or_exit(session: Session, model: type[Row], row_id: int, code: int = 1) 
         console.print(f"[red]no {model.__name__.lower()} {row_id}[/red]")
         raise typer.Exit(code)
     return row
-
-
-def build_params(model: type[ParamsModel], **options: object) -> ParamsModel:
-    """Validate flags with the job's schema; unset flags take the schema's defaults, and every
-    problem is reported against its flag name."""
-    try:
-        return model(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as error:
-        problems = "; ".join(
-            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise typer.BadParameter(problems) from error

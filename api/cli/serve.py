@@ -35,7 +35,9 @@ def api_cmd(
 
     rt = runtime()
     if workers > 1 and rt.settings.embedded:
-        raise typer.BadParameter("--workers > 1 needs a broker (ATELIER_BROKER_URL)")
+        raise typer.BadParameter(
+            "more than 1 needs a broker (ATELIER_BROKER_URL)", param_hint="'--workers'"
+        )
     where = f"http://{host}:{port}"
     mode = "embedded: jobs run in this process" if rt.settings.embedded else "broker mode"
     if rt.settings.embedded and not run_jobs:

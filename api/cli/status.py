@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -82,7 +84,7 @@ def batch_table(batch: BatchOut, labels: dict[str, str]) -> Table:
             f"{job.attempts}/{job.max_attempts}",
             _loss(job),
             f"{job.seconds:.1f}" if job.seconds is not None else "",
-            note[:80],
+            note,
         )
     return table
 
@@ -114,27 +116,49 @@ def job_table(job: JobOut) -> Table:
     return table
 
 
+def show(renderable: Table) -> None:
+    """Print a table at the terminal's width; into a pipe or file, at the table's own width
+    (not folded to 80 columns), so nothing is cut."""
+    if out.is_terminal or "COLUMNS" in os.environ:
+        out.print(renderable)
+    else:
+        unbounded = out.options.update_width(100_000)
+        wide = out.measure(renderable, options=unbounded).maximum
+        Console(width=max(out.width, wide)).print(renderable)
+
+
 def status_cmd(
     batch: Annotated[int | None, typer.Option("--batch", "-b", help="Show this batch's jobs.")] = (
         None
     ),
     job: Annotated[int | None, typer.Option("--job", "-j", help="Show one job in full.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Batches to list.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (as the HTTP API returns it) for scripts.")
+    ] = False,
 ) -> None:
     """Show recent batches, one batch's jobs (--batch) or one job (--job)."""
     if batch is not None and job is not None:
-        raise typer.BadParameter("give --batch or --job, not both")
+        raise typer.BadParameter(
+            "give --batch or --job, not both", param_hint="'--batch' / '--job'"
+        )
     rt = runtime()
     with session_scope(rt.db_url) as session:
         if job is not None:
             row = get_or_exit(session, Job, job)
             result = session.get(Asset, row.result_asset_id) if row.result_asset_id else None
-            out.print(job_table(job_out(row, result)))
+            detail = job_out(row, result)
+            body: BaseModel = detail
+            table = job_table(detail)
         elif batch is not None:
             row = get_or_exit(session, Batch, batch)
-            body = batch_out(session, row)
+            one = batch_out(session, row)
             labels = asset_labels(session, {s for j in row.jobs for s in job_inputs(j)})
-            out.print(batch_table(body, labels))
+            body, table = one, batch_table(one, labels)
         else:
             page = list_batches(session, limit, 0)
-            out.print(batches_table(page.items, page.total))
+            body, table = page, batches_table(page.items, page.total)
+    if as_json:
+        typer.echo(body.model_dump_json(indent=2))
+    else:
+        show(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +10,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.runtime import Runtime, build_params, console, get_or_exit, runtime
+from api.cli.options import NST, GivenParams, with_params
+from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.export import export_batch, loss_rows
+from atelier.grid import GRID_AXES, combinations
 from atelier.models import Job, JobState
 from atelier.reports import loss_csv, loss_plot_png
 from atelier.schemas import NSTParams
@@ -26,8 +29,9 @@ VGG19_CACHE = (
 )
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders as their image files (by suffix), sorted, not recursive."""
+def expand(paths: list[Path], hint: str | None = None) -> list[Path]:
+    """Files as given; folders as their image files (by suffix), sorted, not recursive.
+    `hint` names the argument or option they came from, for the error."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -35,13 +39,13 @@ def expand(paths: list[Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise typer.BadParameter(f"{path} does not exist")
+            raise typer.BadParameter(f"{path} does not exist", param_hint=hint)
     return found
 
 
 def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
     shas: list[str] = []
-    for path in expand(paths):
+    for path in expand(paths, "'CONTENT'" if role == "content" else "'--style'"):
         try:
             with session_scope(rt.db_url) as session:
                 shas.append(ingest_image(session, rt.settings, path).sha256)
@@ -51,17 +55,6 @@ def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
         console.print(f"[red]no usable {role} image in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(2)
     return list(dict.fromkeys(shas))
-
-
-def _blend(value: str | None) -> tuple[float, ...] | None:
-    if not value:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"--style-blend takes numbers like 0.7,0.3, not {value!r}"
-        ) from error
 
 
 def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
@@ -76,14 +69,20 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
             send_plan(rt.app, rt.settings, plan)
             task = bar.add_task(f"batch {plan.batch_id}", total=total, status="")
 
+            devices: set[tuple[str, str]] = set()
+
             def show(jobs: dict[int, Job]) -> None:
                 done = sum(JobState(j.state).finished for j in jobs.values())
                 running = [j for j in jobs.values() if j.state == JobState.RUNNING]
+                for job in running:
+                    _announce_device(bar, job.meta, devices)
                 detail = ""
                 if running and "iteration" in running[0].meta:
                     m = running[0].meta
                     detail = f" · job {running[0].id} it {m['iteration']}/{m['of']}"
                     detail += f" loss {m['losses']['total']:.4g}"
+                elif running and "stage" in running[0].meta:
+                    detail = f" · {running[0].meta['stage']}…"
                 progress = sum(j.progress for j in jobs.values())
                 bar.update(task, completed=progress, status=f"{done}/{total} done{detail}")
 
@@ -92,6 +91,17 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
         console.print(f"\n[yellow]{rt.stopped_message(plan.batch_id, out)}[/yellow]")
         raise typer.Exit(130) from None
     return _report(rt, plan.batch_id, out, jobs)
+
+
+def _announce_device(bar: Progress, meta: dict, seen: set[tuple[str, str]]) -> None:
+    """One line, once per device and weights: where the jobs run and on which weights."""
+    if "device" not in meta:
+        return
+    where = (meta["device"], meta.get("weights", "?"))
+    if where not in seen:
+        seen.add(where)
+        random = " (random: tests the pipeline, does not paint)" if where[1] == "none" else ""
+        bar.console.print(f"style transfer on {where[0]}, VGG19 weights {where[1]}{random}")
 
 
 def _report(rt: Runtime, batch_id: int, out: Path, jobs: dict[int, Job]) -> int:
@@ -114,82 +124,59 @@ def _report(rt: Runtime, batch_id: int, out: Path, jobs: dict[int, Job]) -> int:
     return 0 if all(j.state == JobState.SUCCEEDED for j in jobs.values()) else 1
 
 
+@with_params(NST)
 def stylize_cmd(
     content: Annotated[list[Path], typer.Argument(help="Content images or folders of images.")],
     style: Annotated[
         list[Path], typer.Option("--style", "-s", help="Style image or folder; repeat for more.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results, plots, sheet.")],
-    size: Annotated[
-        int | None, typer.Option(help="Longest side of the output (default 256).")
-    ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Optimizer steps (default 300).")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="Content loss weight (1).")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="Style loss weight (1e4).")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight (1e-2).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam (default) or lbfgs.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Adam step size (5).")] = None,
-    init: Annotated[
-        str | None,
-        typer.Option(help="Start from content (default), noise, style or fast (the fast result)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
-    preserve_colors: Annotated[
-        bool, typer.Option("--preserve-colors", help="Keep the content's colours.")
-    ] = False,
-    style_blend: Annotated[
-        str | None, typer.Option(help="Blend all styles into one, e.g. 0.7,0.3.")
-    ] = None,
-    style_scale: Annotated[
-        float | None, typer.Option(help="Style size relative to --size.")
-    ] = None,
-    scales: Annotated[int | None, typer.Option(help="Coarse-to-fine scales (1).")] = None,
-    preview_every: Annotated[int | None, typer.Option(help="Save a preview every N steps.")] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="imagenet, a VGG19 .h5 path, or none (default: settings).")
-    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute identical finished jobs.")
     ] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(help="gatys (default: optimisation, VGG19) or fast (Magenta network, CPU)."),
-    ] = None,
-    strength: Annotated[
-        float | None, typer.Option(help="Fast engine: 0 (content's style) to 1 (default).")
-    ] = None,
+    *,
+    given: GivenParams,
 ) -> None:
     """Stylize every content image with every style image (a content x style grid).
 
-    Writes OUT/<content>__<style>.png, its loss plot (.loss.png) and CSV, and OUT/sheet.png.
+    --size, --iterations, --content-weight, --style-weight, --tv-weight and --style-scale take
+    comma-separated lists: every combination is run. Writes OUT/<content>__<style>.png (with
+    the varying values appended, e.g. __sw100_ss0.5), its loss plot (.loss.png) and CSV, and
+    OUT/sheet.png (one more sheet per content when parameters vary).
     """
-    params = build_params(
-        NSTParams,
-        size=size,
-        iterations=iterations,
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        init=init,
-        seed=seed,
-        preserve_colors=preserve_colors,
-        style_blend=_blend(style_blend),
-        style_scale=style_scale,
-        scales=scales,
-        preview_every=preview_every,
-        weights=weights,
-        engine=engine,
-        strength=strength,
-    )
+    stylize(content, style, out, grid_params(given), force=force)
+
+
+def grid_params(given: GivenParams) -> list[NSTParams]:
+    """Every parameter combination of the NST options typed (list options are grid axes), at
+    most ATELIER_MAX_GRID of them; problems name the option typed."""
+    grid = given.build_grid(NST)
+    try:
+        return combinations(grid.model_dump(), get_settings().max_grid)
+    except InputError as error:
+        axes = [NST.flag_of(name) or name for name in GRID_AXES if name in given.values[NST.name]]
+        raise typer.BadParameter(str(error), param_hint=axes or None) from error
+
+
+def stylize(
+    content: list[Path],
+    style: list[Path],
+    out: Path,
+    params: list[NSTParams],
+    force: bool = False,
+) -> None:
+    """Ingest the images, create the grid's jobs, run or follow them and export the results."""
     rt = runtime()
     contents = _ingest(rt, content, "content")
     styles = _ingest(rt, style, "style")
     try:
         plan = create_nst_batch(rt.settings, contents, styles, params, force=force)
     except InputError as error:
-        raise typer.BadParameter(str(error)) from error
+        field = (error.field or "").removeprefix("params.")
+        hint = NST.flag_of(field) or "'CONTENT' / '--style'"
+        raise typer.BadParameter(str(error), param_hint=hint) from error
+    if len(params) > 1:
+        console.print(f"{len(params)} parameter combinations per content x style cell")
     console.print(
         f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
         f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"
@@ -203,6 +190,9 @@ def losses_cmd(
         Path | None, typer.Option("--csv", help="Write the loss history as CSV.")
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a loss plot (PNG).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the history as JSON rows, for scripts.")
+    ] = False,
 ) -> None:
     """Show, or write as CSV and PNG plot, the loss history of an NST job."""
     rt = runtime()
@@ -213,7 +203,10 @@ def losses_cmd(
         csv.write_text(loss_csv(rows))
     if plot:
         plot.write_bytes(loss_plot_png(rows, f"job {job_id}"))
-    if not (csv or plot):
+    if as_json:
+        fields = ("iteration", "total", "content", "style", "tv")
+        typer.echo(json.dumps([dict(zip(fields, row, strict=True)) for row in rows]))
+    elif not (csv or plot):
         typer.echo(loss_csv(rows), nl=False)
     console.print(f"job {job_id}: {len(rows)} iteration(s), state {job.state}")
 
@@ -243,17 +236,21 @@ def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path("out/demo"),
     size: Annotated[int, typer.Option(help="Longest side of the Gatys outputs.")] = 128,
     iterations: Annotated[int, typer.Option(help="Optimizer steps per Gatys image.")] = 60,
-    fast_size: Annotated[int, typer.Option(help="Longest side of the fast outputs.")] = 384,
+    fast_size: Annotated[
+        int, typer.Option(min=16, max=4096, help="Longest side of the fast outputs.")
+    ] = 384,
 ) -> None:
     """Stylize the bundled sample photos with the bundled paintings (2 x 3 grid), twice: with
     the fast engine into OUT/fast (pretrained, seconds) and with Gatys optimisation into OUT."""
+    gatys_values = {"size": size, "iterations": iterations}
+    gatys_params = GivenParams({NST.name: gatys_values}, {NST.name: NST}).build(NST)
     weights = demo_weights()
     rt = runtime()
     contents = _ingest(rt, [SAMPLES / "content"], "content")
     styles = _ingest(rt, [SAMPLES / "style"], "style")
     runs = (
         ("fast", out / "fast", NSTParams(engine="fast", size=fast_size)),
-        ("gatys", out, NSTParams(size=size, iterations=iterations, weights=weights)),
+        ("gatys", out, gatys_params.model_copy(update={"weights": weights})),
     )
     codes = []
     for engine, folder, params in runs:

@@ -9,108 +9,51 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli.runtime import build_params, console, runtime
+from api.cli.options import VIDEO, GivenParams, with_params
+from api.cli.runtime import console, runtime
 from atelier.batches import create_video_job, ingest_image, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
-from atelier.schemas import DEPRECATED_FILTERS, VIDEO_FILTERS, VideoParams
+from atelier.schemas import DEPRECATED_FILTERS
 from atelier.storage import Storage
 
-FILTER_HELP = ", ".join(VIDEO_FILTERS) + " (stylize: old name of watercolor)"
 
-
+@with_params(VIDEO)
 def video_cmd(
     source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, webm, avi, mkv).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.mp4, H.264).")],
-    filter_: Annotated[
-        str | None,
-        typer.Option(
-            "--filter",
-            "-f",
-            help=f"Face filter: {FILTER_HELP} (pixelate). On a board: its first filtered panel; "
-            "not together with --filters.",
-        ),
-    ] = None,
-    layout: Annotated[str | None, typer.Option(help="1x1 (default), 1x2 or 2x2 board.")] = None,
-    filters: Annotated[
-        str | None,
-        typer.Option(help="Board panels after the original, e.g. blur,cartoon,sketch for 2x2."),
-    ] = None,
-    detector: Annotated[
-        str | None,
-        typer.Option(
-            help="centerface (default: the CenterFace network on the whole frame, shrunk to at "
-            "most 640 px wide; faces from about 16 px at that width, turned, tilted and under "
-            "hat brims too, one network run per frame), blazeface (MediaPipe's BlazeFace on the "
-            "frame and on 192 px tiles of it: several runs per frame, misses more turned faces "
-            "and boxes more non-faces), haar (OpenCV cascade: upright frontal faces of 10%+ of "
-            "the frame height only) or dnn (YuNet; needs ATELIER_FACE_MODEL)."
-        ),
-    ] = None,
-    detect_every: Annotated[
-        int | None,
-        typer.Option(
-            help="Detect every N frames (2); the tracker interpolates between, bridges missed "
-            "detections and holds each face 0.5 s past its last sighting. Larger N: faster, "
-            "faces that move abruptly covered more loosely."
-        ),
-    ] = None,
-    mask: Annotated[str | None, typer.Option(help="box (default) or ellipse.")] = None,
-    padding: Annotated[float | None, typer.Option(help="Grow each face box by this share.")] = None,
-    keep_audio: Annotated[
-        bool, typer.Option("--keep-audio/--no-audio", help="Copy the input's audio.")
-    ] = True,
-    segment_seconds: Annotated[
-        float | None, typer.Option(help="Split into segments of S seconds run in parallel.")
-    ] = None,
-    profile: Annotated[
-        bool, typer.Option("--profile", help="Haar only: also run the profile-face cascade.")
-    ] = False,
     style: Annotated[
         Path | None, typer.Option("--style", "-s", help="The painting of the painting filter.")
     ] = None,
-    painting_frames: Annotated[
-        bool, typer.Option("--painting-frames", help="Paint whole frames, not only faces.")
-    ] = False,
+    *,
+    given: GivenParams,
 ) -> None:
     """Filter every face of a video and write the result with its audio."""
-    asked = [filter_ or "", *(filters or "").split(",")]
-    if any(name.strip() in DEPRECATED_FILTERS for name in asked):
+    typed = given.values.get(VIDEO.name, {})
+    if any(name in DEPRECATED_FILTERS for name in (typed.get("filter"), *typed.get("filters", ()))):
         console.print(
             "[yellow]the `stylize` filter is now called `watercolor` (OpenCV's cv2.stylization);"
             " the old name still works but will go.[/yellow]"
         )
+    named = {"style": "--style"}  # the schema's `style` is the sha of the --style file
+    if style is None:  # checked before anything is opened or stored
+        params = given.with_values(VIDEO, {}, flags=named).build(VIDEO)
+    if not source.is_file():
+        raise typer.BadParameter(f"{source} is not a file", param_hint="'SOURCE'")
     rt = runtime()
-    style_sha = None
     if style is not None:
         try:
             with session_scope(rt.db_url) as session:
-                style_sha = ingest_image(session, rt.settings, style).sha256
+                painting = ingest_image(session, rt.settings, style).sha256
         except InputError as error:
-            raise typer.BadParameter(f"--style: {error}") from error
-    params = build_params(
-        VideoParams,
-        filter=filter_,
-        layout=layout,
-        filters=tuple(f.strip() for f in filters.split(",")) if filters else None,
-        detector=detector,
-        detect_every=detect_every,
-        mask=mask,
-        padding=padding,
-        keep_audio=keep_audio,
-        segment_seconds=segment_seconds,
-        profile=profile,
-        style=style_sha,
-        painting_frames=painting_frames,
-    )
-    if not source.is_file():
-        raise typer.BadParameter(f"{source} is not a file")
+            raise typer.BadParameter(str(error), param_hint="'--style'") from error
+        params = given.with_values(VIDEO, {"style": painting}, flags=named).build(VIDEO)
     try:
         with session_scope(rt.db_url) as session:
             video = ingest_video(session, rt.settings, source).sha256
     except InputError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise typer.BadParameter(str(error), param_hint="'SOURCE'") from error
     plan = create_video_job(rt.settings, video, params, label=source.name)
     job_id = plan.job_ids[0]
     console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")

@@ -18,6 +18,7 @@ from api.http.auth import TokenGate, bearer
 from api.http.deps import Services
 from api.http.routes import assets, batches, gallery, health, jobs
 from atelier.celery_app import create_app as create_celery
+from atelier.db import use_pool
 from atelier.settings import Settings, get_settings
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -50,6 +51,7 @@ def _fail_fast(celery: Celery) -> Celery:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (default: the process's ATELIER_* settings)."""
     settings = settings or get_settings()
+    use_pool(settings.resolved_database_url, settings.pool)
     app = FastAPI(
         title="Atelier",
         version="1",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,6 +10,7 @@ from celery import Celery
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from api.http.events import JobNotices
 from atelier.db import session_scope
 from atelier.settings import Settings
 from atelier.storage import Storage
@@ -28,12 +29,20 @@ class Services:
     def storage(self) -> Storage:
         return Storage(self.settings.resolved_storage_dir)
 
+    @cached_property
+    def notices(self) -> JobNotices:
+        """Job notices for the event streams, one listener per process."""
+        return JobNotices(self.db_url)
+
+    def session(self) -> AbstractContextManager[Session]:
+        """A short transaction, opened and closed inside a route's own thread.
+
+        Routes never take a session from a generator dependency: its cleanup would run as a
+        separate step in the thread pool, so under load every pool thread could be waiting for
+        a connection that only a queued cleanup would give back.
+        """
+        return session_scope(self.db_url)
+
 
 def services(request: Request) -> Services:
     return request.app.state.services
-
-
-def db_session(request: Request) -> Iterator[Session]:
-    """A transaction per request, committed when the route returns without error."""
-    with session_scope(services(request).db_url) as session:
-        yield session

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from api.http.deps import Services
-from api.http.errors import ApiError
+from api.http.errors import RETRY_AFTER_SECONDS, ApiError
 from atelier import jobs
 from atelier.batches import BatchPlan, send_plan
 from atelier.db import session_scope
@@ -30,6 +30,7 @@ def send(svc: Services, plan: BatchPlan) -> None:
             503,
             f"batch {plan.batch_id} is saved but the broker is unreachable ({error}); its queued "
             "jobs are sent again automatically once it is back",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from error
 
 

@@ -1,8 +1,10 @@
 """Every error leaves the API as JSON `{"error": ..., "status": ...}` with a fitting 4xx/5xx.
 
 A client (or a person with curl) gets one shape for everything: a missing route, a bad field, a
-refused upload, an unreachable broker. Unexpected errors are logged with their traceback and
-answered with a plain 500 that leaks nothing.
+refused upload, an unreachable broker. A database or broker that cannot be reached (or a pool
+with no free connection in time) is an outage, not a bug: 503 with `Retry-After`, and for the
+gallery's pages an HTML page a browser can show. Unexpected errors are logged with their traceback
+and answered with a plain 500 that leaks nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +14,34 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from kombu.exceptions import OperationalError as BrokerUnreachable
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as DatabaseUnreachable
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from api.http.pages import PAGE_HEADERS
 from api.http.schemas import ErrorBody
 from atelier.errors import InputError
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+OUTAGES: tuple[type[Exception], ...] = (
+    PoolTimeout,
+    BrokerUnreachable,
+    RedisConnectionError,
+    RedisTimeout,
+)
+ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Atelier is unavailable</title>
+<link rel="stylesheet" href="/static/gallery.css"></head>
+<body><main><h1>Atelier is unavailable</h1>
+<p>Its {what} cannot be reached right now. Jobs already submitted are kept; try again in a few
+seconds.</p></main></body></html>
+"""
 
 
 class ApiError(HTTPException):
@@ -73,15 +96,55 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _input_error(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, str(exc))
+    assert isinstance(exc, InputError)
+    if exc.field is None:
+        return error_response(422, str(exc))
+    details = [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+    return error_response(422, f"invalid request: {exc.field}: {exc}", details)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def is_outage(error: BaseException) -> bool:
+    """True for a lost or refused connection to the database or the broker, or a pool wait that
+    ran out, as opposed to an error in a query (a bug)."""
+    # The driver's OperationalError: refused, reset, server shutting down, or SQLite's
+    # `database is locked`: the server or the file is there but does not answer now.
+    if isinstance(error, (*OUTAGES, DatabaseUnreachable)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def wants_html(request: Request) -> bool:
+    """The gallery's pages answer browsers in HTML; everything under /v1 answers JSON."""
+    path = request.url.path
+    return not path.startswith(("/v1/", "/healthz", "/docs", "/openapi")) and (
+        "text/html" in request.headers.get("accept", "") or path == "/"
+    )
+
+
+def unavailable(request: Request, error: BaseException) -> Response:
+    """503 for an outage: what is down, when to retry, and HTML for a browser on the gallery."""
+    what = "database" if isinstance(error, PoolTimeout | DBAPIError) else "broker"
+    log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, what, error)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if wants_html(request):
+        return HTMLResponse(
+            ERROR_PAGE.format(what=what), status_code=503, headers={**headers, **PAGE_HEADERS}
+        )
+    return error_response(
+        503, f"the {what} is unavailable; retry in a few seconds", headers=headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_outage(exc):
+        return unavailable(request, exc)
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal error; the server log has the details")
 
 
 def install(app: FastAPI) -> None:
+    for outage in (*OUTAGES, DBAPIError):
+        app.add_exception_handler(outage, _unexpected)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)

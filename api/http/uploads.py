@@ -24,6 +24,7 @@ from atelier.media import probe_image
 from atelier.sniff import Sniffed, sniff_file
 from atelier.storage import Storage, StoredFile
 from atelier.video_frames import check_frame_pixels, header_report
+from atelier.video_header import video_header
 
 UPLOAD_OPENAPI = {
     "requestBody": {
@@ -43,12 +44,17 @@ UPLOAD_OPENAPI = {
 }
 
 
+MAX_FIELD_BYTES = 64 * 1024
+"""Largest form field besides `file`: nothing else is read, so nothing else needs to be big."""
+
+
 @dataclass
 class Received:
     stored: StoredFile
     sniffed: Sniffed
     width: int | None = None
     height: int | None = None
+    duration: float | None = None
     filename: str | None = None
 
 
@@ -66,10 +72,12 @@ class _MultipartFile:
         self._header_field = b""
         self._header_value = b""
         self._disposition = b""
+        self._field_bytes = 0
 
     def _on_part_begin(self) -> None:
         self._disposition = b""
         self._in_file = False
+        self._field_bytes = 0
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -94,6 +102,12 @@ class _MultipartFile:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             self._data.append(data[start:end])
+            return
+        self._field_bytes += end - start
+        if self._field_bytes > MAX_FIELD_BYTES:
+            raise ApiError(
+                413, f"a form field other than `file` is larger than {MAX_FIELD_BYTES} bytes"
+            )
 
     def _on_part_end(self) -> None:
         self._in_file = False
@@ -116,6 +130,8 @@ class _MultipartFile:
                     yield b"".join(self._data)
                     self._data.clear()
             parser.finalize()
+        except ApiError:
+            raise
         except Exception as error:  # the parser's own error classes vary
             raise ApiError(400, f"malformed multipart body: {error}") from error
         if self._data:
@@ -166,8 +182,12 @@ def _check_and_store(
             info = probe_image(staged.path, max_pixels)  # header first: bombs never decode
             received.sniffed = Sniffed("image", info.media_type or sniffed.media_type)
             received.width, received.height = info.width, info.height
-        else:  # a video: the frame size from its header, before anything decodes a frame
-            check_frame_pixels(header_report(staged.path), max_video_pixels, "the video")
+        else:  # a video: size and duration from its header, before anything decodes a frame
+            report = header_report(staged.path)
+            check_frame_pixels(report, max_video_pixels, "the video")
+            header = video_header(report)
+            received.width, received.height = header.width, header.height
+            received.duration = header.duration
         received.stored = storage.adopt(staged.path)
         return received
 

@@ -1,5 +1,6 @@
-// Keep the gallery's progress current while jobs run: poll each unfinished batch's JSON and
-// update bars, counts and job states in place; reload images when a job's state changes.
+// Keep the gallery's progress current while jobs run: follow each unfinished batch's server-sent
+// events (pushed when one of its jobs changes) and update bars, counts and job states in place;
+// reload images when a job's state changes. A batch whose stream fails is polled instead.
 "use strict";
 
 const POLL_MS = 2000;
@@ -45,10 +46,30 @@ function updateJob(section, job) {
 }
 
 async function refreshBatch(section) {
+  if (section.dataset.streaming === "true") return;
   const id = section.dataset.batchId;
   const response = await fetch("/v1/batches/" + id, { credentials: "same-origin" });
   if (!response.ok) return;
-  const batch = await response.json();
+  showBatch(section, await response.json());
+}
+
+function follow(section) {
+  if (!window.EventSource) return;
+  const source = new EventSource("/v1/batches/" + section.dataset.batchId + "/events");
+  section.dataset.streaming = "true";
+  source.addEventListener("batch", (event) => {
+    const batch = JSON.parse(event.data);
+    showBatch(section, batch);
+    if (batch.finished) source.close();
+  });
+  source.onerror = () => {
+    // The stream ends when the batch is finished; otherwise fall back to polling.
+    source.close();
+    section.dataset.streaming = "false";
+  };
+}
+
+function showBatch(section, batch) {
   const bar = section.querySelector(".progress");
   bar.setAttribute("aria-valuenow", pct(batch.progress));
   bar.querySelector(".bar").style.width = (batch.progress * 100).toFixed(1) + "%";
@@ -85,4 +106,5 @@ async function poll() {
   window.setTimeout(poll, POLL_MS);
 }
 
+document.querySelectorAll('.batch[data-finished="false"]').forEach(follow);
 window.setTimeout(poll, POLL_MS);

@@ -96,7 +96,8 @@ def test_a_grid_is_created_queued_and_counted(client, images):
         ({"params": {"sizes": 64}}, "params.sizes"),
         ({"params": {"content_layer": "block9_conv9"}}, "unknown VGG19 layer"),
         ({"params": {"weights": "/etc/passwd"}}, "weight files are set by the operator"),
-        ({"params": {"style_blend": [1, 2, 3]}}, "style_blend has 3 weights for 1 styles"),
+        ({"params": {"style_blend": [1, 2, 3]}}, "params.style_blend: style_blend has 3"),
+        ({"params": {"style_layer_weights": [1]}}, "style_layer_weights: Value error, needs"),
         ({"force": "maybe"}, "force"),
         ({"colour": "red"}, "colour"),
     ],
@@ -117,6 +118,12 @@ def test_videos_need_a_video_asset(client, images, test_data):
     video = client.post("/v1/assets", content=data).json()["sha256"]
     bad = client.post("/v1/videos", json={"video": video, "params": {"layout": "3x3"}})
     assert bad.status_code == 422 and "params.layout" in bad.json()["error"]
+    # A check across fields names the field to change, in the message and in the details.
+    panels = {"layout": "1x1", "filters": ["blur"]}
+    bad = client.post("/v1/videos", json={"video": video, "params": panels})
+    assert bad.status_code == 422
+    assert "params.filters: Value error, layout 1x1 takes 0" in bad.json()["error"]
+    assert [d["field"] for d in bad.json()["details"]] == ["params.filters"]
     made = client.post(
         "/v1/videos", json={"video": video, "params": {"filter": "blur"}, "label": "clip"}
     )
@@ -267,3 +274,33 @@ def test_a_broker_outage_keeps_the_rows_and_says_so(api_settings, images):
         assert response.status_code == 503, response.text
         assert "saved" in response.json()["error"]
         assert c.get("/v1/jobs", params={"state": "queued"}).json()["total"] == 1
+
+
+def test_list_parameters_make_a_grid_within_the_limit(api_settings, images):
+    red, blue, green = images[0], images[1], images[2]
+    limited = api_settings.model_copy(update={"max_grid": 4})
+    with TestClient(create_app(limited)) as client:
+        body = {
+            "content": [red, blue],
+            "styles": [green],
+            "params": {"size": 32, "style_weight": [10, 100], "style_scale": 0.5},
+        }
+        response = client.post("/v1/batches", json=body)
+        assert response.status_code == 201, response.text
+        batch = response.json()
+        assert batch["total"] == 4 and batch["params"]["style_weight"] == [10.0, 100.0]
+        assert [(j["inputs"]["content"], j["params"]["style_weight"]) for j in batch["jobs"]] == [
+            (red, 10.0),
+            (red, 100.0),
+            (blue, 10.0),
+            (blue, 100.0),
+        ]
+        assert {j["params"]["style_scale"] for j in batch["jobs"]} == {0.5}
+        body["params"]["tv_weight"] = [0, 1e-3]
+        refused = client.post("/v1/batches", json=body)
+        assert refused.status_code == 422
+        assert "8 jobs" in refused.json()["error"] and "ATELIER_MAX_GRID" in refused.json()["error"]
+        body["params"]["tv_weight"] = [1e-3, -1]
+        bad = client.post("/v1/batches", json=body)
+        assert bad.status_code == 422 and "tv_weight" in bad.json()["error"]
+        assert client.get("/v1/batches").json()["total"] == 1

@@ -42,3 +42,21 @@ def test_tf32_peak_tells_the_pcie_h100_from_the_sxm_one():
     assert tf32_peak("NVIDIA A100-SXM4-80GB", None) == 156.0
     assert tf32_peak("NVIDIA L4", None) is None
     assert tf32_peak("NVIDIA L4", 60.0) == 60.0
+
+
+def test_time_to_quality_rows_and_table_on_a_tiny_image():
+    from bench.nst import distinct_contents, style_image
+    from bench.nst_quality import METHODS, measure_size
+    from bench.nst_quality import table as quality_table
+
+    methods = METHODS[:1]  # Adam: one XLA compile
+    result = measure_size(
+        distinct_contents(1, 32)[0], style_image(32), 32, 2, 4, methods, averaged=True
+    )
+    assert result.tutorial.iterations == 4 and math.isfinite(result.target)
+    assert result.tutorial_check < 0.01  # the eager loop and its compiled stand-in agree
+    assert [row.method for row in result.rows] == [m.name for m in methods]
+    assert all(row.best > 0 for row in result.rows)
+    assert [a.decay for a in result.averaged] == [0.0, 0.9, 0.99]
+    text = quality_table([result], ["a note"])
+    assert text.count("| 32 |") == 1 + len(methods) + len(result.averaged)

@@ -8,6 +8,7 @@ is a real `atelier` command, every setting a real setting, every copied file a r
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shlex
 import shutil
@@ -25,7 +26,7 @@ from tests.support.procs import ATELIER, REPO, atelier_env
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / "atelier.env.example"
-ENV_FILE = "deploy/atelier.env"
+ENV_FILE = "deploy/atelier.env"  # where earlier versions wanted it
 DOCKERFILES = {"atelier:cpu": REPO / "Dockerfile", "atelier:gpu": REPO / "Dockerfile.gpu"}
 SERVICES = {"redis", "postgres", "migrate", "api", "worker-nst", "worker-video", "beat", "flower"}
 ATELIER_SERVICES = SERVICES - {"redis", "postgres"}
@@ -52,40 +53,85 @@ def _env_lines() -> list[tuple[bool, str, str]]:
     return found
 
 
-def _compose_copy(tmp_path: Path, text: str) -> Path:
-    """The compose file in a scratch project, with the env file made from the example."""
-    (tmp_path / "deploy" / "weights").mkdir(parents=True)
-    shutil.copy(ENV_EXAMPLE, tmp_path / ENV_FILE)
-    for dockerfile in DOCKERFILES.values():
-        shutil.copy(dockerfile, tmp_path / dockerfile.name)
-    path = tmp_path / "docker-compose.yml"
-    path.write_text(text)
-    return path
-
-
-def _docker_compose_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker-compose", "-f", str(path), "config"],
+def _clean_clone(tmp_path: Path) -> Path:
+    """A fresh `git clone` of this repository, as a new user gets it: no env file, nothing set up.
+    The working tree's compose file replaces the committed one, so an edit is tested before its
+    commit."""
+    clone = tmp_path / "clone"
+    done = subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", f"file://{REPO}", str(clone)],
         capture_output=True,
         text=True,
-        cwd=path.parent,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    shutil.copy(COMPOSE, clone / "docker-compose.yml")
+    return clone
+
+
+def _docker_compose_config(
+    project: Path, env: dict[str, str] | None = None, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` in `project`, with no variables but PATH unless given."""
+    return subprocess.run(
+        ["docker-compose", *args, "config"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={"PATH": os.environ["PATH"], **(env or {})},
         timeout=60,
     )
 
 
-def test_docker_compose_validates_the_file(tmp_path: Path):
+@pytest.fixture
+def docker_compose() -> None:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (scripts/ensure-services.sh installs it)")
-    done = _docker_compose_config(_compose_copy(tmp_path / "good", COMPOSE.read_text()))
+
+
+@pytest.mark.usefixtures("docker_compose")
+def test_docker_compose_validates_a_clean_clone_as_shipped(tmp_path: Path):
+    clone = _clean_clone(tmp_path)
+    assert not (clone / ".env").exists() and not (clone / ENV_FILE).exists()
+    done = _docker_compose_config(clone)
     assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr, done.stderr  # no variable left unset without a default
     resolved = yaml.safe_load(done.stdout)
     assert set(resolved["services"]) == SERVICES
     gpu = resolved["services"]["worker-nst"]["deploy"]["resources"]["reservations"]["devices"]
     assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    api = resolved["services"]["api"]["environment"]
+    assert (
+        api["ATELIER_DATABASE_URL"] == "postgresql+psycopg://atelier:atelier@postgres:5432/atelier"
+    )
+    assert resolved["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "atelier"
+    assert api["ATELIER_API_TOKEN"] is None  # unset: not passed to the container at all
+    # Flower is opt-in (a profile): `docker compose up` starts everything else without it.
+    assert resolved["services"]["flower"]["profiles"] == ["monitor"]
     # The validator does reject what the schema forbids.
-    broken = COMPOSE.read_text().replace("driver: nvidia", "drivers: nvidia")
-    refused = _docker_compose_config(_compose_copy(tmp_path / "bad", broken))
+    compose = clone / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("driver: nvidia", "drivers: nvidia"))
+    refused = _docker_compose_config(clone)
     assert refused.returncode != 0 and "drivers" in refused.stderr
+
+
+@pytest.mark.usefixtures("docker_compose")
+def test_settings_come_from_an_optional_env_file_or_the_shell(tmp_path: Path):
+    clone = _clean_clone(tmp_path)
+    shutil.copy(ENV_EXAMPLE, clone / ".env")  # what the example tells a user to do
+    env = {"ATELIER_API_TOKEN": "from-the-shell", "ATELIER_MAX_BATCH": "2"}
+    done = _docker_compose_config(clone, env)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    values = {name: value for on, name, value in _env_lines() if on}
+    password = values["POSTGRES_PASSWORD"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    for name in ATELIER_SERVICES:
+        environment = services[name]["environment"]
+        assert f"atelier:{password}@postgres:5432/atelier" in environment["ATELIER_DATABASE_URL"]
+        assert environment["ATELIER_FLOWER_PASSWORD"] == values["ATELIER_FLOWER_PASSWORD"]
+        assert environment["ATELIER_API_TOKEN"] == "from-the-shell"
+        assert environment["ATELIER_MAX_BATCH"] == "2"
 
 
 def test_services_are_the_deployment(compose: dict[str, Any]):
@@ -102,7 +148,9 @@ def test_services_are_the_deployment(compose: dict[str, Any]):
 
     for name in ATELIER_SERVICES:
         service = services[name]
-        assert service["env_file"] == ENV_FILE, name
+        assert "env_file" not in service, name  # a missing one would stop `docker compose up`
+        passed = {f"ATELIER_{f.upper()}" for f in Settings.model_fields}
+        assert set(service["environment"]) == passed, name  # every setting reaches it
         assert "atelier-data:/var/lib/atelier" in service["volumes"], name
         assert service["environment"]["ATELIER_DATA_DIR"] == "/var/lib/atelier", name
         assert service["environment"]["ATELIER_BROKER_URL"].startswith("redis://redis:"), name
@@ -111,6 +159,8 @@ def test_services_are_the_deployment(compose: dict[str, Any]):
         if name == "migrate":
             assert service["restart"] == "no"
             assert waits == {"postgres": "service_healthy"}
+        elif name == "flower":  # without its password it exits, and is not restarted for ever
+            assert service["restart"] == "on-failure:3"
         else:
             assert service["restart"] == "unless-stopped", name
             assert waits == {
@@ -172,13 +222,10 @@ def test_every_variable_is_a_setting_and_every_setting_is_documented(compose: di
 
 def test_env_example_values_are_valid_settings():
     active = {name for on, name, _ in _env_lines() if on}
-    assert {"ATELIER_DATABASE_URL", "ATELIER_FLOWER_PASSWORD", "POSTGRES_PASSWORD"} <= active
+    assert {"ATELIER_FLOWER_PASSWORD", "POSTGRES_PASSWORD"} == active
     for _, name, value in _env_lines():
         if name.startswith("ATELIER_") and value:
             Settings(_env_file=None, **{name[8:].lower(): value})
-    values = {name: value for on, name, value in _env_lines() if on}
-    password = values["POSTGRES_PASSWORD"]
-    assert f"atelier:{password}@postgres:5432/atelier" in values["ATELIER_DATABASE_URL"]
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:

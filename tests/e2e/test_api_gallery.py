@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import socket
 import time
@@ -96,10 +97,14 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(f"{api.base_url}/")
         section = page.locator(f"#batch-{batch_id}")
         assert section.get_attribute("data-finished") == "false"  # rendered before the jobs end
-        # The page polls the API and updates in place: no reload between these two looks.
+        # The page follows the batch's server-sent events (polling if they fail) and updates in
+        # place: no reload between these two looks.
+        assert section.get_attribute("data-streaming") == "true"
         page.wait_for_function(
             "id => document.querySelectorAll(`#batch-${id} .job[data-state=succeeded]`).length"
             " === 2",
@@ -114,6 +119,7 @@ def test_a_grid_over_http_runs_on_the_worker_and_the_gallery_follows_it(
             ".map(img => [img.className, img.complete && img.naturalWidth > 0])",
             batch_id,
         )
+        assert not [m for m in console if "Content Security Policy" in m], console
         shot = tmp_path / "gallery.png"
         section.screenshot(path=str(shot))
         browser.close()
@@ -185,3 +191,26 @@ def wait_for_log_line(log: Path, text: str, timeout: float) -> None:
     while text not in log.read_text(errors="replace"):
         assert time.monotonic() < deadline, f"{text!r} not in {log}"
         time.sleep(0.2)
+
+
+def test_submit_takes_the_shared_options_and_shows_uploads_and_downloads(
+    api: httpx.Client, deployment: Deployment, tiny_images: dict[str, Path], tmp_path: Path
+):
+    out = tmp_path / "remote"
+    done = deployment.atelier(
+        "submit", str(tiny_images["golden_gate"]), "--style", str(tiny_images["wave"]),
+        "--api", str(api.base_url), "--size", "32", "--iterations", "2", "--preserve-colors",
+        "-p", "style_layers=block1_conv1,block2_conv1", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Progress bars for the uploads and the downloads (drawn once at the end into a pipe).
+    assert "uploading 2 file(s)" in done.stderr and "downloading 4 file(s)" in done.stderr
+    batch = json.loads((out / "batch.json").read_text())
+    params = batch["jobs"][0]["params"]
+    assert params["preserve_colors"] is True and params["size"] == 32
+    assert params["style_layers"] == ["block1_conv1", "block2_conv1"]
+    stem = out / "golden_gate__wave"
+    for suffix in (".png", ".losses.csv", ".loss.png"):
+        assert Path(f"{stem}{suffix}").stat().st_size > 0, suffix
+    assert len(Path(f"{stem}.losses.csv").read_text().splitlines()) == 3
+    assert (out / "sheet.png").stat().st_size > 0

@@ -72,6 +72,13 @@ def test_identical_grid_is_reused_not_recomputed(
         reused = s.scalars(select(Job).where(Job.reused_from_id.is_not(None))).all()
         assert len(reused) == 1 and reused[0].attempts == 0
 
+    # a grid over the style weight: the default weight's cell is the run above, reused
+    grid = deployment.atelier(*args, "--style-weight", "100,1000", "--out", str(tmp_path / "c"))
+    assert grid.returncode == 0, grid.stderr
+    assert "2 job(s), 1 reused" in grid.stderr
+    assert (tmp_path / "c" / "tubingen__starry__sw100.png").read_bytes() == a
+    assert (tmp_path / "c" / "tubingen__starry__sw1000.png").read_bytes() != a
+
 
 def test_bad_weights_file_fails_the_job_with_instructions(
     deployment: Deployment, tiny_images: dict[str, Path], tmp_path

@@ -1,19 +1,13 @@
-"""What the fault tests share: a Redis server of their own, a cluster of real Atelier processes,
-jobs submitted the way producers do, and a record of what each run observed.
-
-The Redis server is started on a free port with nothing on disk (`--save "" --appendonly no`),
-like the deployment's, so a restart loses every message; it is the suite's own, so restarting it
-disturbs no other test.
+"""What the fault tests share: a Redis server of their own (`tests.support.servers`), a cluster
+of real Atelier processes, jobs submitted the way producers do, and a record of what each run
+observed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-import redis
 from sqlalchemy import func, select
 
 from atelier.assets import record_asset
@@ -35,6 +28,9 @@ from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from tests.support.procs import atelier_process, wait_for_log
+from tests.support.servers import RedisServer as RedisServer  # the fault tests' Redis
+from tests.support.servers import have_redis_server as have_redis_server
+from tests.support.servers import private_redis as private_redis
 
 SUMMARY_ENV = "ATELIER_FAULTS_SUMMARY"
 RUNS_ENV = "ATELIER_FAULT_RUNS"
@@ -44,91 +40,6 @@ T = TypeVar("T")
 def fault_runs() -> int:
     """How many times each scenario repeats its fault (ATELIER_FAULT_RUNS, default 1)."""
     return max(1, int(os.environ.get(RUNS_ENV, "1")))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    """A private redis-server that keeps nothing on disk; `restart()` loses every message."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / "redis.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    shutil.which("redis-server") or "redis-server",
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.folder),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def stop(self) -> None:
-        """`SHUTDOWN NOSAVE`: what a crash or a restart of a Redis without disk loses."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(redis.ConnectionError):  # the server hangs up as it goes
-            redis.Redis(port=self.port).shutdown(nosave=True)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def restart(self, down_for: float = 1.0) -> float:
-        """Stop, wait `down_for` seconds, start again; returns how long the server was away."""
-        started = time.monotonic()
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-        self.restarts += 1
-        return time.monotonic() - started
-
-
-def have_redis_server() -> bool:
-    return shutil.which("redis-server") is not None
-
-
-@contextmanager
-def private_redis(folder: Path) -> Iterator[RedisServer]:
-    server = RedisServer(folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

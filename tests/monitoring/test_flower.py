@@ -22,6 +22,7 @@ from atelier.jobs import cancel
 from atelier.models import JobState
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
+from atelier.storage import Storage
 from atelier.submit import create_ping_job, job_states, send_jobs, wait_for_jobs
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
 
@@ -80,6 +81,46 @@ def test_flower_refuses_the_embedded_default(tmp_path: Path):
     assert "ATELIER_BROKER_URL" in refused.stderr
 
 
+@pytest.mark.parametrize("blank", [" ", "\t  "])
+def test_flower_refuses_a_blank_password(tmp_path: Path, blank: str):
+    env = {
+        "ATELIER_BROKER_URL": "redis://127.0.0.1:1/0",
+        "ATELIER_DATA_DIR": str(tmp_path),
+        "ATELIER_FLOWER_PASSWORD": blank,
+    }
+    refused = _run(["flower"], env)
+    assert refused.returncode == 2
+    assert "ATELIER_FLOWER_PASSWORD is not set (or blank)" in refused.stderr
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of sockets listening on `port`, from /proc/net/tcp (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.mark.slow
+def test_flower_listens_on_loopback_only_by_default(tmp_path: Path, redis_url: str):
+    """Flower 2.2 answers /metrics without the password: by default nobody else can reach it."""
+    env = {
+        "ATELIER_BROKER_URL": redis_url,
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "ATELIER_FLOWER_PASSWORD": PASSWORD,
+    }
+    port = _free_port()
+    flower = ["flower", "--port", str(port), "--no-persistent"]
+    with atelier_process(flower, env, tmp_path / "flower.log", ready="Visit me at"):
+        _eventually("Flower answering", lambda: _ok(f"http://127.0.0.1:{port}/healthcheck"))
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+
+
 def test_flower_refuses_credentials_it_would_misread(tmp_path: Path):
     env = {
         "ATELIER_BROKER_URL": "redis://127.0.0.1:1/0",
@@ -105,7 +146,10 @@ def test_flower_sees_the_worker_its_tasks_and_a_running_jobs_progress(
         "ATELIER_FLOWER_USER": USER,
         "ATELIER_FLOWER_PASSWORD": PASSWORD,
     }
-    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=data)
+    # Producers pin the weights in each job: the same random weights as the worker.
+    settings = Settings(
+        database_url=pg_url, broker_url=redis_url, data_dir=data, vgg_weights="none"
+    )
     migrate(pg_url)
     app = create_app(settings)
     port = _free_port()
@@ -176,12 +220,14 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
     (job_id,) = plan.job_ids
     task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
 
-    # Flower follows the task through its events: a running job shows as PROGRESS, with its meta.
+    # Flower follows the task through its events: a running job shows as PROGRESS, with its meta
+    # (first the start-up stages, then the iterations).
     info = _eventually(
         "the NST task's PROGRESS state in /api/task/info",
         lambda: (
             (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
             and i.json()["state"] == "PROGRESS"
+            and "iteration" in (i.json()["result"] or {})
             and i.json()
         ),
         timeout=180,
@@ -194,11 +240,45 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
     assert listed[task_id]["name"] == NST_STYLIZE
 
     assert cancel(settings.resolved_database_url, job_id)  # the next heartbeat stops it
+    # The monitor tells the truth: a cancelled job's task ends CANCELLED, not SUCCESS.
     _eventually(
-        "the cancelled task to end",
-        lambda: api.get(f"/api/task/info/{task_id}").json()["state"] == "SUCCESS",
+        "the cancelled task to end as CANCELLED",
+        lambda: api.get(f"/api/task/info/{task_id}").json()["state"] == "CANCELLED",
         timeout=60,
     )
+    assert api.get(f"/api/task/result/{task_id}").json()["state"] == "CANCELLED"
+
+    # A job cancelled while it waits in the queue: its task ends CANCELLED too.
+    plan = create_nst_batch(settings, [content], [style], NSTParams(size=32, iterations=3))
+    (job_id,) = plan.job_ids
+    assert cancel(settings.resolved_database_url, job_id)
+    send_plan(app, settings, plan)
+    task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
+    _eventually(
+        "the task of a job cancelled in the queue to end as CANCELLED",
+        lambda: api.get(f"/api/task/info/{task_id}").json().get("state") == "CANCELLED",
+        timeout=60,
+    )
+
+    # A job that fails on its input: FAILURE, with the job's message.
+    with session_scope(settings.resolved_database_url) as session:
+        content = ingest_image(session, settings, _image(tmp_path / "gone.png", 3)).sha256
+    plan = create_nst_batch(settings, [content], [style], NSTParams(size=32, iterations=2))
+    Storage(settings.resolved_storage_dir).path(content).unlink()  # the stored input is lost
+    send_plan(app, settings, plan)
+    (job_id,) = plan.job_ids
+    task_id = job_states(settings.resolved_database_url, [job_id])[job_id].celery_task_id
+    info = _eventually(
+        "the failed job's task as FAILURE",
+        lambda: (
+            (i := api.get(f"/api/task/info/{task_id}")).status_code == 200
+            and i.json()["state"] == "FAILURE"
+            and i.json()
+        ),
+        timeout=60,
+    )
+    assert f"job {job_id}: input file is missing" in info["exception"]
+    assert job_states(settings.resolved_database_url, [job_id])[job_id].state == JobState.FAILED
 
 
 def _assert_progress_meta(meta: dict[str, Any], job_id: int) -> None:

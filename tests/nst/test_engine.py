@@ -109,20 +109,25 @@ def test_coarse_to_fine_yields_the_requested_size(engine, tubingen, starry):
         on_progress=events.append,
     )
     assert result.image.shape == (36, 48, 3)
-    assert len(result.losses) == 6 // 2 + 6  # the coarser scale runs half the iterations
-    assert [e.iteration for e in events] == list(range(1, 10))
-    assert {e.of for e in events} == {9}
-    assert events[1].previews[0].shape == (18, 24, 3)  # still on the half-size scale
-    assert events[7].previews[0].shape == (36, 48, 3)  # iteration 8, on the full scale
+    assert len(result.losses) == 6  # iterations are the total over all scales
+    assert [e.iteration for e in events] == list(range(1, 7))
+    assert {e.of for e in events} == {6}
+    assert events[1].previews[0].shape == (18, 24, 3)  # 6 // 3 = 2 steps on the half scale
+    assert events[3].previews[0].shape == (36, 48, 3)  # iteration 4, on the full scale
 
 
 def test_scales_too_small_for_the_network_are_skipped(engine, tubingen, starry):
     # At 48 px, a third scale would be 9x12, below the 16 px block5 needs.
+    events: list[ProgressEvent] = []
     [result] = engine.run(
-        [EngineJob(tubingen, [("starry", starry)])], params(scales=3, iterations=2)
+        [EngineJob(tubingen, [("starry", starry)])],
+        params(scales=3, iterations=6, preview_every=1),
+        on_progress=events.append,
     )
     assert result.image.shape == (36, 48, 3)
-    assert len(result.losses) == 1 + 2
+    assert len(result.losses) == 6
+    shapes = [e.previews[0].shape[:2] for e in events]
+    assert shapes == [(18, 24)] * 2 + [(36, 48)] * 4  # two scales: 6 // 3 coarse, 4 fine
 
 
 def test_progress_previews_and_mixed_shapes(engine, tubingen, hopper, starry):
@@ -170,7 +175,7 @@ def test_style_init_and_style_layer_weights(engine, tubingen, starry):
     stretched = resize_to(starry, 36, 48)  # the init: the style stretched over the content
     content = resize_longest(tubingen, SIZE)
     image = result.image.astype(np.float32)
-    assert np.abs(image - stretched).max() <= 5.5  # one Adam step: lr, plus uint8 rounding
+    assert np.abs(image - stretched).max() <= 10.5  # one Adam step: lr 10, plus uint8 rounding
     assert np.abs(image - content).mean() > 20.0
 
 
@@ -192,3 +197,29 @@ def test_xla_step_matches_plain_step(engine, tubingen, starry):
     [plain] = engine.run([job], params(iterations=5))
     assert np.abs(compiled.image.astype(int) - plain.image.astype(int)).max() <= 3
     assert compiled.losses[-1].total == pytest.approx(plain.losses[-1].total, rel=1e-3)
+
+
+def test_first_time_steps_are_announced_once(tubingen, starry):
+    """Loading the network and compiling for a new size take seconds with no iteration to
+    show; the engine says so first, and only the first time."""
+    engine = StyleTransferEngine("none", jit_compile=False)
+    stages: list[str] = []
+    job = EngineJob(tubingen, [("starry", starry)])
+    engine.run([job], NSTParams(iterations=1, size=32), on_stage=stages.append)
+    height, width = resize_longest(tubingen, 32).shape[:2]
+    assert stages == ["loading VGG19, weights none", f"compiling for {width}×{height}"]  # noqa: RUF001
+    stages.clear()
+    engine.run([job], NSTParams(iterations=1, size=32, seed=1), on_stage=stages.append)
+    assert stages == []  # nothing new: same network, same size
+    engine.run([job], NSTParams(iterations=1, size=24), on_stage=stages.append)
+    assert len(stages) == 1 and stages[0].startswith("compiling for ")  # a new size
+
+
+def test_average_of_iterates_is_smoother_and_reported(engine, tubingen, starry):
+    job = EngineJob(tubingen, [("starry", starry)])
+    [last] = engine.run([job], params(iterations=20, learning_rate=20.0))
+    [averaged] = engine.run([job], params(iterations=20, learning_rate=20.0, average=0.9))
+    assert last.losses == averaged.losses  # the same optimisation: only the returned image differs
+    assert averaged.final.iteration == last.final.iteration == 20
+    assert averaged.final.tv < last.final.tv  # Adam's step noise averages out
+    assert np.abs(averaged.image.astype(int) - last.image.astype(int)).mean() > 0.5

@@ -229,6 +229,11 @@ class FastStyleEngine:
 _SHARED: FastStyleEngine | None = None
 
 
+def shared_engine_loaded() -> bool:
+    """Whether this process has loaded the networks already (the first load takes seconds)."""
+    return _SHARED is not None
+
+
 def shared_engine() -> FastStyleEngine:
     """The process's engine (models loaded once, style vectors cached across messages)."""
     global _SHARED

@@ -17,7 +17,11 @@ weights carry over and a loss does not change with the image size:
 - several style images: the target is the blend-weighted mean of their Gram matrices (neural-
   style's `-style_blend_weights`).
 - content loss: mean((F - P)²) over the content layer.
-- total variation: ½·Σ(Δx² + Δy²) over the image in pixel units (neural-style's TVLoss).
+- total variation: ½·Σ(Δx² + Δy²) over the image in pixel units, as neural-style's TVLoss, but
+  rescaled to a 512 x 512 image: ½·Σ(Δx² + Δy²) · 512² / (H·W). neural-style's sum grows with
+  the pixel count while the content and style terms are means, so its `-tv_weight` smooths a
+  2048 px image 16 times harder than a 512 px one; here a weight means the same at every size
+  and equals neural-style's at 512 x 512 (neural-style's default `-image_size`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+TV_REFERENCE_PIXELS = 512 * 512
+"""The pixel count at which the total-variation loss equals neural-style's plain sum."""
 
 
 def gram(features: tf.Tensor) -> tf.Tensor:
@@ -55,11 +62,19 @@ def style_loss(
 
 
 def total_variation(images: tf.Tensor) -> tf.Tensor:
-    """½·Σ(Δx² + Δy²) per image: penalises pixel-to-pixel noise."""
+    """½·Σ(Δx² + Δy²) · 512² / (H·W) per image: penalises pixel-to-pixel noise with the same
+    strength at every image size."""
     dy = images[:, 1:, :, :] - images[:, :-1, :, :]
     dx = images[:, :, 1:, :] - images[:, :, :-1, :]
-    return 0.5 * (
-        tf.reduce_sum(tf.square(dy), axis=[1, 2, 3]) + tf.reduce_sum(tf.square(dx), axis=[1, 2, 3])
+    shape = tf.shape(images)
+    scale = TV_REFERENCE_PIXELS / tf.cast(shape[1] * shape[2], images.dtype)
+    return (
+        0.5
+        * scale
+        * (
+            tf.reduce_sum(tf.square(dy), axis=[1, 2, 3])
+            + tf.reduce_sum(tf.square(dx), axis=[1, 2, 3])
+        )
     )
 
 

@@ -140,17 +140,37 @@ def _download(dest: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+PRECISION_POLICIES = {
+    "float32": "float32",
+    "float16": "mixed_float16",
+    "bfloat16": "mixed_bfloat16",
+}
+
+
+def precision_name(mixed_precision: bool | str) -> str:
+    """`float32`, `float16` or `bfloat16` for a mixed-precision flag (True means float16)."""
+    if mixed_precision is True:
+        return "float16"
+    if not mixed_precision:
+        return "float32"
+    if mixed_precision not in PRECISION_POLICIES:
+        raise ValueError(f"unknown precision {mixed_precision!r}")
+    return str(mixed_precision)
+
+
 def build_extractor(
     weights: str,
     content_layer: str,
     style_layers: tuple[str, ...],
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
 ) -> keras.Model:
     """A frozen model: RGB [0, 255] batch -> [*style feature maps, content feature map].
 
-    Cached per process by (weights, layers, precision), the `EXTRACTOR_CACHE_SIZE` most
-    recently used.
+    `mixed_precision`: False, True (float16) or `bfloat16`: the network's compute type; its
+    variables stay float32. Cached per process by (weights, layers, precision), the
+    `EXTRACTOR_CACHE_SIZE` most recently used.
     """
+    mixed_precision = precision_name(mixed_precision)
     key = (weights, content_layer, tuple(style_layers), mixed_precision)
     return _extractors.get_or_make(
         key, lambda: _build(weights, content_layer, tuple(style_layers), mixed_precision)
@@ -158,14 +178,13 @@ def build_extractor(
 
 
 def _build(
-    weights: str, content_layer: str, style_layers: tuple[str, ...], mixed_precision: bool
+    weights: str, content_layer: str, style_layers: tuple[str, ...], mixed_precision: str
 ) -> keras.Model:
     path = resolve_weights(weights)
     import keras
 
     previous = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(PRECISION_POLICIES[mixed_precision])
     try:
         base = keras.applications.VGG19(
             include_top=False, weights=path, input_shape=(None, None, 3)

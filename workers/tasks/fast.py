@@ -18,7 +18,7 @@ from atelier import jobs
 from atelier.assets import record_asset
 from atelier.celery_app import FAST_STYLIZE
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = "magenta-arbitrary-int8-onnx"
 
 
-@shared_task(name=FAST_STYLIZE, bind=True)
+@shared_task(name=FAST_STYLIZE, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
@@ -56,8 +56,15 @@ def _load(ctx: JobContext, settings: Settings) -> Any:
 
 
 def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
-    from workers.fast.engine import shared_engine
+    from workers.fast.engine import shared_engine, shared_engine_loaded
 
+    if not shared_engine_loaded():  # seconds with nothing else to show: progress bars say so
+        for ctx in contexts:
+            try:
+                meta = {"engine": "fast", "stage": "loading the fast network"}
+                ctx.report(0.0, meta, force=True)
+            except (JobCancelled, LeaseLost) as stop:
+                log.info("job %s: %s", ctx.lease.job_id, stop)
     engine = shared_engine()
     live: list[JobContext] = []
     work = []

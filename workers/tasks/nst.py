@@ -18,7 +18,7 @@ from atelier import jobs
 from atelier.assets import record_asset
 from atelier.celery_app import NST_STYLIZE
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.cache import LRU
@@ -34,7 +34,7 @@ STYLE_CACHE_BYTES = 256 * 2**20
 _STYLES: LRU[Any] = LRU(STYLE_CACHE_BYTES, weigh=lambda image: image.nbytes)
 
 
-@shared_task(name=NST_STYLIZE, bind=True)
+@shared_task(name=NST_STYLIZE, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
@@ -48,7 +48,7 @@ def engine_for(weights: str) -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
         from workers.nst.engine import StyleTransferEngine
 
-        return StyleTransferEngine(weights=weights)
+        return StyleTransferEngine(weights=weights, memory_mb=get_settings().nst_memory_mb)
 
     return _ENGINES.get_or_make(weights, make)
 
@@ -120,8 +120,29 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
                 log.info("job %s: %s", ctx.lease.job_id, stop)
                 stopped.add(index)
 
-    results = engine_for(weights).run(
-        work, params, on_progress=on_progress, should_stop=lambda: len(stopped) == len(live)
+    device: dict[str, str] = {"weights": weights}
+
+    def on_stage(text: str) -> None:
+        """A slow first-time step (loading, compiling): shown by progress bars as it starts."""
+        for index, ctx in enumerate(live):
+            if index in stopped:
+                continue
+            try:
+                ctx.report(0.0, {"stage": text, **device}, force=True)
+            except (JobCancelled, LeaseLost) as stop:
+                log.info("job %s: %s", ctx.lease.job_id, stop)
+                stopped.add(index)
+
+    if weights not in _ENGINES:
+        on_stage("starting TensorFlow")
+    engine = engine_for(weights)
+    device["device"] = engine.device
+    results = engine.run(
+        work,
+        params,
+        on_progress=on_progress,
+        should_stop=lambda: len(stopped) == len(live),
+        on_stage=on_stage,
     )
     for index, (ctx, result) in enumerate(zip(live, results, strict=True)):
         if index in stopped:
@@ -193,7 +214,7 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
         "random_weights": result.weights == "none",
         "iterations": len(result.losses),
         "iterations_per_second": round(result.iterations_per_second, 3),
-        "losses": _losses(result.losses[-1]) if result.losses else {},
+        "losses": _losses(result.final),
         "width": result.image.shape[1],
         "height": result.image.shape[0],
     }

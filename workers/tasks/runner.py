@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -32,19 +32,21 @@ from atelier.errors import (
     AtelierError,
     InputError,
     JobCancelled,
+    JobFailed,
     LeaseLost,
     WeightsUnavailable,
     WorkerStopping,
 )
-from atelier.models import Job
+from atelier.models import Job, JobState
 from atelier.settings import Settings
 from atelier.storage import Storage
-from atelier.submit import send_jobs
+from atelier.submit import job_states, send_jobs
 
 log = logging.getLogger(__name__)
 # What a broker or result backend that went away raises from a progress update.
 MONITORING_ERRORS = (RedisError, KombuOperationalError, OSError)
 FINAL_ERRORS: tuple[type[Exception], ...] = (InputError, WeightsUnavailable)
+CANCELLED = "CANCELLED"  # the Celery state of a task whose jobs were all cancelled
 STOP = threading.Event()  # the worker is stopping: running jobs go back to the queue
 
 
@@ -144,6 +146,8 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
         # once the lease would have expired, so the job cannot be lost with this message.
         log.info("jobs %s are held by another attempt; checking again later", busy)
         send_jobs(task.app, settings.resolved_database_url, task.name, busy, settings.lease_seconds)
+    elif not contexts:  # e.g. jobs cancelled while queued: the task says so too
+        _end_task_as_jobs_ended(task, settings.resolved_database_url, list(job_ids))
     return contexts
 
 
@@ -178,7 +182,27 @@ def run_claimed(
         log.warning("jobs %s failed: %s", ids, error)
     except Exception as error:  # noqa: BLE001 - any other error may be transient
         _retry_or_fail(contexts, error)
+    _end_task_as_jobs_ended(contexts[0].task, contexts[0].lease.db_url, ids)
     return {"claimed": ids}
+
+
+def _end_task_as_jobs_ended(task: Task, db_url: str, ids: list[int]) -> None:
+    """The task's Celery state tells what happened to its jobs, so a monitor does not show a
+    cancelled or failed job's task as SUCCESS: CANCELLED when every job was cancelled, FAILURE
+    (JobFailed, with the jobs' messages) when every job failed for good. Anything else (done,
+    handed back for a retry, taken over by another attempt) ends as SUCCESS.
+
+    CANCELLED is a custom state, not Celery's REVOKED: monitors rank REVOKED as coming before
+    a custom state such as PROGRESS and would keep showing the task as in progress."""
+    rows = job_states(db_url, ids).values()
+    if rows and all(job.state == JobState.CANCELLED for job in rows):
+        if not task.request.is_eager:
+            meta = {"job_ids": ids, "reason": "cancelled"}
+            task.update_state(state=CANCELLED, meta=meta)  # the result backend
+            task.send_event("task-cancelled", result=meta)  # Flower, which follows events
+        raise Ignore()  # no success event or result follows; the message is acknowledged
+    if rows and all(job.state == JobState.FAILED for job in rows):
+        raise JobFailed("; ".join(f"job {job.id}: {job.error}" for job in rows))
 
 
 def _keep_leases(contexts: list[JobContext]) -> AbstractContextManager[None]:

@@ -28,7 +28,7 @@ from atelier import jobs
 from atelier.assets import record_asset
 from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, LeaseLost
+from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
@@ -38,7 +38,7 @@ from workers.tasks.runner import JobContext, claim_jobs, keep_leases, run_claime
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=VIDEO_FILTER, bind=True)
+@shared_task(name=VIDEO_FILTER, bind=True, throws=(JobFailed,))
 def filter_video(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _start(c, settings))

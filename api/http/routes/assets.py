@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.http.deps import Services, db_session, services
+from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import thumbnail_jpeg
 from api.http.schemas import AssetOut, no_nul
@@ -69,6 +69,7 @@ async def upload_asset(
             media_type=received.sniffed.media_type,
             width=received.width,
             height=received.height,
+            duration=received.duration,
             label=label or received.filename,
         )
         body = asset_out(asset)
@@ -87,9 +88,10 @@ def _asset(session: Session, sha256: str) -> Asset:
 
 
 @router.get("/{sha256}", response_model=AssetOut, responses=responses(401, 404, 410, 422))
-def get_asset(sha256: ShaPath, session: Annotated[Session, Depends(db_session)]) -> AssetOut:
+def get_asset(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> AssetOut:
     """An asset's metadata."""
-    return asset_out(_asset(session, sha256))
+    with svc.session() as session:
+        return asset_out(_asset(session, sha256))
 
 
 def file_response(svc: Services, asset: Asset) -> FileResponse:
@@ -109,13 +111,12 @@ def file_response(svc: Services, asset: Asset) -> FileResponse:
     response_class=FileResponse,
     responses={200: {"content": {"*/*": {}}}, **responses(401, 404, 410, 422)},
 )
-def get_content(
-    sha256: ShaPath,
-    session: Annotated[Session, Depends(db_session)],
-    svc: Annotated[Services, Depends(services)],
-) -> FileResponse:
-    """The stored file itself (supports Range requests, so videos can be scrubbed)."""
-    return file_response(svc, _asset(session, sha256))
+def get_content(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> FileResponse:
+    """The stored file itself (supports Range requests, so videos can be scrubbed); it streams
+    after the database connection is back in the pool."""
+    with svc.session() as session:
+        asset = _asset(session, sha256)
+    return file_response(svc, asset)
 
 
 @router.get(
@@ -125,13 +126,13 @@ def get_content(
 )
 def get_thumbnail(
     sha256: ShaPath,
-    session: Annotated[Session, Depends(db_session)],
     svc: Annotated[Services, Depends(services)],
     size: Annotated[int, Query(ge=16, le=1024, description="Longest side, pixels.")] = 256,
 ) -> Response:
     """A JPEG thumbnail of an image, or of a video's first frame (422 for a video whose frames
-    are over `ATELIER_MAX_VIDEO_PIXELS`)."""
-    asset = _asset(session, sha256)
+    are over `ATELIER_MAX_VIDEO_PIXELS`), drawn without holding a database connection."""
+    with svc.session() as session:
+        asset = _asset(session, sha256)
     path = svc.storage.path(asset.sha256)
     if not path.is_file():
         raise ApiError(410, f"the file of asset {sha256[:12]}… is gone from storage")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.http import dispatch
-from api.http.deps import Services, db_session, services
+from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
+from api.http.events import batch_events
 from api.http.renders import batch_sheet
 from api.http.schemas import (
     MAX_GRID_CELLS,
@@ -23,6 +26,7 @@ from api.http.schemas import (
 from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
+from atelier.grid import check_size, count, first
 from atelier.models import Asset, Batch, JobKind, JobState
 
 router = APIRouter(tags=["batches"])
@@ -53,7 +57,8 @@ def _require_assets(svc: Services, shas: list[str], prefix: str, role: str) -> N
     responses=responses(401, 422, 503),
 )
 def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)]) -> BatchOut:
-    """Stylize every content image with every style image (or with their blend).
+    """Stylize every content image with every style image (or with their blend), with every
+    combination of the parameters given as lists.
 
     A cell whose identical job (same inputs and parameters) already succeeded reuses that result
     unless `force` is true.
@@ -62,11 +67,12 @@ def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)])
     styles = list(dict.fromkeys(body.styles))
     _require_assets(svc, content, "image/", "content")
     _require_assets(svc, styles, "image/", "style")
-    cells = len(content) * len(style_groups(styles, body.params))
-    if cells > MAX_GRID_CELLS:
-        raise ApiError(422, f"{cells} jobs in one batch; the limit is {MAX_GRID_CELLS}")
+    limit = min(MAX_GRID_CELLS, svc.settings.max_grid)
+    values = body.params.model_dump()
+    check_size(len(content), len(style_groups(styles, first(values))), count(values), limit)
+    params = body.combinations(limit)
     plan = create_nst_batch(
-        svc.settings, content, styles, body.params, source="api", label=body.label, force=body.force
+        svc.settings, content, styles, params, source="api", label=body.label, force=body.force
     )
     dispatch.send(svc, plan)
     return _batch(svc, plan.batch_id)
@@ -97,19 +103,47 @@ def _get(session: Session, batch_id: int) -> Batch:
 
 @router.get("/v1/batches", response_model=BatchPage, responses=responses(401, 422))
 def get_batches(
-    session: Annotated[Session, Depends(db_session)],
+    svc: Annotated[Services, Depends(services)],
     kind: Annotated[JobKind | None, Query(description="Only batches of this kind.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> BatchPage:
     """Batches, newest first, with their job counts and progress."""
-    return list_batches(session, limit, offset, kind.value if kind else None)
+    with svc.session() as session:
+        return list_batches(session, limit, offset, kind.value if kind else None)
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses=responses(401, 404, 422))
-def get_batch(batch_id: BatchId, session: Annotated[Session, Depends(db_session)]) -> BatchOut:
+def get_batch(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> BatchOut:
     """A batch: counts by state, overall progress, and each job."""
-    return batch_out(session, _get(session, batch_id))
+    return _batch(svc, batch_id)
+
+
+@router.get(
+    "/v1/batches/{batch_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
+        **responses(401, 404, 422),
+    },
+)
+async def get_batch_events(
+    batch_id: BatchId, request: Request, svc: Annotated[Services, Depends(services)]
+) -> StreamingResponse:
+    """The batch as `event: batch` server-sent events: its JSON (as `GET /v1/batches/{id}`) at
+    once and whenever one of its jobs changes, until it is finished. The gallery follows running
+    batches with it; polling `GET /v1/batches/{id}` gives the same data."""
+    await run_in_threadpool(_batch, svc, batch_id)  # 404 before the stream starts
+
+    def read() -> tuple[str, set[int], bool]:
+        batch = _batch(svc, batch_id)
+        return batch.model_dump_json(), {job.id for job in batch.jobs}, batch.finished
+
+    return StreamingResponse(
+        batch_events(svc.notices, read, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(
@@ -117,16 +151,15 @@ def get_batch(batch_id: BatchId, session: Annotated[Session, Depends(db_session)
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **responses(401, 404, 422)},
 )
-def get_sheet(
-    batch_id: BatchId,
-    session: Annotated[Session, Depends(db_session)],
-    svc: Annotated[Services, Depends(services)],
-) -> Response:
+def get_sheet(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) -> Response:
     """The contact sheet so far: contents as rows, styles as columns, unfinished cells blank."""
-    batch = _get(session, batch_id)
-    if batch.kind != JobKind.NST:
-        raise ApiError(404, f"batch {batch_id} is a {batch.kind} batch: it has no contact sheet")
-    state = tuple((j.id, j.state, j.result_asset_id) for j in batch_jobs(session, batch_id))
+    with svc.session() as session:
+        batch = _get(session, batch_id)
+        if batch.kind != JobKind.NST:
+            raise ApiError(
+                404, f"batch {batch_id} is a {batch.kind} batch: it has no contact sheet"
+            )
+        state = tuple((j.id, j.state, j.result_asset_id) for j in batch_jobs(session, batch_id))
     data = batch_sheet(svc.settings, batch_id, state)
     return Response(
         data,

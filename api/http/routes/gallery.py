@@ -12,7 +12,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from api.http.auth import COOKIE, token_matches
-from api.http.deps import db_session, services
+from api.http.deps import Services, services
+from api.http.pages import PAGE_HEADERS
 from api.http.schemas import BatchSummary, JobOut
 from api.http.views import asset_labels, batch_jobs, job_inputs, jobs_out, list_batches
 
@@ -64,11 +65,12 @@ def _tiles(session: Session, batch_id: int) -> tuple[list[Tile], int]:
 @router.get("/", response_class=HTMLResponse)
 def gallery(
     request: Request,
-    session: Annotated[Session, Depends(db_session)],
+    svc: Annotated[Services, Depends(services)],
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    listing = list_batches(session, BATCHES_PER_PAGE, (page - 1) * BATCHES_PER_PAGE)
-    cards = [Card(batch, *_tiles(session, batch.id)) for batch in listing.items]
+    with svc.session() as session:
+        listing = list_batches(session, BATCHES_PER_PAGE, (page - 1) * BATCHES_PER_PAGE)
+        cards = [Card(batch, *_tiles(session, batch.id)) for batch in listing.items]
     return templates.TemplateResponse(
         request,
         "gallery.html",
@@ -78,8 +80,9 @@ def gallery(
             "has_next": listing.next_offset is not None,
             "total": listing.total,
             "newest": listing.items[0].id if listing.items and page == 1 else 0,
-            "token_required": bool(services(request).settings.api_token),
+            "token_required": bool(svc.settings.api_token),
         },
+        headers=PAGE_HEADERS,
     )
 
 
@@ -87,7 +90,7 @@ def gallery(
 def login_form(request: Request) -> Response:
     if not services(request).settings.api_token:
         return RedirectResponse("/", status_code=303)
-    return templates.TemplateResponse(request, "login.html", {"error": None})
+    return templates.TemplateResponse(request, "login.html", {"error": None}, headers=PAGE_HEADERS)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -98,7 +101,11 @@ def login(request: Request, token: Annotated[str, Form(max_length=4096)] = "") -
         return RedirectResponse("/", status_code=303)
     if not token_matches(expected, token):
         return templates.TemplateResponse(
-            request, "login.html", {"error": "That token is wrong."}, status_code=403
+            request,
+            "login.html",
+            {"error": "That token is wrong."},
+            status_code=403,
+            headers=PAGE_HEADERS,
         )
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from api.http import dispatch
-from api.http.deps import Services, db_session, services
+from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import loss_plot
 from api.http.routes.assets import file_response
@@ -40,7 +40,7 @@ def _get(session: Session, job_id: int) -> Job:
 
 @router.get("", response_model=JobPage, responses=responses(401, 422))
 def get_jobs(
-    session: Annotated[Session, Depends(db_session)],
+    svc: Annotated[Services, Depends(services)],
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
     batch: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only this batch.")] = None,
@@ -48,22 +48,24 @@ def get_jobs(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JobPage:
     """Jobs, newest first; follow `next_offset` for the next page."""
-    return list_jobs(
-        session,
-        state=state.value if state else None,
-        kind=kind.value if kind else None,
-        batch=batch,
-        limit=limit,
-        offset=offset,
-    )
+    with svc.session() as session:
+        return list_jobs(
+            session,
+            state=state.value if state else None,
+            kind=kind.value if kind else None,
+            batch=batch,
+            limit=limit,
+            offset=offset,
+        )
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(401, 404, 422))
-def get_job(job_id: JobId, session: Annotated[Session, Depends(db_session)]) -> JobOut:
+def get_job(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> JobOut:
     """One job: state, progress, attempts, latest losses or stats (`meta`), result."""
-    job = _get(session, job_id)
-    result = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
-    return job_out(job, result)
+    with svc.session() as session:
+        job = _get(session, job_id)
+        result = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
+        return job_out(job, result)
 
 
 @router.get(
@@ -74,17 +76,15 @@ def get_job(job_id: JobId, session: Annotated[Session, Depends(db_session)]) -> 
         **responses(401, 404, 409, 410, 422),
     },
 )
-def get_result(
-    job_id: JobId,
-    session: Annotated[Session, Depends(db_session)],
-    svc: Annotated[Services, Depends(services)],
-) -> FileResponse:
-    """The job's result file (409 until the job has succeeded)."""
-    job = _get(session, job_id)
-    if job.state != JobState.SUCCEEDED:
-        detail = f": {job.error}" if job.error and job.state == JobState.FAILED else ""
-        raise ApiError(409, f"job {job_id} is {job.state}, it has no result{detail}")
-    asset = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
+def get_result(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> FileResponse:
+    """The job's result file (409 until the job has succeeded); the file streams after the
+    database connection is back in the pool."""
+    with svc.session() as session:
+        job = _get(session, job_id)
+        if job.state != JobState.SUCCEEDED:
+            detail = f": {job.error}" if job.error and job.state == JobState.FAILED else ""
+            raise ApiError(409, f"job {job_id} is {job.state}, it has no result{detail}")
+        asset = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
     if asset is None:
         raise ApiError(404, f"job {job_id} produced no file")
     if asset.deleted_at is not None:
@@ -108,8 +108,10 @@ def get_losses(
     format: Annotated[LossFormat, Query(description="json, csv or png.")] = LossFormat.JSON,
 ) -> Response:
     """Every recorded optimizer iteration of an NST job (a reused job shows the run it reused)."""
-    with session_scope(svc.db_url) as session:
+    with svc.session() as session:
         job = _get(session, job_id)
+    if job.kind != JobKind.NST:
+        raise ApiError(404, f"job {job_id} is a {job.kind} job: only NST jobs have a loss history")
     rows = loss_rows(svc.db_url, job)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     if format is LossFormat.CSV:
