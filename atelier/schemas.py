@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -156,18 +156,6 @@ class NSTParams(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-VIDEO_FILTERS: tuple[str, ...] = (
-    "none",
-    "blur",
-    "pixelate",
-    "solid",
-    "cartoon",
-    "sketch",
-    "edges",
-    "colormap",
-    "watercolor",
-    "painting",
-)
 VideoFilter = Literal[
     "none",
     "blur",
@@ -180,6 +168,7 @@ VideoFilter = Literal[
     "watercolor",
     "painting",
 ]
+VIDEO_FILTERS: tuple[str, ...] = get_args(VideoFilter)
 DEPRECATED_FILTERS = {"stylize": "watercolor"}
 """Old filter names still accepted, and the filter they now mean (`stylize` was OpenCV's
 watercolour-like `cv2.stylization`, not neural style transfer)."""

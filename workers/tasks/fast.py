@@ -15,9 +15,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from atelier import jobs
-from atelier.assets import record_asset
 from atelier.celery_app import FAST_STYLIZE
-from atelier.db import session_scope
 from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
@@ -113,18 +111,8 @@ def _png(image: Any, digests: dict[str, str]) -> bytes:
 
 def _finish(ctx: JobContext, result: Any, digests: dict[str, str], params: NSTParams) -> None:
     """Store the image completely, then mark the job done with what made it."""
-    stored = ctx.storage.put_bytes(_png(result.image, digests))
-    with session_scope(ctx.lease.db_url) as session:
-        asset = record_asset(
-            session,
-            stored,
-            kind="result",
-            media_type="image/png",
-            width=result.image.shape[1],
-            height=result.image.shape[0],
-            label=f"job {ctx.lease.job_id}",
-        )
-        asset_id = asset.id
+    height, width = result.image.shape[:2]
+    asset_id = ctx.store_result(_png(result.image, digests), width, height)
     meta = {
         "engine": "fast",
         "weights": ENGINE_NAME,

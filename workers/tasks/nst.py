@@ -196,18 +196,8 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
     """Flush the last loss rows (which also checks the job is still this attempt's and not
     cancelled), then store the image completely, then mark the job done."""
     ctx.flush(1.0)
-    stored = ctx.storage.put_bytes(_png(result.image, weights))
-    with session_scope(ctx.lease.db_url) as session:
-        asset = record_asset(
-            session,
-            stored,
-            kind="result",
-            media_type="image/png",
-            width=result.image.shape[1],
-            height=result.image.shape[0],
-            label=f"job {ctx.lease.job_id}",
-        )
-        asset_id = asset.id
+    height, width = result.image.shape[:2]
+    asset_id = ctx.store_result(_png(result.image, weights), width, height)
     meta = {
         "device": result.device,
         "weights": result.weights,

@@ -28,6 +28,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from atelier import jobs
+from atelier.assets import record_asset
+from atelier.db import session_scope
 from atelier.errors import (
     AtelierError,
     InputError,
@@ -107,6 +109,22 @@ class JobContext:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def store_result(self, png: bytes, width: int, height: int) -> int:
+        """Store a result image completely and record its asset; returns the asset id, for
+        `jobs.succeed` (the job is marked done only once its file is whole)."""
+        stored = self.storage.put_bytes(png)
+        with session_scope(self.lease.db_url) as session:
+            asset = record_asset(
+                session,
+                stored,
+                kind="result",
+                media_type="image/png",
+                width=width,
+                height=height,
+                label=f"job {self.lease.job_id}",
+            )
+            return asset.id
 
 
 def worker_name(task: Task) -> str:
