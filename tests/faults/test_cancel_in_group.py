@@ -31,9 +31,10 @@ from tests.faults.harness import (
 )
 
 pytestmark = pytest.mark.slow
-NST = NSTParams(size=32, iterations=10, seed=11)
-# Heartbeats far apart (and a lease longer still): after the first report, which writes the
-# first loss rows, the worker hears of a cancel only when it goes to store the results.
+NST = NSTParams(size=32, iterations=40, seed=11)
+# Heartbeats far apart (and a lease longer still): once the optimisation runs (after its compile
+# stage or first loss rows reached the database), the worker hears of a cancel only when it goes
+# to store the results.
 QUIET = {"ATELIER_HEARTBEAT_SECONDS": "600", "ATELIER_LEASE_SECONDS": "1200"}
 
 
@@ -46,6 +47,13 @@ def _loss_rows(db_url: str, job_id: int) -> list[int]:
                 .order_by(LossRecord.iteration)
             )
         )
+
+
+def _optimising(db_url: str, job_id: int) -> bool:
+    """The job's last report before its iterations is in the database: its compile stage (the
+    worker's first message of this shape) or its first loss rows (a shape compiled before)."""
+    stage = job(db_url, job_id).meta.get("stage") or ""
+    return stage.startswith("compiling") or bool(_loss_rows(db_url, job_id))
 
 
 def _results_named(db_url: str, job_id: int) -> int:
@@ -66,8 +74,8 @@ def test_cancelling_one_job_of_a_message_finishes_the_others_once(
             started = time.monotonic()
             ids = submit_nst(c, squares[:1], squares[-4:], NST)  # one message of 4 jobs
             victim, others = ids[0], ids[1:]
-            wait_for(lambda v=victim: _loss_rows(c.db_url, v), 300, "the first loss rows")
-            assert cancel(c.db_url, victim), job(c.db_url, victim)
+            wait_for(lambda v=victim: _optimising(c.db_url, v), 300, "the optimisation")
+            assert cancel(c.db_url, victim), vars(job(c.db_url, victim))
             wait_finished(c.db_url, others, 60)
             seconds = time.monotonic() - started
             got = outcome(c.db_url, others, NST.iterations)
