@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from atelier.batches import ingest_image
+from atelier.db import migrate, session_scope
+from atelier.settings import Settings
 from tests.conftest import TEST_DATA
 from tests.support import services
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
@@ -68,3 +71,22 @@ def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             out[name] = folder / f"{name}.jpg"
             small.save(out[name])
     return out
+
+
+@pytest.fixture(scope="module")
+def settings(deployment: Deployment) -> Settings:
+    """The deployment's settings for producers in this process, its schema created."""
+    s = Settings(
+        database_url=deployment.db_url,
+        broker_url=deployment.env["ATELIER_BROKER_URL"],
+        data_dir=Path(deployment.env["ATELIER_DATA_DIR"]),
+        vgg_weights=deployment.env["ATELIER_VGG_WEIGHTS"],
+    )
+    migrate(s.resolved_database_url)
+    return s
+
+
+def ingest(settings: Settings, path: Path) -> str:
+    """Store an image as the producers do; returns its sha256."""
+    with session_scope(settings.resolved_database_url) as session:
+        return ingest_image(session, settings, path).sha256

@@ -9,42 +9,26 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from atelier.batches import create_nst_batch, ingest_image, send_plan
+from atelier.batches import create_nst_batch, send_plan
 from atelier.celery_app import FAST_STYLIZE, create_app
-from atelier.db import migrate, session_scope
+from atelier.db import session_scope
 from atelier.export import export_batch
 from atelier.fast_models import model_digests
 from atelier.models import Job, JobState
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.submit import wait_for_jobs
-from tests.e2e.conftest import TEST_DATA, Deployment
+from tests.e2e.conftest import TEST_DATA, Deployment, ingest
 from tests.video.media import ffmpeg
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def settings(deployment: Deployment) -> Settings:
-    s = Settings(
-        database_url=deployment.db_url,
-        broker_url=deployment.env["ATELIER_BROKER_URL"],
-        data_dir=Path(deployment.env["ATELIER_DATA_DIR"]),
-    )
-    migrate(s.resolved_database_url)
-    return s
-
-
-def _ingest(settings: Settings, path: Path) -> str:
-    with session_scope(settings.resolved_database_url) as session:
-        return ingest_image(session, settings, path).sha256
-
-
 def test_fast_grid_runs_records_its_models_and_is_reused(
     settings: Settings, tiny_images: dict[str, Path], tmp_path: Path
 ):
-    contents = [_ingest(settings, tiny_images[n]) for n in ("tubingen", "golden_gate")]
-    styles = [_ingest(settings, tiny_images[n]) for n in ("starry", "wave")]
+    contents = [ingest(settings, tiny_images[n]) for n in ("tubingen", "golden_gate")]
+    styles = [ingest(settings, tiny_images[n]) for n in ("starry", "wave")]
     params = NSTParams(engine="fast", size=48)
     plan = create_nst_batch(settings, contents, styles, params, force=True)
     assert plan.task_name == FAST_STYLIZE and len(plan.job_ids) == 4

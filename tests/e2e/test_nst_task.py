@@ -8,41 +8,24 @@ import pytest
 from sqlalchemy import func, select
 
 from atelier.assets import record_asset
-from atelier.batches import create_nst_batch, ingest_image, send_plan
+from atelier.batches import create_nst_batch, send_plan
 from atelier.celery_app import NST_STYLIZE, create_app
-from atelier.db import migrate, session_scope
+from atelier.db import session_scope
 from atelier.models import Job, JobState, LossRecord
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import send_jobs, wait_for_jobs
-from tests.e2e.conftest import Deployment
+from tests.e2e.conftest import ingest
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def settings(deployment: Deployment) -> Settings:
-    s = Settings(
-        database_url=deployment.db_url,
-        broker_url=deployment.env["ATELIER_BROKER_URL"],
-        data_dir=Path(deployment.env["ATELIER_DATA_DIR"]),
-        vgg_weights=deployment.env["ATELIER_VGG_WEIGHTS"],
-    )
-    migrate(s.resolved_database_url)
-    return s
-
-
-def _ingest(settings: Settings, path: Path) -> str:
-    with session_scope(settings.resolved_database_url) as session:
-        return ingest_image(session, settings, path).sha256
 
 
 def test_corrupt_stored_input_fails_alone_and_redelivery_is_a_no_op(
     settings: Settings, tiny_images: dict[str, Path]
 ):
-    good = _ingest(settings, tiny_images["tubingen"])
-    style = _ingest(settings, tiny_images["starry"])
+    good = ingest(settings, tiny_images["tubingen"])
+    style = ingest(settings, tiny_images["starry"])
     # Bytes that passed no validation (as if storage were damaged): the worker must say so.
     broken = Storage(settings.resolved_storage_dir).put_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     with session_scope(settings.resolved_database_url) as session:
@@ -84,11 +67,11 @@ def test_a_panorama_and_an_elongated_style_fail_alone(
             image.convert("RGB").resize(size).save(path)
         return path
 
-    panorama = _ingest(settings, stretched("golden_gate", (400, 12)))  # 32x1 at size 32
-    ribbon = _ingest(settings, stretched("wave", (600, 10)))  # too elongated to enlarge
+    panorama = ingest(settings, stretched("golden_gate", (400, 12)))  # 32x1 at size 32
+    ribbon = ingest(settings, stretched("wave", (600, 10)))  # too elongated to enlarge
     good, style = (
-        _ingest(settings, tiny_images["tubingen"]),
-        _ingest(settings, tiny_images["starry"]),
+        ingest(settings, tiny_images["tubingen"]),
+        ingest(settings, tiny_images["starry"]),
     )
     params = NSTParams(size=32, iterations=3, seed=11)
     plan = create_nst_batch(settings, [good, panorama], [style, ribbon], params, force=True)
@@ -111,8 +94,8 @@ def test_identical_batches_posted_at_once_compute_each_cell_once(
     at once. Each cell is computed by one job; its twin gets the same result."""
     import threading
 
-    contents = [_ingest(settings, tiny_images[n]) for n in ("tubingen", "golden_gate")]
-    styles = [_ingest(settings, tiny_images[n]) for n in ("starry", "wave")]
+    contents = [ingest(settings, tiny_images[n]) for n in ("tubingen", "golden_gate")]
+    styles = [ingest(settings, tiny_images[n]) for n in ("starry", "wave")]
     params = NSTParams(size=32, iterations=3, seed=23)
     app = create_app(settings)
     start = threading.Barrier(2)
