@@ -28,6 +28,10 @@ def record_asset(
     if existing is not None:
         if existing.deleted_at is not None:  # stored again after retention removed it
             existing.deleted_at = None
+        # What an earlier store did not read (a video stored before its header was recorded).
+        for name, value in (("width", width), ("height", height), ("duration", duration)):
+            if getattr(existing, name) is None and value is not None:
+                setattr(existing, name, value)
         return existing
     asset = Asset(
         sha256=stored.sha256,

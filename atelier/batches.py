@@ -84,8 +84,11 @@ def ingest_video(
     session: Session, settings: Settings, path: Path, label: str | None = None
 ) -> Asset:
     """Store a video file (a copy, by content hash) after checking from its first bytes that it
-    is one; what is inside is the worker's probe's to judge."""
+    is one, with the size and duration its header declares (its jobs' time limits come from
+    them); what is inside is the worker's probe's to judge."""
     from atelier.sniff import sniff_file
+    from atelier.video_frames import header_report
+    from atelier.video_header import video_header
 
     sniffed = sniff_file(path)
     if sniffed is None or sniffed.kind != "video":
@@ -95,11 +98,15 @@ def ingest_video(
         stored = Storage(settings.resolved_storage_dir).put_file(path, settings.max_upload_bytes)
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
+    header = video_header(header_report(stored.path))
     return record_asset(
         session,
         stored,
         kind="video",
         media_type=sniffed.media_type,
+        width=header.width,
+        height=header.height,
+        duration=header.duration,
         label=label or printable_name(path.name),
     )
 

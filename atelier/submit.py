@@ -41,7 +41,7 @@ def send_jobs(
             task_id = new_task_id()
             session.execute(update(Job).where(Job.id.in_(job_ids)).values(celery_task_id=task_id))
         rows = list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
-    seconds = message_seconds(rows)
+        seconds = message_seconds(session, rows)
     options = {} if seconds is None else limits(seconds, app.conf.atelier_time_limit_scale)
     app.send_task(task_name, args=[list(job_ids)], task_id=task_id, countdown=countdown, **options)
     return task_id

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import redis
 
+from atelier.batches import create_video_job, ingest_video, send_plan
 from atelier.celery_app import NST_STYLIZE, create_app
 from atelier.db import migrate, session_scope
-from atelier.limits import limits, message_seconds, nst_seconds
+from atelier.limits import VIDEO_FPS_BOUND, limits, message_seconds, nst_seconds, video_seconds
 from atelier.models import Job
-from atelier.schemas import NSTParams
+from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 
@@ -39,4 +42,26 @@ def test_an_nst_message_carries_limits_from_its_jobs(pg_url: str, redis_url: str
     hard, soft = json.loads(raw)["headers"]["timelimit"]
     assert soft == 0.5 * nst_seconds(params, 2) and hard > soft
     with session_scope(pg_url) as session:
-        assert message_seconds(list(session.query(Job).filter(Job.id.in_(ids)))) == soft / 0.5
+        rows = list(session.query(Job).filter(Job.id.in_(ids)))
+        assert message_seconds(session, rows) == soft / 0.5
+
+
+def test_a_video_message_carries_limits_from_its_header(
+    pg_url: str, redis_url: str, tmp_path: Path, test_data: Path
+):
+    """The producer reads the video's header when it stores it; the message of a whole video
+    is limited by that size and duration (at VIDEO_FPS_BOUND), as a segment would be."""
+    settings = Settings(
+        database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, time_limit_scale=1.0
+    )
+    migrate(pg_url)
+    params = VideoParams(layout="2x2", segment_seconds=0)
+    with session_scope(pg_url) as session:
+        video = ingest_video(session, settings, test_data / "video" / "chaplin.mp4")
+        size, duration = (video.width, video.height), video.duration
+    assert size == (640, 360) and duration == pytest.approx(9.64, abs=0.05), (size, duration)
+    send_plan(create_app(settings), settings, create_video_job(settings, video.sha256, params))
+    (raw,) = redis.Redis.from_url(redis_url).lrange("video", 0, -1)
+    hard, soft = json.loads(raw)["headers"]["timelimit"]
+    frames = round(duration * VIDEO_FPS_BOUND) + 1
+    assert soft == video_seconds(frames, 640, 360, 4) and hard > soft
