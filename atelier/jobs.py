@@ -312,8 +312,9 @@ def _already_succeeded(session: Session, lease: Lease, result_asset_id: int | No
 
 
 @retry_transient
-def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
-    """Fail the job for good, keeping the error text for the user."""
+def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> bool:
+    """Fail the job for good, keeping the error text for the user; False when the attempt was
+    no longer current (nothing written)."""
     values: dict[str, Any] = {"state": JobState.FAILED, "error": error[:4000]}
     if meta is not None:
         values["meta"] = meta
@@ -321,8 +322,26 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> None:
         values["finished_at"] = _now(session)
         if session.execute(_fenced(lease).values(**values)).rowcount != 1:
             log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
-            return
+            return False
         job_changed(session, [lease.job_id])
+    return True
+
+
+@retry_transient
+def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> list[int]:
+    """Fail for good the jobs of `job_ids` still running under `worker` (a process that was
+    killed: it can no longer say so itself); returns their ids."""
+    with session_scope(db_url) as session:
+        failed = list(
+            session.scalars(
+                update(Job)
+                .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
+                .values(state=JobState.FAILED, error=error[:4000], finished_at=_now(session))
+                .returning(Job.id)
+            )
+        )
+        job_changed(session, failed)
+    return failed
 
 
 @retry_transient

@@ -19,13 +19,14 @@ from atelier.celery_app import FAST_STYLIZE
 from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
+from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 
 log = logging.getLogger(__name__)
 ENGINE_NAME = "magenta-arbitrary-int8-onnx"
 
 
-@shared_task(name=FAST_STYLIZE, bind=True, throws=(JobFailed,))
+@shared_task(name=FAST_STYLIZE, base=JobTask, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))

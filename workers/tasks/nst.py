@@ -22,6 +22,7 @@ from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.cache import LRU
+from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ STYLE_CACHE_BYTES = 256 * 2**20
 _STYLES: LRU[Any] = LRU(STYLE_CACHE_BYTES, weigh=lambda image: image.nbytes)
 
 
-@shared_task(name=NST_STYLIZE, bind=True, throws=(JobFailed,))
+@shared_task(name=NST_STYLIZE, base=JobTask, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))

@@ -33,12 +33,13 @@ from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
+from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, keep_leases, run_claimed, worker_name
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=VIDEO_FILTER, bind=True, throws=(JobFailed,))
+@shared_task(name=VIDEO_FILTER, base=JobTask, bind=True, throws=(JobFailed,))
 def filter_video(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _start(c, settings))
@@ -178,7 +179,7 @@ def _job_row(lease: jobs.Lease) -> Any:
         return session.get(Job, lease.job_id)
 
 
-@shared_task(name=VIDEO_SEGMENT, bind=True)
+@shared_task(name=VIDEO_SEGMENT, base=JobTask, bind=True)
 def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: int) -> dict:
     """Filter frames [start, end) into a video-only segment file; fail the job on bad input."""
     from workers.video.pipeline import process_video
@@ -234,7 +235,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     }
 
 
-@shared_task(name=VIDEO_JOIN, bind=True)
+@shared_task(name=VIDEO_JOIN, base=JobTask, bind=True)
 def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
     """Concatenate the segments in order, each where the input's timestamps put it, mux the
     source's audio, store, finish the job."""
