@@ -8,12 +8,13 @@ from datetime import datetime
 from pathlib import Path
 
 from atelier import jobs
+from atelier.celery_app import PING, create_app
 from atelier.db import migrate, session_scope
 from atelier.models import Job, JobState
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import create_ping_job
-from workers.tasks.runner import JobContext, run_claimed
+from workers.tasks.runner import JobContext, keep_leases, run_claimed
 
 HEARTBEAT = 0.2
 
@@ -29,8 +30,8 @@ def test_silent_work_keeps_its_lease_and_the_renewals_stop_with_it(pg_url: str, 
     job_id = create_ping_job(pg_url)
     got = jobs.claim(pg_url, job_id, "keeper-test", lease_seconds=10 * HEARTBEAT)
     assert got.lease is not None and got.job is not None
-    # The keeper never touches the task: only progress reports publish through it.
-    context = JobContext(None, got.lease, got.job, settings, Storage(tmp_path))  # type: ignore[arg-type]
+    task = create_app(settings).tasks[PING]  # not run: the work below stands for its body
+    context = JobContext(task, got.lease, got.job, settings, Storage(tmp_path))
     seen = []
 
     def silent_work(_: list[JobContext]) -> None:
@@ -45,3 +46,24 @@ def test_silent_work_keeps_its_lease_and_the_renewals_stop_with_it(pg_url: str, 
     assert _heartbeat_at(pg_url, job_id) == settled  # the keeper stopped with the work
     with session_scope(pg_url) as session:
         assert session.get(Job, job_id).state == JobState.RUNNING  # the work settles, not it
+
+
+def test_work_outliving_all_its_jobs_is_reported_once_and_live_work_never(pg_url: str):
+    """`on_abandoned` (the worker ends the process) fires once every lease has ended and the
+    work still runs a round later; never while a job is still the work's own."""
+    migrate(pg_url)
+    leases = []
+    for _ in range(2):
+        job_id = create_ping_job(pg_url)
+        got = jobs.claim(pg_url, job_id, "keeper-test", lease_seconds=60)
+        assert got.lease is not None
+        leases.append(got.lease)
+    calls: list[float] = []
+    with keep_leases(leases, HEARTBEAT, on_abandoned=lambda: calls.append(time.monotonic())):
+        jobs.cancel(pg_url, leases[0].job_id)
+        time.sleep(10 * HEARTBEAT)
+        assert calls == []  # the other job is still held
+        cancelled = time.monotonic()
+        jobs.cancel(pg_url, leases[1].job_id)
+        time.sleep(10 * HEARTBEAT)
+    assert len(calls) == 1 and calls[0] - cancelled >= HEARTBEAT, calls

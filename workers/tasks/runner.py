@@ -186,22 +186,44 @@ def run_claimed(
     except WorkerStopping:
         _give_back(contexts)
     except SoftTimeLimitExceeded:
-        _, soft = contexts[0].task.request.timelimit or (None, None)
-        reason = (
-            f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
-            " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
-        )
-        for ctx in contexts:
-            jobs.fail(ctx.lease, reason)
-        log.warning("jobs %s: %s", ids, reason)
+        _fail_at_time_limit(contexts)
     except FINAL_ERRORS as error:
         for ctx in contexts:
             jobs.fail(ctx.lease, str(error))
         log.warning("jobs %s failed: %s", ids, error)
     except Exception as error:  # noqa: BLE001 - any other error may be transient
-        _retry_or_fail(contexts, error)
+        if _raised_while_handling(error, SoftTimeLimitExceeded):
+            # The soft limit landed inside a library that failed while unwinding from it
+            # (a database driver interrupted mid-query): it is still the time limit.
+            _fail_at_time_limit(contexts)
+        else:
+            _retry_or_fail(contexts, error)
     _end_task_as_jobs_ended(contexts[0].task, contexts[0].lease.db_url, ids)
     return {"claimed": ids}
+
+
+def _raised_while_handling(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `error`, or an exception it was raised from or while handling, is a `kind`."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        if isinstance(found, kind):
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def _fail_at_time_limit(contexts: list[JobContext]) -> None:
+    """Fail the jobs of work stopped by its soft time limit: a retry would only run as long."""
+    _, soft = contexts[0].task.request.timelimit or (None, None)
+    reason = (
+        f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
+        " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
+    )
+    for ctx in contexts:
+        jobs.fail(ctx.lease, reason)
+    log.warning("jobs %s: %s", [ctx.lease.job_id for ctx in contexts], reason)
 
 
 def _end_task_as_jobs_ended(task: Task, db_url: str, ids: list[int]) -> None:
@@ -224,18 +246,47 @@ def _end_task_as_jobs_ended(task: Task, db_url: str, ids: list[int]) -> None:
 
 
 def _keep_leases(contexts: list[JobContext]) -> AbstractContextManager[None]:
-    """Renew the claimed jobs' leases while `work` runs (see `keep_leases`).
+    """Renew the claimed jobs' leases while `work` runs (see `keep_leases`), and end the work
+    once none of its jobs is its own any more.
 
     Progress reports renew them too (the keeper then skips them), but only between iterations
     or frames: loading TensorFlow, building the model and compiling the step for a new shape
     can take longer than a short lease, and a job whose worker is alive must not be presumed
     dead and run again (each such re-run spends one of its attempts).
+
+    Work that reports progress sees a cancel at its next report and stops by itself. Work that
+    reports nothing (hung in native code, or waiting on something that never answers) would
+    hold its worker for ever: when every job of the message has ended (cancelled, taken over
+    by another attempt, or settled) and the work has still not returned a round later, the
+    worker is asked to end the process running it (Celery's revoke with terminate; a prefork
+    pool then starts a new process, while a solo pool cannot and goes on waiting).
     """
     by_lease = {ctx.lease: ctx for ctx in contexts}
+    task = contexts[0].task
+    task_id = task.request.id  # read here: the request is local to this (the task's) thread
+    settings = contexts[0].settings
+
+    def end_process() -> None:
+        ids = [lease.job_id for lease in by_lease]
+        log.warning(
+            "jobs %s have ended but their work has not returned for %.0f s: asking the worker"
+            " to end process %s",
+            ids,
+            2 * settings.heartbeat_seconds,
+            os.getpid(),
+        )
+        # A connection of its own: this thread must not share the task's (it is busy, or hung).
+        with task.app.connection_for_write() as connection:
+            task.app.control.revoke(
+                task_id, terminate=True, signal="SIGKILL", connection=connection
+            )
+
+    remote = task.app.conf.worker_enable_remote_control and not task.request.is_eager
     return keep_leases(
         list(by_lease),
-        contexts[0].settings.heartbeat_seconds,
+        settings.heartbeat_seconds,
         lambda lease: time.monotonic() - by_lease[lease]._last_beat,
+        on_abandoned=end_process if remote else None,
     )
 
 
@@ -244,13 +295,15 @@ def keep_leases(
     leases: Sequence[jobs.Lease],
     every: float,
     quiet_for: Callable[[jobs.Lease], float] = lambda _lease: float("inf"),
+    on_abandoned: Callable[[], None] | None = None,
 ) -> Iterator[None]:
     """Renew `leases` every `every` seconds from a thread while the block runs.
 
     A lease renewed by other means less than `every` seconds ago (`quiet_for`) is skipped. A
     killed worker's thread dies with it, so its leases still run out. A lease that is lost,
     cancelled or settled (the job finished) is no longer renewed; the work sees the first two
-    at its next write.
+    at its next write. Once no lease is left and the block is still running a round later,
+    `on_abandoned` is called (once).
     """
     done = threading.Event()
     held = list(leases)
@@ -266,6 +319,8 @@ def keep_leases(
                     held.remove(lease)
                 except Exception as error:  # noqa: BLE001 - e.g. the database away: next round
                     log.warning("job %s: cannot renew the lease: %s", lease.job_id, error)
+        if on_abandoned is not None and not done.wait(every):
+            on_abandoned()
 
     thread = threading.Thread(target=renew, name="lease-keeper", daemon=True)
     thread.start()
