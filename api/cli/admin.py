@@ -22,6 +22,9 @@ def migrate_cmd() -> None:
     console.print(f"database {rt.db_url} at revision {current_revision(rt.db_url)}")
 
 
+POOLS = ("prefork", "solo", "threads")
+
+
 def worker_cmd(
     queues: Annotated[
         str,
@@ -31,12 +34,14 @@ def worker_cmd(
         int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once. Use 1 per GPU.")
     ] = 1,
     pool: Annotated[
-        str | None,
+        str,
         typer.Option(
-            help="solo, prefork or threads; default solo for 1, prefork for more or when "
-            "ATELIER_WORKER_MAX_MEMORY_MB is set (only prefork replaces children by memory)."
+            help="prefork: tasks run in child processes, which the worker replaces at a hard "
+            "time limit, when a cancelled job's work hangs, or past "
+            "ATELIER_WORKER_MAX_MEMORY_MB. solo or threads: in the worker's own process, "
+            "where none of that can act.",
         ),
-    ] = None,
+    ] = "prefork",
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name.")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
@@ -52,12 +57,13 @@ def worker_cmd(
         )
     rt = runtime()
     node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
-    recycle = rt.settings.worker_max_memory_mb > 0
-    pool = pool or ("solo" if concurrency == 1 and not recycle else "prefork")
-    if recycle and pool != "prefork":
+    if pool not in POOLS:
+        raise typer.BadParameter(f"choose from {', '.join(POOLS)}", param_hint="'--pool'")
+    if pool != "prefork":
         console.print(
-            f"[yellow]ATELIER_WORKER_MAX_MEMORY_MB is ignored by the {pool} pool: only prefork "
-            "replaces a process by memory[/yellow]"
+            f"[yellow]the {pool} pool runs tasks in the worker's own process: time limits,"
+            " ending the hung work of a cancelled job and ATELIER_WORKER_MAX_MEMORY_MB do not"
+            " act there[/yellow]"
         )
     argv = [
         "worker",

@@ -19,14 +19,18 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import func, select
 
-from atelier.assets import record_asset
-from atelier.batches import create_nst_batch, create_video_job, ingest_image, send_plan
+from atelier.batches import (
+    create_nst_batch,
+    create_video_job,
+    ingest_image,
+    ingest_video,
+    send_plan,
+)
 from atelier.celery_app import create_app
 from atelier.db import migrate, session_scope
 from atelier.models import Asset, FrameStat, Job, JobState, LossRecord
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
-from atelier.storage import Storage
 from tests.support.procs import atelier_process, wait_for_log
 from tests.support.servers import RedisServer as RedisServer  # the fault tests' Redis
 from tests.support.servers import have_redis_server as have_redis_server
@@ -142,11 +146,23 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def holder(job_row: Job, procs: Sequence[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    """The worker process running `job_row` (a worker names itself `node:pid` on the row)."""
+    """The worker process running `job_row` (a worker names itself `node:pid` on the row, the
+    pid of the pool process that runs the task: the worker's own, or a prefork child's)."""
     pid = int((job_row.worker or "").rsplit(":", 1)[-1])
-    found = [proc for proc in procs if proc.pid == pid]
+    found = [proc for proc in procs if pid in (proc.pid, *child_pids(proc.pid))]
     assert found, f"job {job_row.id} is held by {job_row.worker}, none of this test's workers"
     return found[0]
+
+
+def child_pids(pid: int) -> list[int]:
+    """The pids of process `pid`'s children (forked by any of its threads), from /proc (Linux)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except OSError:  # the thread has just ended
+            continue
+    return found
 
 
 def cut_clip(source: Path, target: Path, start: float, seconds: float) -> Path:
@@ -194,10 +210,9 @@ def submit_nst(
 
 def submit_video(c: Cluster, video: Path, params: VideoParams) -> int:
     settings = c.settings
-    stored = Storage(settings.resolved_storage_dir).put_file(video)
     with session_scope(c.db_url) as session:
-        record_asset(session, stored, kind="video", media_type="video/mp4")
-    plan = create_video_job(settings, stored.sha256, params, source="faults")
+        sha = ingest_video(session, settings, video).sha256
+    plan = create_video_job(settings, sha, params, source="faults")
     send_plan(create_app(settings), settings, plan)
     return plan.job_ids[0]
 
@@ -273,14 +288,39 @@ def local_ports(pid: int) -> set[int]:
     return ports
 
 
+def _admin_url(db_url: str) -> str:
+    return db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@contextmanager
+def table_locked(db_url: str, table: str) -> Iterator[None]:
+    """Hold an exclusive lock on `table` (as a long migration or `VACUUM FULL` would): anyone
+    who reads or writes it waits, inside the database, until the block ends."""
+    with psycopg.connect(_admin_url(db_url)) as conn:
+        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def waiting_on_locks(db_url: str) -> list[int]:
+    """The server pids of this database's connections waiting for a lock."""
+    with psycopg.connect(_admin_url(db_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def terminate_backends(db_url: str, pid: int) -> int:
     """`pg_terminate_backend` every connection process `pid` holds to the database; returns how
     many were terminated."""
     ports = sorted(local_ports(pid))
     if not ports:
         return 0
-    admin = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(_admin_url(db_url), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND client_port = ANY(%s)"
