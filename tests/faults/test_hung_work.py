@@ -1,0 +1,107 @@
+"""Work that hangs, silently, must not hold a worker for ever.
+
+The hang here is a real one: the work waits inside PostgreSQL for a lock that another session
+holds (as a long migration or `VACUUM FULL` would hold it) on the `assets` table, which a job
+needs to record its result, or a video job to name its input. Such work reports no progress,
+so neither a heartbeat nor a cancel reaches it; the lease keeper keeps renewing it all the same.
+
+- A cancel ends it: once every job of the message is cancelled and the work has not returned,
+  the worker ends the process running it, starts a new one and takes the next job.
+- Its time limit ends it: NST and whole-video messages carry limits from their size (a video's
+  from its header), and a job past its hard limit is failed at once by the worker that killed
+  its process, not left `running` for the reaper.
+Each runs on a prefork worker, the `atelier worker` default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atelier.batches import create_nst_batch, ingest_image
+from atelier.celery_app import FAST_STYLIZE, create_app
+from atelier.db import session_scope
+from atelier.jobs import cancel
+from atelier.models import JobState
+from atelier.schemas import NSTParams, VideoParams
+from tests.faults.harness import (
+    Cluster,
+    RedisServer,
+    child_pids,
+    cluster,
+    job,
+    submit_nst,
+    submit_video,
+    table_locked,
+    wait_finished,
+    wait_for,
+    waiting_on_locks,
+)
+
+pytestmark = pytest.mark.slow
+FAST = NSTParams(engine="fast", size=32)
+WORKER = ["worker", "--queues", "nst,video,fast", "--concurrency", "1", "--hostname", "w@%h"]
+
+
+def _fast_job_without_send(c: Cluster, squares: list[Path]) -> tuple[int, str]:
+    """A fast-engine job written as a producer writes it, not sent yet: (job id, task id)."""
+    settings = c.settings
+    with session_scope(c.db_url) as session:
+        content = ingest_image(session, settings, squares[0]).sha256
+        style = ingest_image(session, settings, squares[-1]).sha256
+    plan = create_nst_batch(settings, [content], [style], FAST, source="faults", force=True)
+    return plan.job_ids[0], plan.task_ids[0]
+
+
+def _ends_ok(c: Cluster, squares: list[Path]) -> None:
+    """The worker still takes work: a new fast job succeeds."""
+    done = submit_nst(c, squares[1:2], squares[-1:], FAST)
+    wait_finished(c.db_url, done, 120)
+    assert job(c.db_url, done[0]).state == JobState.SUCCEEDED, c.logs()
+
+
+def test_cancel_ends_the_process_of_work_that_reports_nothing(
+    tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path]
+):
+    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_TIME_LIMIT_SCALE="0") as c:
+        (hung,) = submit_nst(c, squares[:1], squares[-1:], FAST)
+        with table_locked(c.db_url, "assets"):
+            worker = c.start("w", WORKER, " ready.")
+            wait_for(lambda: waiting_on_locks(c.db_url), 120, "the job to hang")
+            (child,) = child_pids(worker.pid)
+            assert job(c.db_url, hung).state == JobState.RUNNING
+            assert cancel(c.db_url, hung)
+            # The worker replaces the process while the lock is still held.
+            wait_for(lambda: child not in child_pids(worker.pid), 60, "the process to end")
+            assert "asking the worker to end process" in c.log("w"), c.logs()
+        assert job(c.db_url, hung).state == JobState.CANCELLED
+        _ends_ok(c, squares)
+        assert worker.poll() is None, c.logs()
+
+
+def test_time_limits_end_hung_work_and_fail_its_jobs_at_once(
+    tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path], clip: Path
+):
+    # Scaled to 1 %, the limits derived from these sizes are a few seconds (soft); the lease is
+    # long and no reaper runs, so only the time limits can end these jobs.
+    scaled = {"ATELIER_TIME_LIMIT_SCALE": "0.01", "ATELIER_LEASE_SECONDS": "600"}
+    with cluster(tmp_path, pg_url, fault_redis.url, **scaled) as c:
+        nst = submit_nst(c, squares[:1], squares[-1:], NSTParams(size=32, iterations=20))[0]
+        video = submit_video(c, clip, VideoParams(filter="blur", segment_seconds=0))
+        # A message with a hard limit only, as Celery's `task_time_limit` would give it: the
+        # work is killed, with no soft limit before.
+        hard, task_id = _fast_job_without_send(c, squares)
+        create_app(c.settings).send_task(FAST_STYLIZE, args=[[hard]], task_id=task_id, time_limit=5)
+        with table_locked(c.db_url, "assets"):
+            worker = c.start("w", WORKER, " ready.")
+            wait_finished(c.db_url, [nst, video, hard], 240)
+        rows = {name: job(c.db_url, i) for name, i in (("nst", nst), ("video", video))}
+        for name, row in rows.items():
+            assert row.state == JobState.FAILED, (name, row.state, row.error, c.logs())
+            assert "time limit" in row.error and row.attempts == 1, (name, row.error)
+        killed = job(c.db_url, hard)
+        assert killed.state == JobState.FAILED, (killed.state, killed.error, c.logs())
+        assert "hard time limit (5 s)" in killed.error and killed.attempts == 1, killed.error
+        _ends_ok(c, squares)
+        assert worker.poll() is None, c.logs()
