@@ -192,9 +192,7 @@ def run_claimed(
             jobs.fail(ctx.lease, str(error))
         log.warning("jobs %s failed: %s", ids, error)
     except Exception as error:  # noqa: BLE001 - any other error may be transient
-        if _raised_while_handling(error, SoftTimeLimitExceeded):
-            # The soft limit landed inside a library that failed while unwinding from it
-            # (a database driver interrupted mid-query): it is still the time limit.
+        if at_time_limit(error):
             _fail_at_time_limit(contexts)
         else:
             _retry_or_fail(contexts, error)
@@ -202,25 +200,32 @@ def run_claimed(
     return {"claimed": ids}
 
 
-def _raised_while_handling(error: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `error`, or an exception it was raised from or while handling, is a `kind`."""
+def at_time_limit(error: BaseException) -> bool:
+    """Whether `error` is the soft time limit, or was raised while handling it: the limit can
+    land inside a library that then fails as it unwinds (a database driver interrupted
+    mid-query raises its own error), and that is still the time limit."""
     seen: set[int] = set()
     found: BaseException | None = error
     while found is not None and id(found) not in seen:
-        if isinstance(found, kind):
+        if isinstance(found, SoftTimeLimitExceeded):
             return True
         seen.add(id(found))
         found = found.__cause__ or found.__context__
     return False
 
 
-def _fail_at_time_limit(contexts: list[JobContext]) -> None:
-    """Fail the jobs of work stopped by its soft time limit: a retry would only run as long."""
-    _, soft = contexts[0].task.request.timelimit or (None, None)
-    reason = (
+def time_limit_reason(task: Task) -> str:
+    """What a job stopped by its task's soft time limit is failed with."""
+    _, soft = task.request.timelimit or (None, None)
+    return (
         f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
         " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
     )
+
+
+def _fail_at_time_limit(contexts: list[JobContext]) -> None:
+    """Fail the jobs of work stopped by its soft time limit: a retry would only run as long."""
+    reason = time_limit_reason(contexts[0].task)
     for ctx in contexts:
         jobs.fail(ctx.lease, reason)
     log.warning("jobs %s: %s", [ctx.lease.job_id for ctx in contexts], reason)

@@ -34,7 +34,15 @@ from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
 from workers.tasks.requests import JobTask
-from workers.tasks.runner import JobContext, claim_jobs, keep_leases, run_claimed, worker_name
+from workers.tasks.runner import (
+    JobContext,
+    at_time_limit,
+    claim_jobs,
+    keep_leases,
+    run_claimed,
+    time_limit_reason,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +228,8 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         shutil.rmtree(folder, ignore_errors=True)  # this attempt's segments are of no use now
         raise
     except Exception as error:
-        jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) failed: {error}")
+        why = time_limit_reason(self) if at_time_limit(error) else f"failed: {error}"
+        jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) {why}")
         raise
     return {
         "path": str(out),
