@@ -21,7 +21,7 @@ from atelier.db import session_scope
 from atelier.models import Batch, Job, LossRecord
 from tests.api.conftest import png_bytes
 
-EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 8}
+EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
 
 
 def seed(settings, test_data) -> None:

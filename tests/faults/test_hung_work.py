@@ -7,9 +7,10 @@ so neither a heartbeat nor a cancel reaches it; the lease keeper keeps renewing 
 
 - A cancel ends it: once every job of the message is cancelled and the work has not returned,
   the worker ends the process running it, starts a new one and takes the next job.
-- Its time limit ends it: NST and whole-video messages carry limits from their size (a video's
-  from its header), and a job past its hard limit is failed at once by the worker that killed
-  its process, not left `running` for the reaper.
+- Its time limit ends it: a whole video's message carries limits from the size and duration
+  its header declares (an NST message's from its parameters: tests/core/test_limits.py), and a
+  job past its hard limit is failed at once by the worker that killed its process, not left
+  `running` for the reaper.
 Each runs on a prefork worker, the `atelier worker` default.
 """
 
@@ -41,7 +42,7 @@ from tests.faults.harness import (
 
 pytestmark = pytest.mark.slow
 FAST = NSTParams(engine="fast", size=32)
-WORKER = ["worker", "--queues", "nst,video,fast", "--concurrency", "1", "--hostname", "w@%h"]
+WORKER = ["worker", "--queues", "video,fast", "--concurrency", "1", "--hostname", "w@%h"]
 
 
 def _fast_job_without_send(c: Cluster, squares: list[Path]) -> tuple[int, str]:
@@ -87,7 +88,6 @@ def test_time_limits_end_hung_work_and_fail_its_jobs_at_once(
     # long and no reaper runs, so only the time limits can end these jobs.
     scaled = {"ATELIER_TIME_LIMIT_SCALE": "0.01", "ATELIER_LEASE_SECONDS": "600"}
     with cluster(tmp_path, pg_url, fault_redis.url, **scaled) as c:
-        nst = submit_nst(c, squares[:1], squares[-1:], NSTParams(size=32, iterations=20))[0]
         video = submit_video(c, clip, VideoParams(filter="blur", segment_seconds=0))
         # A message with a hard limit only, as Celery's `task_time_limit` would give it: the
         # work is killed, with no soft limit before.
@@ -95,11 +95,10 @@ def test_time_limits_end_hung_work_and_fail_its_jobs_at_once(
         create_app(c.settings).send_task(FAST_STYLIZE, args=[[hard]], task_id=task_id, time_limit=5)
         with table_locked(c.db_url, "assets"):
             worker = c.start("w", WORKER, " ready.")
-            wait_finished(c.db_url, [nst, video, hard], 240)
-        rows = {name: job(c.db_url, i) for name, i in (("nst", nst), ("video", video))}
-        for name, row in rows.items():
-            assert row.state == JobState.FAILED, (name, row.state, row.error, c.logs())
-            assert "time limit" in row.error and row.attempts == 1, (name, row.error)
+            wait_finished(c.db_url, [video, hard], 240)
+        row = job(c.db_url, video)
+        assert row.state == JobState.FAILED, (row.state, row.error, c.logs())
+        assert "stopped at its time limit" in row.error and row.attempts == 1, row.error
         killed = job(c.db_url, hard)
         assert killed.state == JobState.FAILED, (killed.state, killed.error, c.logs())
         assert "hard time limit (5 s)" in killed.error and killed.attempts == 1, killed.error

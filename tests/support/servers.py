@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -80,8 +82,11 @@ class RedisServer:
         """`SHUTDOWN NOSAVE`: what a crash or a restart of a Redis without disk loses."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(redis.ConnectionError):  # the server hangs up as it goes
-            redis.Redis(port=self.port).shutdown(nosave=True)
+        # The server hangs up as it goes; redis-py's default retries (with backoff, seconds in
+        # all) would only knock on a closed port.
+        client = redis.Redis(port=self.port, retry=Retry(NoBackoff(), 0))
+        with contextlib.suppress(redis.ConnectionError):
+            client.shutdown(nosave=True)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
