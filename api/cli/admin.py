@@ -55,10 +55,10 @@ def worker_cmd(
         raise typer.BadParameter(
             f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}", param_hint="'--queues'"
         )
-    rt = runtime()
-    node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
     if pool not in POOLS:
         raise typer.BadParameter(f"choose from {', '.join(POOLS)}", param_hint="'--pool'")
+    rt = runtime()
+    node = hostname or f"{'-'.join(wanted)}@{socket.gethostname()}"
     if pool != "prefork":
         console.print(
             f"[yellow]the {pool} pool runs tasks in the worker's own process: time limits,"

@@ -105,3 +105,8 @@ def test_list_parameters_take_commas_as_options_and_as_pairs():
     params = nst.with_pairs(pairs, NST.model).build(NST)
     assert params.style_layers == ("block1_conv1", "block3_conv1")
     assert params.style_blend == (1.0,) and params.size == 64
+
+
+def test_worker_names_its_bad_option_before_touching_anything():
+    assert "'--pool': choose from prefork, solo, threads" in _error("worker", "--pool", "gevent")
+    assert "'--queues': unknown queue(s) ['gpu']" in _error("worker", "--queues", "gpu")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from celery.exceptions import TimeLimitExceeded
 
 from atelier.batches import create_nst_batch, ingest_image
 from atelier.celery_app import FAST_STYLIZE, create_app
@@ -76,7 +77,11 @@ def test_cancel_ends_the_process_of_work_that_reports_nothing(
             # The worker replaces the process while the lock is still held.
             wait_for(lambda: child not in child_pids(worker.pid), 60, "the process to end")
             assert "asking the worker to end process" in c.log("w"), c.logs()
-        assert job(c.db_url, hung).state == JobState.CANCELLED
+        row = job(c.db_url, hung)
+        assert row.state == JobState.CANCELLED
+        # Monitors see the task as revoked (Celery's own record of a terminated task).
+        task = create_app(c.settings).AsyncResult(row.celery_task_id)
+        wait_for(lambda: task.state == "REVOKED", 30, "the task to show as revoked")
         _ends_ok(c, squares)
         assert worker.poll() is None, c.logs()
 
@@ -102,5 +107,7 @@ def test_time_limits_end_hung_work_and_fail_its_jobs_at_once(
         killed = job(c.db_url, hard)
         assert killed.state == JobState.FAILED, (killed.state, killed.error, c.logs())
         assert "hard time limit (5 s)" in killed.error and killed.attempts == 1, killed.error
+        task = create_app(c.settings).AsyncResult(task_id)
+        assert task.state == "FAILURE" and isinstance(task.result, TimeLimitExceeded), task.state
         _ends_ok(c, squares)
         assert worker.poll() is None, c.logs()

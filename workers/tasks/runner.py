@@ -274,17 +274,20 @@ def _keep_leases(contexts: list[JobContext]) -> AbstractContextManager[None]:
     def end_process() -> None:
         ids = [lease.job_id for lease in by_lease]
         log.warning(
-            "jobs %s have ended but their work has not returned for %.0f s: asking the worker"
-            " to end process %s",
+            "jobs %s have all ended and their work has not returned %.1f s later: asking the"
+            " worker to end process %s",
             ids,
-            2 * settings.heartbeat_seconds,
+            settings.heartbeat_seconds,
             os.getpid(),
         )
-        # A connection of its own: this thread must not share the task's (it is busy, or hung).
-        with task.app.connection_for_write() as connection:
-            task.app.control.revoke(
-                task_id, terminate=True, signal="SIGKILL", connection=connection
-            )
+        try:
+            # A connection of its own: the task's is busy (or hung) in another thread.
+            with task.app.connection_for_write() as connection:
+                task.app.control.revoke(
+                    task_id, terminate=True, signal="SIGKILL", connection=connection
+                )
+        except MONITORING_ERRORS as error:  # the broker away: the time limit still holds
+            log.warning("jobs %s: cannot ask the worker to end process: %s", ids, error)
 
     remote = task.app.conf.worker_enable_remote_control and not task.request.is_eager
     return keep_leases(
