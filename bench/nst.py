@@ -414,6 +414,10 @@ def _quality_text(
         f"Content: a square crop of the first test photo; style: {STYLE}; default `NSTParams` "
         "(content 5, style 100, TV 1e-3, content layer block4_conv2, relu1_1-relu5_1), "
         "initialised from the content, on the random-init VGG19.",
+        "From the fast engine's result: the same loss, started from the Magenta painting of the "
+        "photo (`init: fast`). It starts far from the photo's content features, which this loss "
+        "weighs with the style; `bench/fast.py`'s `init` table measures the distance in style "
+        "statistics alone, in a fixed feature space.",
         f"Tutorial: timed over {args.tutorial_probe} eager iterations; the loss after its "
         "iterations is that of the same Adam update (0.02 on [0, 1] = 5.1 grey levels) run "
         "compiled; its eager losses differ from the compiled ones by at most "
