@@ -33,9 +33,12 @@ ITERATIONS = 60
 
 
 def _stylize(env: dict[str, str], log: Path, args: list[str]) -> subprocess.Popen[bytes]:
+    """`atelier stylize ARGS` as a terminal runs it: SIGINT at its default disposition even when
+    this test runs in the background of a shell, which starts its jobs with SIGINT ignored (a
+    Python started so never raises KeyboardInterrupt)."""
     with log.open("ab") as handle:
         return subprocess.Popen(
-            [*ATELIER, "stylize", *args],
+            ["env", "--default-signal=INT", *ATELIER, "stylize", *args],
             # A wide console, so no message is wrapped where the test reads it.
             env={**atelier_env(env), "COLUMNS": "400"},
             stdout=handle,
