@@ -60,6 +60,11 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`
   (not `running`) when the command has exited, and take exactly 2 attempts: the stopped one,
   then the resumed one.
+- **Hung work** (`test_hung_work.py`, not in the tables: each job ends by design, cancelled or
+  failed, never retried): a job's work waits inside PostgreSQL for an exclusive lock held on the
+  `assets` table, so it reports nothing. Cancelled, its process must be ended while the lock is
+  still held, and the worker must then take its next job; a whole-video and a hard-limit-only
+  message must each end at their time limit, failed with a message in their first attempt.
 
 Every run checks, from the database: every job `succeeded`; exactly one result asset per job (the
 row's, and no other stored under the job's name); its history has one row per iteration (NST,
@@ -112,6 +117,15 @@ across the outage (`atelier/dbretry.py`).
 Ctrl-C on an embedded command left its job `running` until the lease ran out (the filesystem
 broker deletes a message when it is read, so the late acknowledgement brought nothing back). The
 job now stops at its next iteration and goes back to `queued` with a new message.
+
+Hung work held a worker for ever: cancel only marked the row, so work that reported nothing
+never heard of it; whole videos carried no time limit; `atelier worker -c 1` ran the solo pool,
+where no time limit acts; and a job killed at its hard limit stayed `running` until the reaper
+re-sent it to hang again. The worker now defaults to prefork, ends the process of work whose jobs
+have all ended (`_keep_leases`), limits videos from their header, and fails a killed process's
+jobs at once (`workers/tasks/requests.py`). The same test found that a soft limit landing inside
+a database call surfaced as the driver's `OperationalError` and was retried as a transient error;
+it now fails the job as a time limit.
 
 The figures below are with all these changes.
 """
