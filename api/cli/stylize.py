@@ -57,11 +57,15 @@ def _ingest(rt: Runtime, paths: list[Path], role: str) -> list[str]:
     return list(dict.fromkeys(shas))
 
 
-def run_batch(rt: Runtime, plan: BatchPlan, out: Path) -> int:
-    """Run (or wait for) a batch with a progress bar, then export it. Returns the exit code."""
+def run_batch(rt: Runtime, plan: BatchPlan, out: Path, headline: str = "") -> int:
+    """Print `headline`, run (or wait for) a batch with a progress bar, then export it. Returns
+    the exit code. Ctrl-C from the headline on says how to go on with the batch: the headline
+    names it, so a user may stop as soon as it is printed."""
     total = len(plan.job_ids)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
     try:
+        if headline:
+            console.print(headline)
         with (
             rt.executing(["nst", "fast", "default"]),
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
@@ -177,11 +181,11 @@ def stylize(
         raise typer.BadParameter(str(error), param_hint=hint) from error
     if len(params) > 1:
         console.print(f"{len(params)} parameter combinations per content x style cell")
-    console.print(
+    headline = (
         f"batch {plan.batch_id}: {len(plan.job_ids)} job(s), {len(plan.reused)} reused from earlier"
         f" runs, {len(plan.messages)} message(s) of up to {rt.settings.max_batch}"
     )
-    raise typer.Exit(run_batch(rt, plan, out))
+    raise typer.Exit(run_batch(rt, plan, out, headline))
 
 
 def losses_cmd(

@@ -56,9 +56,10 @@ def video_cmd(
         raise typer.BadParameter(str(error), param_hint="'SOURCE'") from error
     plan = create_video_job(rt.settings, video, params, label=source.name)
     job_id = plan.job_ids[0]
-    console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
     try:
+        # Inside the try: a Ctrl-C as soon as the job's number is shown still says how to go on.
+        console.print(f"job {job_id}: {source.name} → {out} ({', '.join(params.panel_filters())})")
         with (
             rt.executing(["video", "default"]),
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
