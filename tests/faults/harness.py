@@ -209,12 +209,20 @@ def submit_nst(
 
 
 def submit_video(c: Cluster, video: Path, params: VideoParams) -> int:
+    return submit_videos(c, video, [params])[0]
+
+
+def submit_videos(c: Cluster, video: Path, params: Sequence[VideoParams]) -> list[int]:
+    """One job per `params` on `video`, their messages sent one right after the other (in this
+    order) once every row is written, so a busy worker finds them all queued."""
     settings = c.settings
     with session_scope(c.db_url) as session:
         sha = ingest_video(session, settings, video).sha256
-    plan = create_video_job(settings, sha, params, source="faults")
-    send_plan(create_app(settings), settings, plan)
-    return plan.job_ids[0]
+    plans = [create_video_job(settings, sha, each, source="faults") for each in params]
+    app = create_app(settings)
+    for plan in plans:
+        send_plan(app, settings, plan)
+    return [plan.job_ids[0] for plan in plans]
 
 
 def job(db_url: str, job_id: int) -> Job:

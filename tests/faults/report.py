@@ -47,9 +47,10 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   x 4 styles in one message, heartbeats 600 s apart so the worker hears of the cancel only when it
   goes to store the results. The figures are the other 3 jobs of each run; the cancelled one must
   get no result and keep every loss row it computed.
-- **Segmented video whose segments wait behind a whole video**: one `video` worker; a job split
-  into 4 segments (`segment_seconds` 0.5), then a whole 2x2 board queued after it, which the
-  worker runs (about 12 s, past the 5 s lease) before it reaches the segments.
+- **Segmented video whose segments wait behind four whole videos**: one `video` worker; a job
+  split into 4 segments (`segment_seconds` 0.5), then four whole 2x2 boards (each with other
+  filters) sent right after it, which the worker runs before it reaches the segments. A run
+  counts only if the segments waited longer than the 5 s lease (its wait is in the notes).
 - **Stop PostgreSQL for 10 s**: a PostgreSQL server of the test's own, stopped with `pg_ctl stop
   -m immediate` while an NST job runs and restarted 10 s later; a video job's message is sent
   while it is away, so an idle `video` worker takes it during the outage. The lease is 30 s here
@@ -182,6 +183,8 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
             elif "progress_seen" in r:
                 seen = r["progress_seen"]
                 note = f"segmented job's progress seen: {', '.join(f'{p:.0%}' for p in seen)}"
+                if "waited_s" in r:
+                    note = f"segments waited {r['waited_s']} s; {note}"
             elif "db_away_s" in r:
                 note = f"PostgreSQL away {r['db_away_s']} s"
             elif "stopped_in_s" in r:
