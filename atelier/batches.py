@@ -94,11 +94,11 @@ def ingest_video(
     if sniffed is None or sniffed.kind != "video":
         what = "an empty file" if path.stat().st_size == 0 else "not a video Atelier can read"
         raise InputError(f"{path} is {what} (mp4, mov, webm, mkv or avi)")
+    header = video_header(header_report(path))  # before storing: a refusal leaves nothing
     try:
         stored = Storage(settings.resolved_storage_dir).put_file(path, settings.max_upload_bytes)
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
-    header = video_header(header_report(stored.path))
     return record_asset(
         session,
         stored,
