@@ -185,14 +185,12 @@ def run_claimed(
         log.info("jobs %s stopped: %s", ids, stop)
     except WorkerStopping:
         _give_back(contexts)
-    except SoftTimeLimitExceeded:
-        _fail_at_time_limit(contexts)
     except FINAL_ERRORS as error:
         for ctx in contexts:
             jobs.fail(ctx.lease, str(error))
         log.warning("jobs %s failed: %s", ids, error)
     except Exception as error:  # noqa: BLE001 - any other error may be transient
-        if at_time_limit(error):
+        if at_time_limit(error):  # the soft time limit, however it surfaced
             _fail_at_time_limit(contexts)
         else:
             _retry_or_fail(contexts, error)
