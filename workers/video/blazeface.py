@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.video.detect import Box, shrink
+from workers.video.detect import Box, grow, scored_boxes, shrink
 
 
 @dataclass(frozen=True)
@@ -255,19 +255,8 @@ class BlazeFaceDetector:
         boxes, scores = weighted_nms(
             np.concatenate(found_boxes), np.concatenate(found_scores), self.nms_threshold
         )
-        height, width = frame_bgr.shape[:2]
-        result = []
-        for (bx0, by0, bx1, by1), score in zip(boxes, scores, strict=True):
-            if min(bx1 - bx0, by1 - by0) < self.min_size * scale:
-                continue
-            grow = (self.box_scale - 1) / 2
-            bx0, bx1 = bx0 - (bx1 - bx0) * grow, bx1 + (bx1 - bx0) * grow
-            by0, by1 = by0 - (by1 - by0) * grow, by1 + (by1 - by0) * grow
-            x0, y0 = max(0, round(bx0)), max(0, round(by0))
-            x1, y1 = min(width, round(bx1)), min(height, round(by1))
-            if x1 > x0 and y1 > y0:
-                result.append((Box(x0, y0, x1 - x0, y1 - y0), float(score)))
-        return result
+        big = (boxes[:, 2:] - boxes[:, :2]).min(axis=1) >= self.min_size * scale
+        return scored_boxes(grow(boxes[big], self.box_scale), scores[big], frame_bgr.shape)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
         return sorted(box for box, _ in self.detect_scored(frame_bgr))

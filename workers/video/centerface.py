@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.video.detect import Box, shrink
+from workers.video.detect import Box, grow, scored_boxes, shrink
 
 MODEL = Path(__file__).resolve().parent / "models" / "centerface.onnx"
 OUTPUTS = ("537", "538", "539")
@@ -71,13 +71,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
         overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
         order = rest[overlap < threshold]
     return np.array(keep, dtype=int)
-
-
-def grow(boxes: np.ndarray, factor: float) -> np.ndarray:
-    """Boxes (x0, y0, x1, y1) grown by `factor` about their centres."""
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]) * factor / 2
-    return np.concatenate([centre - half, centre + half], axis=1)
 
 
 class CenterFaceDetector:
@@ -129,14 +122,7 @@ class CenterFaceDetector:
         boxes, scores = decode(heatmap[0, 0], log_size[0], offset[0], self.score_threshold)
         keep = nms(boxes, scores, self.nms_threshold)
         boxes = grow(boxes[keep], self.box_scale)
-        full_h, full_w = frame_bgr.shape[:2]
-        result = []
-        for (bx0, by0, bx1, by1), score in zip(boxes * scale, scores[keep], strict=True):
-            x0, y0 = max(0, round(bx0)), max(0, round(by0))
-            x1, y1 = min(full_w, round(bx1)), min(full_h, round(by1))
-            if x1 > x0 and y1 > y0:
-                result.append((Box(x0, y0, x1 - x0, y1 - y0), float(score)))
-        return result
+        return scored_boxes(boxes * scale, scores[keep], frame_bgr.shape)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
         return sorted(box for box, _ in self.detect_scored(frame_bgr))

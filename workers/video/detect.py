@@ -77,6 +77,26 @@ def _to_frame(x: float, y: float, w: float, h: float, scale: float, shape: tuple
     return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
+def grow(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """Boxes (x0, y0, x1, y1) grown by `factor` about their centres."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * factor / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
+def scored_boxes(boxes: np.ndarray, scores: np.ndarray, shape: tuple) -> list[tuple[Box, float]]:
+    """Corner boxes (x0, y0, x1, y1) in a frame's pixels as `Box`es clipped to the frame of
+    `shape`, with their scores; a box with nothing left inside the frame is dropped."""
+    height, width = shape[:2]
+    result = []
+    for (bx0, by0, bx1, by1), score in zip(boxes, scores, strict=True):
+        x0, y0 = max(0, round(bx0)), max(0, round(by0))
+        x1, y1 = min(width, round(bx1)), min(height, round(by1))
+        if x1 > x0 and y1 > y0:
+            result.append((Box(x0, y0, x1 - x0, y1 - y0), float(score)))
+    return result
+
+
 class HaarDetector:
     """OpenCV's Viola-Jones cascades: no model file to ship, fast on a CPU, frontal faces only
     unless `profile` adds the profile cascade (run on the frame and its mirror, since it was
