@@ -19,11 +19,10 @@ from rich.table import Table
 
 from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from api.cli.status import show
-from api.http.schemas import BatchOut
-from api.http.views import asset_labels, batch_out, job_inputs
 from atelier.db import session_scope
 from atelier.export import export_batch, safe_stem
 from atelier.models import Batch, JobKind, JobState
+from atelier.read import BatchOut, asset_labels, batch_out, job_inputs
 
 VIDEO_SUFFIX = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}
 

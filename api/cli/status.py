@@ -12,10 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.runtime import get_or_exit, runtime
-from api.http.schemas import BatchOut, BatchSummary, JobOut
-from api.http.views import asset_labels, batch_out, job_inputs, job_out, list_batches
 from atelier.db import session_scope
 from atelier.models import Asset, Batch, Job
+from atelier.read import (
+    BatchOut,
+    BatchSummary,
+    JobOut,
+    asset_labels,
+    batch_out,
+    job_inputs,
+    job_out,
+    list_batches,
+)
 
 out = Console()
 STATE_STYLE = {

@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API (they are its OpenAPI schema too).
+"""Request bodies of the HTTP API, its error body and its health answer (they are its OpenAPI
+schema too, with the read model's shapes in `atelier.read` that the routes return).
 
 Job parameters are the shared `NSTParams` / `VideoParams` models, so an HTTP body is validated by
 exactly the rules a CLI flag or a worker uses. Over HTTP they are also strict about JSON types: a
@@ -8,7 +9,6 @@ or `"force": "yes"` are refused, naming the field), so a client's bug is not sil
 
 from __future__ import annotations
 
-from datetime import datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -115,76 +115,6 @@ class ErrorBody(BaseModel):
     details: list[dict[str, Any]] | None = Field(
         None, description="Field-by-field problems of a request that failed validation."
     )
-
-
-class AssetOut(BaseModel):
-    sha256: str
-    kind: str = Field(description="image | video | result | preview | plot | sheet")
-    media_type: str
-    size_bytes: int
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    label: str | None = None
-    created_at: datetime
-    content_url: str
-    thumbnail_url: str
-
-
-class JobOut(BaseModel):
-    id: int
-    kind: str
-    batch_id: int | None
-    state: str
-    progress: float
-    attempts: int
-    max_attempts: int
-    error: str | None
-    worker: str | None
-    inputs: dict[str, Any]
-    params: dict[str, Any]
-    meta: dict[str, Any]
-    result: AssetOut | None = None
-    reused_from_id: int | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    seconds: float | None = None
-
-
-class JobPage(BaseModel):
-    items: list[JobOut]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
-
-
-class BatchSummary(BaseModel):
-    id: int
-    kind: str
-    label: str | None
-    source: str
-    params: dict[str, Any]
-    created_at: datetime
-    total: int = Field(description="Number of jobs.")
-    counts: dict[str, int] = Field(description="Jobs per state.")
-    progress: float = Field(description="0..1; finished jobs count as done.")
-    finished: bool
-    reused: int = Field(description="Jobs that reused an identical earlier result.")
-    sheet_url: str | None = Field(None, description="Contact sheet (NST batches).")
-
-
-class BatchOut(BatchSummary):
-    jobs: list[JobOut]
-
-
-class BatchPage(BaseModel):
-    items: list[BatchSummary]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
 
 
 class BatchCreate(BaseModel):

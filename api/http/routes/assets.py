@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import thumbnail_jpeg
-from api.http.schemas import AssetOut, no_nul
+from api.http.schemas import no_nul
 from api.http.uploads import UPLOAD_OPENAPI, receive_upload
-from api.http.views import asset_out
 from atelier.assets import record_asset
 from atelier.db import session_scope
 from atelier.models import Asset
+from atelier.read import AssetOut, asset_out
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 ShaPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The asset's sha256.")]

@@ -15,19 +15,12 @@ from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.events import batch_events
 from api.http.renders import batch_sheet
-from api.http.schemas import (
-    MAX_GRID_CELLS,
-    BatchCreate,
-    BatchOut,
-    BatchPage,
-    JobOut,
-    VideoCreate,
-)
-from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
+from api.http.schemas import MAX_GRID_CELLS, BatchCreate, VideoCreate
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
 from atelier.grid import check_size, count, first
 from atelier.models import Asset, Batch, JobKind, JobState
+from atelier.read import BatchOut, BatchPage, JobOut, batch_jobs, batch_out, jobs_out, list_batches
 
 router = APIRouter(tags=["batches"])
 BatchId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The batch id.")]

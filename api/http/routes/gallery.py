@@ -14,8 +14,15 @@ from sqlalchemy.orm import Session
 from api.http.auth import COOKIE, token_matches
 from api.http.deps import Services, services
 from api.http.pages import PAGE_HEADERS
-from api.http.schemas import BatchSummary, JobOut
-from api.http.views import asset_labels, batch_jobs, job_inputs, jobs_out, list_batches
+from atelier.read import (
+    BatchSummary,
+    JobOut,
+    asset_labels,
+    batch_jobs,
+    job_inputs,
+    jobs_out,
+    list_batches,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 BATCHES_PER_PAGE = 10

@@ -14,11 +14,10 @@ from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import loss_plot
 from api.http.routes.assets import file_response
-from api.http.schemas import JobOut, JobPage
-from api.http.views import job_out, list_jobs
 from atelier.db import session_scope
 from atelier.export import loss_rows
 from atelier.models import Asset, Job, JobKind, JobState
+from atelier.read import JobOut, JobPage, job_out, list_jobs
 from atelier.reports import LOSS_COLUMNS, loss_csv
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -1,18 +1,92 @@
-"""Read the database into API bodies: shared by the HTTP routes, the gallery and `atelier status`.
+"""The read model: batches, jobs and assets as both producers show them.
 
-Everything here is plain SQLAlchemy + pydantic, so the CLI can use it without a web server.
+The HTTP routes and the gallery return these shapes, and `atelier status` / `atelier results`
+print them (their `--json` is the same body), so a field added here shows everywhere. Plain
+SQLAlchemy + pydantic: no web server, no TensorFlow, no OpenCV.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.http.schemas import AssetOut, BatchOut, BatchPage, BatchSummary, JobOut, JobPage
 from atelier.models import Asset, Batch, Job, JobKind, JobState
+
+
+class AssetOut(BaseModel):
+    sha256: str
+    kind: str = Field(description="image | video | result | preview | plot | sheet")
+    media_type: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    label: str | None = None
+    created_at: datetime
+    content_url: str
+    thumbnail_url: str
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    batch_id: int | None
+    state: str
+    progress: float
+    attempts: int
+    max_attempts: int
+    error: str | None
+    worker: str | None
+    inputs: dict[str, Any]
+    params: dict[str, Any]
+    meta: dict[str, Any]
+    result: AssetOut | None = None
+    reused_from_id: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    seconds: float | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+
+class BatchSummary(BaseModel):
+    id: int
+    kind: str
+    label: str | None
+    source: str
+    params: dict[str, Any]
+    created_at: datetime
+    total: int = Field(description="Number of jobs.")
+    counts: dict[str, int] = Field(description="Jobs per state.")
+    progress: float = Field(description="0..1; finished jobs count as done.")
+    finished: bool
+    reused: int = Field(description="Jobs that reused an identical earlier result.")
+    sheet_url: str | None = Field(None, description="Contact sheet (NST batches).")
+
+
+class BatchOut(BatchSummary):
+    jobs: list[JobOut]
+
+
+class BatchPage(BaseModel):
+    items: list[BatchSummary]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
 
 
 def asset_out(asset: Asset) -> AssetOut:
