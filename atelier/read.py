@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from atelier.models import Asset, Batch, Job, JobKind, JobState
+
+Item = TypeVar("Item", bound=BaseModel)
+Row = TypeVar("Row", Batch, Job)
 
 
 class AssetOut(BaseModel):
@@ -54,12 +57,24 @@ class JobOut(BaseModel):
     seconds: float | None = None
 
 
-class JobPage(BaseModel):
-    items: list[JobOut]
+class Page(BaseModel, Generic[Item]):
+    """One page of a list, newest first, and where it sits in the whole list."""
+
+    items: list[Item]
     total: int
     limit: int
     offset: int
     next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+    @classmethod
+    def of(cls, items: list[Item], total: int, limit: int, offset: int) -> Self:
+        """The page of `items` at `offset` in a list of `total` (`next_offset` follows)."""
+        following = offset + limit if offset + limit < total else None
+        return cls(items=items, total=total, limit=limit, offset=offset, next_offset=following)
+
+
+class JobPage(Page[JobOut]):
+    pass
 
 
 class BatchSummary(BaseModel):
@@ -81,12 +96,8 @@ class BatchOut(BatchSummary):
     jobs: list[JobOut]
 
 
-class BatchPage(BaseModel):
-    items: list[BatchSummary]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
+class BatchPage(Page[BatchSummary]):
+    pass
 
 
 def asset_out(asset: Asset) -> AssetOut:
@@ -178,24 +189,27 @@ def batch_out(session: Session, batch: Batch) -> BatchOut:
     return BatchOut(**summary.model_dump(), jobs=jobs_out(session, jobs))
 
 
+def newest_first(
+    session: Session, query: Select[tuple[Row]], model: type[Batch | Job], limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """One page of `query`'s rows, highest id first, and how many rows the whole query has."""
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(session.scalars(query.order_by(model.id.desc()).limit(limit).offset(offset)))
+    return rows, total
+
+
 def list_batches(session: Session, limit: int, offset: int, kind: str | None = None) -> BatchPage:
     """Newest first, each with its counts (one query for the batches, one for their jobs)."""
     query = select(Batch)
     if kind is not None:
         query = query.where(Batch.kind == kind)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    batches = list(session.scalars(query.order_by(Batch.id.desc()).limit(limit).offset(offset)))
+    batches, total = newest_first(session, query, Batch, limit, offset)
     by_batch: dict[int, list[Job]] = {b.id: [] for b in batches}
     if batches:
         for job in session.scalars(select(Job).where(Job.batch_id.in_(by_batch))):
             by_batch[job.batch_id].append(job)  # type: ignore[index]
-    return BatchPage(
-        items=[batch_summary(b, by_batch[b.id]) for b in batches],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=offset + limit if offset + limit < total else None,
-    )
+    items = [batch_summary(b, by_batch[b.id]) for b in batches]
+    return BatchPage.of(items, total, limit, offset)
 
 
 def list_jobs(
@@ -215,15 +229,8 @@ def list_jobs(
         query = query.where(Job.kind == kind)
     if batch is not None:
         query = query.where(Job.batch_id == batch)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    jobs = list(session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)))
-    return JobPage(
-        items=jobs_out(session, jobs),
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=offset + limit if offset + limit < total else None,
-    )
+    jobs, total = newest_first(session, query, Job, limit, offset)
+    return JobPage.of(jobs_out(session, jobs), total, limit, offset)
 
 
 def asset_labels(session: Session, shas: set[str]) -> dict[str, str]:

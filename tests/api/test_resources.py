@@ -168,6 +168,23 @@ def test_jobs_listing_filters_and_pages(client, api_settings):
     )  # finished counts as done
 
 
+def test_batches_listing_pages_newest_first(client, api_settings):
+    db = api_settings.resolved_database_url
+    jobs = [make_jobs(db, ["queued"], kind=kind)[0] for kind in ("nst", "video", "nst", "video")]
+    with session_scope(db) as session:
+        made = [session.get(Job, job).batch_id for job in jobs]
+    pages, offset = [], 0
+    while offset is not None:
+        page = client.get("/v1/batches", params={"limit": 3, "offset": offset}).json()
+        assert (page["total"], page["limit"], page["offset"]) == (4, 3, offset)
+        pages.append([batch["id"] for batch in page["items"]])
+        offset = page["next_offset"]
+    assert pages == [made[:0:-1], made[:1]]
+    videos = client.get("/v1/batches", params={"kind": "video", "limit": 1}).json()
+    assert ([b["id"] for b in videos["items"]], videos["total"]) == ([made[3]], 2)
+    assert videos["next_offset"] == 1
+
+
 def test_job_result_losses_and_cancel(client, api_settings):
     db = api_settings.resolved_database_url
     queued, failed = make_jobs(db, ["queued", "failed"])
