@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
 
 _digests: dict[tuple[str, int, int], str] = {}
 
@@ -27,6 +28,16 @@ def keras_models_dir() -> Path:
         user = Path("~").expanduser()
         base = (user if os.access(user, os.W_OK) else Path("/tmp")) / ".keras"
     return base / "models"
+
+
+def how_to_provide() -> str:
+    """The instructions every WeightsUnavailable message ends with."""
+    return (
+        "Provide the VGG19 weights in one of these ways: set "
+        f"ATELIER_VGG_WEIGHTS=/path/to/{WEIGHTS_FILE}, or place that file in "
+        f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
+        "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."
+    )
 
 
 def weights_path(spec: str) -> Path | None:

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from atelier.settings import Settings, get_settings
+from atelier.weights import WEIGHTS_FILE, how_to_provide, keras_models_dir
 
 LOW_DISK = 2 * 1024**3  # a warning below this much free space in storage
 NO_DISK = 200 * 1024**2  # a failure below this
@@ -117,8 +118,6 @@ def check_broker(settings: Settings) -> Check:
 
 
 def check_weights(settings: Settings) -> Check:
-    from workers.nst.vgg import WEIGHTS_FILE, how_to_provide, keras_models_dir
-
     spec = settings.vgg_weights.strip()
     if spec.lower() == "none":
         return Check(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atelier.errors import WeightsUnavailable
-from atelier.weights import WEIGHTS_FILE, keras_models_dir, weights_path
+from atelier.weights import WEIGHTS_FILE, WEIGHTS_URL, how_to_provide, weights_path
 from workers.cache import LRU
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 DOWNLOAD_TIMEOUT_S = 10.0
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
@@ -49,16 +48,6 @@ BLOCK_CONVS = (2, 2, 4, 4, 4)
 # the cache is bounded: the least recently used choice is dropped.
 EXTRACTOR_CACHE_SIZE = 4
 _extractors: LRU[keras.Model] = LRU(EXTRACTOR_CACHE_SIZE)
-
-
-def how_to_provide() -> str:
-    """The instructions every WeightsUnavailable message ends with."""
-    return (
-        "Provide the VGG19 weights in one of these ways: set "
-        f"ATELIER_VGG_WEIGHTS=/path/to/{WEIGHTS_FILE}, or place that file in "
-        f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
-        "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."
-    )
 
 
 def block_of(layer: str) -> int:
