@@ -13,6 +13,7 @@ from api.cli.remote import submit_cmd
 from api.cli.results import results_cmd
 from api.cli.serve import api_cmd
 from api.cli.status import status_cmd
+from api.cli.worker import worker_cmd
 from atelier import __version__
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("migrate")(admin.migrate_cmd)
-app.command("worker")(admin.worker_cmd)
+app.command("worker")(worker_cmd)
 app.command("ping")(admin.ping_cmd)
 app.command("beat")(beat_cmd)
 app.command("flower")(flower.flower_cmd)
