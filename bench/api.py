@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from atelier.settings import Settings
-from bench.load import Load, fire, seed, serve
 from bench.report import machine_line, write_section
+from tests.support.load import Load, fire, seed, serve
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 
 CLIENTS = (50, 200, 500)

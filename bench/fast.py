@@ -10,9 +10,9 @@ Every figure comes from one run on one machine, and each table has its baseline 
 - **Where the fast engine's time goes**: style prediction vs transform, over the grid.
 - **Large outputs: tiles vs resize.** At 1024 px (512 with `--quick`), the content painted in
   feathered 384 px tiles at full resolution (the engine's default) against painted at 384 px and
-  upsampled: seconds, style distance to the painting (`bench.style_stats`, both at 384 px), and
-  detail kept (mean gradient magnitude of the result over the content's; correlation of the two
-  gradient maps).
+  upsampled: seconds, style distance to the painting (`tests.support.style_stats`, both at 384
+  px), and detail kept (mean gradient magnitude of the result over the content's; correlation of
+  the two gradient maps).
 - **Faces in video.** Frames per second of `process_video` on a synthetic face clip (the test
   portrait moving over a textured background, 320x240), blur (baseline) vs the `painting` filter on
   the face region vs `painting_frames` (whole frames).
@@ -39,7 +39,7 @@ import numpy as np
 from atelier.media import fit_longest, load_rgb, resize_longest
 from atelier.schemas import NSTParams, VideoParams
 from bench.report import machine_line, write_section
-from bench.style_stats import gram_distance
+from tests.support.style_stats import gram_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

@@ -37,8 +37,8 @@ from atelier.db import migrate, session_scope
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage
 from atelier.submit import create_ping_job, new_task_id, send_jobs, wait_for_jobs
-from bench.load import serve
 from bench.report import machine_line, write_section
+from tests.support.load import serve
 from tests.support.procs import atelier_process
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 from workers.embedded import embedded_worker

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from api.http.app import create_app
 from atelier.db import get_engine, migrate
 from atelier.settings import Settings
-from bench.load import fire, seed, serve
 from tests.api.conftest import png_bytes, upload
+from tests.support.load import fire, seed, serve
 from tests.support.servers import (
     PostgresServer,
     RedisServer,

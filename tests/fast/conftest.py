@@ -2,7 +2,7 @@
 
 The networks always run at their own sizes (256 for styles, 384 for content tiles), so small
 inputs cost little: contents are 64 px, styles 128 px, and results are compared with the
-paintings at 96 px in the fixed feature space of `bench.style_stats`.
+paintings at 96 px in the fixed feature space of `tests.support.style_stats`.
 """
 
 from __future__ import annotations

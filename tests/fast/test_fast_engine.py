@@ -1,7 +1,7 @@
 """The fast engine with the real Magenta models: it paints, blends, obeys strength, any size.
 
-Style closeness is measured in a fixed feature space (`bench.style_stats`: Gram matrices of a
-seeded random network, and colour statistics), not by eye.
+Style closeness is measured in a fixed feature space (`tests.support.style_stats`: Gram matrices
+of a seeded random network, and colour statistics), not by eye.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from atelier.errors import InputError
 from atelier.fast_models import MODEL_FILES, model_digests, model_dir
-from bench.style_stats import color_distance, gram_distance
+from tests.support.style_stats import color_distance, gram_distance
 from workers.fast.engine import CONTENT_SIDE, OVERLAP, FastJob, tile_starts
 from workers.nst.colors import rgb_to_ycbcr
 

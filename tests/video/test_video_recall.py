@@ -1,5 +1,6 @@
 """Quality floors on the labelled face set (tests/data/labels): the share of labelled faces the
-output hides, and false boxes, scored as bench/faces.py scores them. Floors, never timings."""
+output hides, and false boxes, scored as bench/faces.py scores them (`tests.support.faces`).
+Floors, never timings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from atelier.schemas import VideoParams
-from bench.faces import CLIPS, frame_shape, load_labels, score_run
+from tests.support.faces import CLIPS, frame_shape, load_labels, score_run
 from workers.video.pipeline import process_video
 
 

@@ -1,9 +1,9 @@
 """Concurrent HTTP clients against a running `atelier api`, and the data they read.
 
-Shared by `bench.api` (throughput and latency) and the suite's load test (zero errors): `seed`
-writes a small NST batch with one finished job and its result file, `serve` runs `atelier api` on
-a loopback port, and `fire` starts N clients at once, each sending one request, and records every
-status and latency. Only loopback addresses are used.
+Shared by `bench.api` (throughput and latency), `bench.queue` and the suite's load test (zero
+errors): `seed` writes a small NST batch with one finished job and its result file, `serve` runs
+`atelier api` on a loopback port, and `fire` starts N clients at once, each sending one request,
+and records every status and latency. Only loopback addresses are used.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from atelier.models import Job, JobState, utcnow
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.storage import Storage
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.procs import REPO
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def serve(env: Mapping[str, str], log: Path, timeout: float = 60) -> Iterator[st
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
     full.update(env)
-    full["PYTHONPATH"] = str(ROOT)
+    full["PYTHONPATH"] = str(REPO)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
@@ -133,7 +132,7 @@ def serve(env: Mapping[str, str], log: Path, timeout: float = 60) -> Iterator[st
             env=full,
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=REPO,
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
