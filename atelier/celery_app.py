@@ -6,8 +6,6 @@ Producers import this module to send tasks *by name*; only workers import the ta
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from celery import Celery
 from kombu import Queue
 
@@ -100,9 +98,3 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
     )
     return app
-
-
-@lru_cache(maxsize=1)
-def get_app() -> Celery:
-    """The process-wide app for the process-wide settings."""
-    return create_app()

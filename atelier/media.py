@@ -16,7 +16,6 @@ Only PIL and numpy are used: producers import this module and must stay light.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections.abc import Iterator
@@ -206,14 +205,3 @@ def fit_longest(height: int, width: int, size: int) -> tuple[int, int]:
 def resize_longest(img: np.ndarray, size: int) -> np.ndarray:
     """Resize so the longest side is `size` pixels, keeping the aspect ratio."""
     return resize_to(img, *fit_longest(img.shape[0], img.shape[1], size))
-
-
-def encode_png(img_uint8: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 HxWx3 (or HxW) array; storage writes them atomically."""
-    if img_uint8.dtype != np.uint8 or img_uint8.ndim not in (2, 3):
-        raise ValueError(
-            f"expected a uint8 HxW or HxWx3 array, got {img_uint8.dtype} {img_uint8.shape}"
-        )
-    out = io.BytesIO()
-    Image.fromarray(img_uint8).save(out, format="PNG")
-    return out.getvalue()
