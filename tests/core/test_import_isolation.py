@@ -1,4 +1,7 @@
-"""Producers (API, CLI, scheduler) and the shared core never load TensorFlow or OpenCV."""
+"""Producers (API, CLI, scheduler) and the shared core never load TensorFlow, OpenCV or
+onnxruntime: importing every one of their modules, and the task list the Celery app names, loads
+none of them. The import contracts (test_layers.py) check the import statements; this checks what
+a process really loads, where the heavy imports wait inside the functions that need them."""
 
 from __future__ import annotations
 
@@ -22,13 +25,13 @@ for package in ("atelier", "api", "scheduler"):
         importlib.import_module(info.name)
         names.append(info.name)
 import workers.tasks  # what a producer reaches through the Celery app's task list
-heavy = sorted(m for m in ("tensorflow", "keras", "cv2") if m in sys.modules)
+heavy = sorted(m for m in ("tensorflow", "keras", "cv2", "onnxruntime") if m in sys.modules)
 print(len(names), heavy)
 assert not heavy, heavy
 """
 
 
-def test_producers_do_not_import_tensorflow_or_opencv():
+def test_producers_do_not_load_tensorflow_opencv_or_onnxruntime():
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120
     )

@@ -4,5 +4,5 @@
 
 The one place `tests` and `bench` meet: a benchmark imports nothing else of `tests`, a test
 imports `bench` only to test a benchmark (tests/bench), and nothing here imports the tests
-around it or `bench`.
+around it or `bench` (the import contracts in pyproject.toml hold all three).
 """
