@@ -35,3 +35,18 @@ def test_local_links_resolve(doc: Path):
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
     local = [link for link in links if "://" not in link]
     assert all((doc.parent / link).exists() for link in local), local
+
+
+# A repository path in prose: a top-level folder of the tree, then a path (`api/cli/beat.py`).
+TREE_PATH = re.compile(
+    r"(?<![\w/.:-])((?:atelier|api|workers|scheduler|bench|tests|docs|deploy|scripts|samples)"
+    r"/[\w./-]*[\w/])"
+)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_path_the_docs_name_exists(doc: Path):
+    named = TREE_PATH.findall(doc.read_text())
+    assert named, "the pattern should find the paths the docs name"
+    missing = [path for path in named if not (REPO / path).exists()]
+    assert not missing, f"{doc.name} names paths the tree does not have: {missing}"
