@@ -1,8 +1,9 @@
 """The read model: batches, jobs and assets as both producers show them.
 
-The HTTP routes and the gallery return these shapes, and `atelier status` / `atelier results`
-print them (their `--json` is the same body), so a field added here shows everywhere. Plain
-SQLAlchemy + pydantic: no web server, no TensorFlow, no OpenCV.
+The HTTP routes return these shapes and the gallery renders them; `atelier status` prints them
+(`--json`: the API's body) and `atelier results` writes one as batch.json. So a field added here
+reaches the API and the CLI at once. Plain SQLAlchemy + pydantic: no web server, and no
+TensorFlow, OpenCV or onnxruntime (the import contracts in pyproject.toml hold it).
 """
 
 from __future__ import annotations
