@@ -149,6 +149,11 @@ def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
     return [job_out(job, results.get(job.result_asset_id)) for job in jobs]  # type: ignore[arg-type]
 
 
+def job_detail(session: Session, job: Job) -> JobOut:
+    """One job as `GET /v1/jobs/{id}` and `atelier status --job` show it."""
+    return jobs_out(session, [job])[0]
+
+
 def batch_progress(states: Sequence[tuple[str, float]]) -> tuple[dict[str, int], float, bool]:
     """Counts by state, overall progress and whether every job is finished. A succeeded or
     failed job counts as done; a cancelled one counts as far as it got."""

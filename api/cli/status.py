@@ -13,15 +13,15 @@ from rich.table import Table
 
 from api.cli.runtime import get_or_exit, runtime
 from atelier.db import session_scope
-from atelier.models import Asset, Batch, Job
+from atelier.models import Batch, Job
 from atelier.read import (
     BatchOut,
     BatchSummary,
     JobOut,
     asset_labels,
     batch_out,
+    job_detail,
     job_inputs,
-    job_out,
     list_batches,
 )
 
@@ -154,8 +154,7 @@ def status_cmd(
     with session_scope(rt.db_url) as session:
         if job is not None:
             row = get_or_exit(session, Job, job)
-            result = session.get(Asset, row.result_asset_id) if row.result_asset_id else None
-            detail = job_out(row, result)
+            detail = job_detail(session, row)
             body: BaseModel = detail
             table = job_table(detail)
         elif batch is not None:

@@ -17,7 +17,7 @@ from api.http.routes.assets import file_response
 from atelier.db import session_scope
 from atelier.export import loss_rows
 from atelier.models import Asset, Job, JobKind, JobState
-from atelier.read import JobOut, JobPage, job_out, list_jobs
+from atelier.read import JobOut, JobPage, job_detail, list_jobs
 from atelier.reports import LOSS_COLUMNS, loss_csv
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -63,8 +63,7 @@ def get_job(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> JobOu
     """One job: state, progress, attempts, latest losses or stats (`meta`), result."""
     with svc.session() as session:
         job = _get(session, job_id)
-        result = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
-        return job_out(job, result)
+        return job_detail(session, job)
 
 
 @router.get(
@@ -144,5 +143,4 @@ def cancel_job(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> Jo
         raise ApiError(409, f"job {job_id} is already {state}")
     with session_scope(svc.db_url) as session:
         job = _get(session, job_id)
-        result = session.get(Asset, job.result_asset_id) if job.result_asset_id else None
-        return job_out(job, result)
+        return job_detail(session, job)
