@@ -24,7 +24,7 @@ from atelier.grid import check_size, varying
 from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
 from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import open_storage
 from atelier.submit import new_task_id, send_jobs
 from atelier.weights import weights_identity
 
@@ -67,7 +67,7 @@ def ingest_image(
     from atelier.media import probe_image
 
     info = probe_image(path, settings.max_pixels)
-    storage = Storage(settings.resolved_storage_dir)
+    storage = open_storage(settings)
     stored = storage.put_file(path, settings.max_upload_bytes)
     return record_asset(
         session,
@@ -96,7 +96,7 @@ def ingest_video(
         raise InputError(f"{path} is {what} (mp4, mov, webm, mkv or avi)")
     header = video_header(header_report(path))  # before storing: a refusal leaves nothing
     try:
-        stored = Storage(settings.resolved_storage_dir).put_file(path, settings.max_upload_bytes)
+        stored = open_storage(settings).put_file(path, settings.max_upload_bytes)
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
     return record_asset(

@@ -22,7 +22,7 @@ from atelier.grid import cell_label, varying
 from atelier.models import Asset, Batch, Job, JobState, LossRecord
 from atelier.reports import SheetCell, contact_sheet_png, loss_csv, loss_plot_png
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import open_storage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -71,7 +71,7 @@ def export_batch(
 
     `on_job(done, total)` follows the export job by job (a progress bar for large batches)."""
     db_url = settings.resolved_database_url
-    storage = Storage(settings.resolved_storage_dir)
+    storage = open_storage(settings)
     out.mkdir(parents=True, exist_ok=True)
     with session_scope(db_url) as session:
         batch = session.get(Batch, batch_id)
@@ -107,7 +107,7 @@ def export_batch(
         image = plot = None
         if job.state == JobState.SUCCEEDED and job.result_asset_id in results:
             image = out / f"{stem}.png"
-            image.write_bytes(storage.path(results[job.result_asset_id].sha256).read_bytes())
+            storage.copy_to(results[job.result_asset_id].sha256, image)
             rows = loss_rows(db_url, job)
             if rows:  # the fast engine optimises nothing: no loss history to show
                 plot = out / f"{stem}.loss.png"
@@ -157,7 +157,7 @@ def batch_sheet_png(
     names) and each column a parameter combination (labelled with its values). `content`
     restricts the sheet to one content's rows.
     """
-    storage = Storage(settings.resolved_storage_dir)
+    storage = open_storage(settings)
     with session_scope(settings.resolved_database_url) as session:
         jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
         result_ids = [j.result_asset_id for j in jobs if j.result_asset_id]
@@ -176,7 +176,7 @@ def batch_sheet_png(
     def image(sha: str | None) -> Image.Image | None:
         if sha is None or not storage.exists(sha):
             return None
-        with Image.open(storage.path(sha)) as img:
+        with Image.open(storage.local_path(sha)) as img:
             return img.convert("RGB")
 
     def row_key(job: Job) -> tuple[str, ...]:

@@ -33,7 +33,27 @@ class Settings(BaseSettings):
         None, description="Celery result backend; default follows broker."
     )
     storage_dir: Path | None = Field(
-        None, description="Content-addressed files; default data_dir/storage."
+        None,
+        description="Content-addressed files; default data_dir/storage. With storage_url set:"
+        " this process's bounded cache of objects and its scratch files.",
+    )
+    storage_url: str | None = Field(
+        None,
+        description="`s3://bucket/prefix`: files live in that S3-compatible bucket (endpoint and"
+        " credentials from the standard AWS variables and config); unset: storage_dir.",
+    )
+    storage_cache_mb: int = Field(
+        2048, ge=0, description="Local copies of objects kept, least recently used out first."
+    )
+    storage_retry_seconds: float = Field(
+        60.0, ge=0, description="How long object-store calls retry while the store is away."
+    )
+    storage_redirect_seconds: int = Field(
+        0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="With storage_url: the API answers downloads with a redirect to a presigned"
+        " URL valid this long, instead of streaming them (0: stream).",
     )
     db_pool_size: int = Field(
         10, ge=1, le=1000, description="Database connections each process keeps open."
@@ -106,6 +126,16 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Files older than this are removed (0: kept forever)."
     )
     retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention runs.")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from atelier.objectstore import parse_s3_url
+
+        parse_s3_url(value.strip())  # raises ValueError with what is wrong
+        return value.strip()
 
     @field_validator("vgg_weights")
     @classmethod

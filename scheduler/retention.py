@@ -7,7 +7,9 @@ row is marked `deleted_at` first and the file removed after, so a crash in betwe
 that the next run removes, never a row pointing at nothing. Storing the same bytes again (an
 upload, a result) brings the asset back (`record_asset` clears the mark).
 
-The scratch area is swept too: what a killed worker left there, untouched for a day, goes.
+The scratch area is swept too: what a killed worker left there, untouched for a day, goes. With
+an object store, the files are deleted from the bucket, and work files a killed attempt left in
+it (a video's segments) go after a day as well.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from sqlalchemy import or_, select, update
 
 from atelier.db import session_scope
 from atelier.models import Asset, Job, JobState, utcnow
+from atelier.objectstore import ObjectStorage
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import Storage, open_storage
 from scheduler.inboxes import InboxConfigError, load_inboxes
 
 log = logging.getLogger(__name__)
@@ -88,7 +91,7 @@ def purge_expired(
         return report
     now = now or utcnow()
     cutoff = now - age
-    storage = Storage(settings.resolved_storage_dir)
+    storage = open_storage(settings)
     protected_shas, protected_ids = _protected(settings, cutoff)
     db_url = settings.resolved_database_url
     with session_scope(db_url) as session:
@@ -109,6 +112,8 @@ def purge_expired(
             )
     _remove_marked_files(settings, storage, report)
     report.scratch_removed = _sweep_scratch(storage, SCRATCH_MAX_AGE)
+    if isinstance(storage, ObjectStorage):
+        report.scratch_removed += storage.sweep_work(SCRATCH_MAX_AGE.total_seconds())
     if report.removed or report.scratch_removed:
         log.warning(
             "retention: removed %d file(s), %d bytes, %d scratch leftover(s)",

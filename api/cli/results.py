@@ -8,7 +8,6 @@ batch as the API returns it. Jobs still running are listed as such; run it again
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -37,13 +36,15 @@ def _export_videos(
     written: dict[int, Path] = {}
     for done, job in enumerate(batch.jobs, 1):
         result = job.result
-        source = rt.storage.path(result.sha256) if result is not None else None
-        if job.state == JobState.SUCCEEDED and result and source and source.is_file():
+        if job.state == JobState.SUCCEEDED and result is not None:
             stem = safe_stem(labels.get(job.inputs.get("video", ""), ""), "video")
             suffix = VIDEO_SUFFIX.get(result.media_type, ".bin")
             target = out / f"{stem}__job-{job.id}{suffix}"
-            shutil.copyfile(source, target)
-            written[job.id] = target
+            try:
+                rt.storage.copy_to(result.sha256, target)
+                written[job.id] = target
+            except FileNotFoundError:  # removed from storage: nothing to write
+                target.unlink(missing_ok=True)
         on_job(done, len(batch.jobs))
     return written
 

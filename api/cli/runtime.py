@@ -29,7 +29,7 @@ from atelier.celery_app import QUEUES, create_app
 from atelier.db import migrate, use_pool
 from atelier.models import Job
 from atelier.settings import Settings, get_settings
-from atelier.storage import Storage
+from atelier.storage import Storage, open_storage
 from atelier.submit import wait_for_jobs
 
 console = Console(stderr=True)
@@ -56,7 +56,7 @@ class Runtime:
 
     @property
     def storage(self) -> Storage:
-        return Storage(self.settings.resolved_storage_dir)
+        return open_storage(self.settings)
 
     @contextmanager
     def executing(self, queues: Sequence[str] = QUEUES) -> Iterator[None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,6 @@ from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.models import Asset, Job, JobState
 from atelier.schemas import DEPRECATED_FILTERS
-from atelier.storage import Storage
 
 
 @with_params(VIDEO)
@@ -83,7 +81,7 @@ def video_cmd(
     with session_scope(rt.db_url) as session:
         result = session.get(Asset, job.result_asset_id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Storage(rt.settings.resolved_storage_dir).path(result.sha256), out)
+    rt.storage.copy_to(result.sha256, out)
     meta = job.meta
     console.print(
         f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.http.events import JobNotices
 from atelier.db import session_scope
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import Storage, open_storage
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Services:
 
     @cached_property
     def storage(self) -> Storage:
-        return Storage(self.settings.resolved_storage_dir)
+        return open_storage(self.settings)
 
     @cached_property
     def notices(self) -> JobNotices:

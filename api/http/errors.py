@@ -1,10 +1,10 @@
 """Every error leaves the API as JSON `{"error": ..., "status": ...}` with a fitting 4xx/5xx.
 
 A client (or a person with curl) gets one shape for everything: a missing route, a bad field, a
-refused upload, an unreachable broker. A database or broker that cannot be reached (or a pool
-with no free connection in time) is an outage, not a bug: 503 with `Retry-After`, and for the
-gallery's pages an HTML page a browser can show. Unexpected errors are logged with their traceback
-and answered with a plain 500 that leaks nothing.
+refused upload, an unreachable broker. A database, broker or object store that cannot be reached
+(or a pool with no free connection in time) is an outage, not a bug: 503 with `Retry-After`, and
+for the gallery's pages an HTML page a browser can show. Unexpected errors are logged with their
+traceback and answered with a plain 500 that leaks nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from api.http.pages import PAGE_HEADERS
 from api.http.schemas import ErrorBody
 from atelier.errors import InputError
+from atelier.storage_errors import is_transient_storage_error
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -108,7 +109,7 @@ def is_outage(error: BaseException) -> bool:
     ran out, as opposed to an error in a query (a bug)."""
     # The driver's OperationalError: refused, reset, server shutting down, or SQLite's
     # `database is locked`: the server or the file is there but does not answer now.
-    if isinstance(error, (*OUTAGES, DatabaseUnreachable)):
+    if isinstance(error, (*OUTAGES, DatabaseUnreachable)) or is_transient_storage_error(error):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
@@ -123,7 +124,13 @@ def wants_html(request: Request) -> bool:
 
 def unavailable(request: Request, error: BaseException) -> Response:
     """503 for an outage: what is down, when to retry, and HTML for a browser on the gallery."""
-    what = "database" if isinstance(error, PoolTimeout | DBAPIError) else "broker"
+    what = (
+        "database"
+        if isinstance(error, PoolTimeout | DBAPIError)
+        else "object store"
+        if is_transient_storage_error(error)
+        else "broker"
+    )
     log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, what, error)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if wants_html(request):
@@ -168,5 +175,5 @@ _MEANING = {
     413: "The upload is larger than the limit.",
     415: "The upload is not an image or video Atelier can read.",
     422: "The request or its parameters are invalid.",
-    503: "The database or the broker is unavailable.",
+    503: "The database, the broker or the object store is unavailable.",
 }

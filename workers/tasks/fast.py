@@ -47,9 +47,10 @@ def _load(ctx: JobContext, settings: Settings) -> Any:
 
     storage = ctx.storage
     content_sha = ctx.job.inputs["content"]
-    content = load_rgb(storage.path(content_sha), settings.max_pixels)
+    content = load_rgb(storage.local_path(content_sha), settings.max_pixels)
     styles = [
-        (sha, load_rgb(storage.path(sha), settings.max_pixels)) for sha in ctx.job.inputs["styles"]
+        (sha, load_rgb(storage.local_path(sha), settings.max_pixels))
+        for sha in ctx.job.inputs["styles"]
     ]
     return FastJob(content=content, styles=styles, content_key=content_sha)
 

@@ -72,7 +72,9 @@ def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
     from workers.nst.vgg import min_side
 
     storage = ctx.storage
-    content = load_rgb(storage.path(ctx.job.inputs["content"]), settings.max_pixels, params.size)
+    content = load_rgb(
+        storage.local_path(ctx.job.inputs["content"]), settings.max_pixels, params.size
+    )
     # A style is used at size x style_scale, enlarged when its shortest side would be under
     # what the layers need; `init=style` also resizes it to the content's size.
     longest = max(params.size, round(params.size * params.style_scale))
@@ -82,7 +84,9 @@ def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
             sha,
             _STYLES.get_or_make(
                 (sha, longest, shortest),
-                lambda sha=sha: load_rgb(storage.path(sha), settings.max_pixels, longest, shortest),
+                lambda sha=sha: load_rgb(
+                    storage.local_path(sha), settings.max_pixels, longest, shortest
+                ),
             ),
         )
         for sha in ctx.job.inputs["styles"]

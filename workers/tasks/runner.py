@@ -41,7 +41,7 @@ from atelier.errors import (
 )
 from atelier.models import Job, JobState
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import Storage, open_storage
 from atelier.submit import job_states, send_jobs
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
     if STOP.is_set():
         send_jobs(task.app, settings.resolved_database_url, task.name, job_ids)
         return []
-    storage = Storage(settings.resolved_storage_dir)
+    storage = open_storage(settings)
     contexts: list[JobContext] = []
     busy: list[int] = []
     for job_id in job_ids:

@@ -11,12 +11,14 @@ While the chord's messages wait for a worker, nothing of the job runs: the sched
 sees those messages in the broker and keeps the job's lease (`scheduler/reaper.py`). Running
 segments renew it with every frame, and `join` from a thread while it concatenates. Progress is
 the share of frames whose segments are done.
+
+Segments reach `join` through the storage's work area (`Storage.put_work`): a folder every video
+worker mounts, or the object store's bucket when the workers share no folder.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
 from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
-from atelier.storage import Storage
+from atelier.storage import Storage, open_storage
 from workers.tasks.requests import JobTask
 from workers.tasks.runner import (
     JobContext,
@@ -60,7 +62,7 @@ def _start(contexts: list[JobContext], settings: Settings) -> None:
 
     for ctx in contexts:
         params = VideoParams.model_validate(ctx.job.params)
-        source = ctx.storage.path(ctx.job.inputs["video"])
+        source = ctx.storage.local_path(ctx.job.inputs["video"])
         label = _label(ctx.lease.db_url, ctx.job.inputs["video"])
         info = probe_video(
             source,
@@ -100,7 +102,7 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             params,
             on_progress=progress,
             model_path=settings.face_model,
-            style_path=ctx.storage.path(params.style) if params.style else None,
+            style_path=ctx.storage.local_path(params.style) if params.style else None,
         )
         jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
         outcome = Outcome(
@@ -171,9 +173,9 @@ def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcom
     jobs.succeed(lease, asset_id, meta, outcome.seconds)
 
 
-def _segment_folder(settings: Settings, lease: jobs.Lease) -> Path:
-    """Where an attempt's segments meet: inside storage, shared by every video worker."""
-    return Storage(settings.resolved_storage_dir).tmp / f"segments-{lease.job_id}-{lease.attempt}"
+def _segment_folder(lease: jobs.Lease) -> str:
+    """Where an attempt's segments meet: a folder of the storage's work area."""
+    return f"segments-{lease.job_id}-{lease.attempt}"
 
 
 def _lease(settings: Settings, task: Task, job_id: int, attempt: int) -> jobs.Lease:
@@ -196,9 +198,9 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     lease = _lease(settings, self, job_id, attempt)
     job = _job_row(lease)
     params = VideoParams.model_validate(job.params)
-    storage = Storage(settings.resolved_storage_dir)
-    source = storage.path(job.inputs["video"])
-    folder = _segment_folder(settings, lease)
+    storage = open_storage(settings)
+    folder = _segment_folder(lease)
+    key = f"{folder}/segment-{index:04d}.mp4"
 
     def progress(done: int, total: int) -> None:
         self.update_state(
@@ -209,30 +211,31 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
 
     try:
         jobs.heartbeat(lease)  # a segment of a replaced or cancelled attempt stops here
-        folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"segment-{index:04d}.mp4"
-        stats = process_video(
-            source,
-            out,
-            params,
-            start_frame=start,
-            end_frame=end,
-            with_audio=False,
-            on_progress=progress,
-            model_path=settings.face_model,
-            style_path=storage.path(params.style) if params.style else None,
-        )
-        frames = job.meta.get("frames")
-        jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start), of=frames)
+        with storage.scratch(f"segment-{job_id}-{index}") as work:
+            out = work / "segment.mp4"
+            stats = process_video(
+                storage.local_path(job.inputs["video"]),
+                out,
+                params,
+                start_frame=start,
+                end_frame=end,
+                with_audio=False,
+                on_progress=progress,
+                model_path=settings.face_model,
+                style_path=storage.local_path(params.style) if params.style else None,
+            )
+            frames = job.meta.get("frames")
+            jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start), of=frames)
+            storage.put_work(key, out)
     except (JobCancelled, LeaseLost):
-        shutil.rmtree(folder, ignore_errors=True)  # this attempt's segments are of no use now
+        storage.drop_work(folder)  # this attempt's segments are of no use now
         raise
     except Exception as error:
         why = time_limit_reason(self) if at_time_limit(error) else f"failed: {error}"
         jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) {why}")
         raise
     return {
-        "path": str(out),
+        "work": key,
         "frames": stats.frames,
         "seconds": stats.seconds,
         "width": stats.width,
@@ -254,15 +257,15 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
     lease = _lease(settings, self, job_id, attempt)
     job = _job_row(lease)
     params = VideoParams.model_validate(job.params)
-    storage = Storage(settings.resolved_storage_dir)
-    folder = _segment_folder(settings, lease)
+    storage = open_storage(settings)
+    folder = _segment_folder(lease)
     try:
         jobs.heartbeat(lease)
-        with keep_leases([lease], settings.heartbeat_seconds):
+        with keep_leases([lease], settings.heartbeat_seconds), storage.scratch("join") as work:
             out = join_segments(
-                [Path(p["path"]) for p in parts],
-                storage.path(job.inputs["video"]),
-                folder / "joined.mp4",
+                [storage.get_work(p["work"], work / f"{i:04d}.mp4") for i, p in enumerate(parts)],
+                storage.local_path(job.inputs["video"]),
+                work / "joined.mp4",
                 keep_audio=params.keep_audio,
                 durations=[p["duration"] for p in parts],
                 delay=parts[0]["start"],
@@ -283,5 +286,5 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
     except InputError as error:
         jobs.fail(lease, str(error))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        storage.drop_work(folder)
     return {"job_id": job_id, "segments": len(parts)}

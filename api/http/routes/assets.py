@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
+from api.http.objects import object_response
 from api.http.renders import thumbnail_jpeg
 from api.http.schemas import no_nul
 from api.http.uploads import UPLOAD_OPENAPI, receive_upload
 from atelier.assets import record_asset
 from atelier.db import session_scope
 from atelier.models import Asset
+from atelier.objectstore import ObjectStorage
 from atelier.read import AssetOut, asset_out
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -94,16 +96,18 @@ def get_asset(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> A
         return asset_out(_asset(session, sha256))
 
 
-def file_response(svc: Services, asset: Asset) -> FileResponse:
-    """A stored file with the media type recorded when it was stored, never guessed again."""
-    path = svc.storage.path(asset.sha256)
+def file_response(svc: Services, asset: Asset, request: Request) -> Response:
+    """A stored file with the media type recorded when it was stored, never guessed again;
+    from an object store, streamed or redirected (`api.http.objects`)."""
+    headers = {**NOSNIFF, "Cache-Control": "private, max-age=31536000, immutable"}
+    storage = svc.storage
+    if isinstance(storage, ObjectStorage):
+        redirect = svc.settings.storage_redirect_seconds
+        return object_response(storage, asset, request.headers.get("range"), redirect, headers)
+    path = storage.path(asset.sha256)
     if not path.is_file():
         raise ApiError(410, f"the file of asset {asset.sha256[:12]}… is gone from storage")
-    return FileResponse(
-        path,
-        media_type=asset.media_type,
-        headers={**NOSNIFF, "Cache-Control": "private, max-age=31536000, immutable"},
-    )
+    return FileResponse(path, media_type=asset.media_type, headers=headers)
 
 
 @router.get(
@@ -111,12 +115,14 @@ def file_response(svc: Services, asset: Asset) -> FileResponse:
     response_class=FileResponse,
     responses={200: {"content": {"*/*": {}}}, **responses(401, 404, 410, 422)},
 )
-def get_content(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> FileResponse:
+def get_content(
+    sha256: ShaPath, request: Request, svc: Annotated[Services, Depends(services)]
+) -> Response:
     """The stored file itself (supports Range requests, so videos can be scrubbed); it streams
     after the database connection is back in the pool."""
     with svc.session() as session:
         asset = _asset(session, sha256)
-    return file_response(svc, asset)
+    return file_response(svc, asset, request)
 
 
 @router.get(
@@ -133,8 +139,11 @@ def get_thumbnail(
     are over `ATELIER_MAX_VIDEO_PIXELS`), drawn without holding a database connection."""
     with svc.session() as session:
         asset = _asset(session, sha256)
-    path = svc.storage.path(asset.sha256)
-    if not path.is_file():
+    try:
+        path = svc.storage.local_path(asset.sha256)  # from an object store: a cached copy
+    except FileNotFoundError:
+        path = None
+    if path is None or not path.is_file():
         raise ApiError(410, f"the file of asset {sha256[:12]}… is gone from storage")
     data = thumbnail_jpeg(path, asset.sha256, asset.media_type, size, svc.settings.max_video_pixels)
     headers = {**NOSNIFF, "Cache-Control": "private, max-age=86400"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
@@ -74,7 +74,9 @@ def get_job(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> JobOu
         **responses(401, 404, 409, 410, 422),
     },
 )
-def get_result(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> FileResponse:
+def get_result(
+    job_id: JobId, request: Request, svc: Annotated[Services, Depends(services)]
+) -> Response:
     """The job's result file (409 until the job has succeeded); the file streams after the
     database connection is back in the pool."""
     with svc.session() as session:
@@ -87,7 +89,7 @@ def get_result(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> Fi
         raise ApiError(404, f"job {job_id} produced no file")
     if asset.deleted_at is not None:
         raise ApiError(410, f"the result of job {job_id} was removed by retention")
-    return file_response(svc, asset)
+    return file_response(svc, asset, request)
 
 
 @router.get(
