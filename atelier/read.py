@@ -95,6 +95,11 @@ class BatchSummary(BaseModel):
 
 class BatchOut(BatchSummary):
     jobs: list[JobOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="When the batch was just created: what stands in its way, such as a queue"
+        " that no worker consumes (its jobs wait until one does).",
+    )
 
 
 class BatchPage(Page[BatchSummary]):

@@ -117,6 +117,64 @@ def check_broker(settings: Settings) -> Check:
     return Check("broker", Status.OK, shown)
 
 
+def check_queues(settings: Settings) -> Check:
+    """Every queue and the workers consuming it, as the running workers say (Celery's
+    `inspect().active_queues()`); a queue without a worker fails: its jobs would wait for ever."""
+    if settings.embedded:
+        return Check(
+            "queues",
+            Status.OK,
+            "embedded: each command runs a worker of its own on the queues it sends to",
+        )
+    from atelier.celery_app import create_app
+    from atelier.consumers import START, queue_consumers
+
+    try:
+        consumers = queue_consumers(create_app(settings))
+    except Exception as error:  # noqa: BLE001 - any failure is the finding
+        return Check(
+            "queues",
+            Status.FAIL,
+            f"cannot ask the workers which queues they consume: {_first_line(error)}",
+            "check the broker (above)",
+        )
+    listed = "; ".join(
+        f"{queue}: {', '.join(workers) if workers else 'NO WORKER'}"
+        for queue, workers in consumers.items()
+    )
+    idle = [queue for queue, workers in consumers.items() if not workers]
+    if idle:
+        starts = "; ".join(f"`{START.get(q, f'atelier worker --queues {q}')}`" for q in idle)
+        return Check(
+            "queues",
+            Status.FAIL,
+            f"{listed} (jobs sent to {', '.join(idle)} wait until a worker consumes it)",
+            f"start a worker for each: {starts}",
+        )
+    return Check("queues", Status.OK, listed)
+
+
+def check_storage(settings: Settings) -> Check:
+    """The object store's bucket answers (read-only: head and list); a local folder is
+    checked by the disk check."""
+    from atelier.storage import open_storage
+
+    storage = open_storage(settings)
+    if not storage.remote:
+        return Check("storage", Status.OK, f"folder {storage.describe()}")
+    try:
+        detail = storage.check()  # type: ignore[attr-defined]
+    except Exception as error:  # noqa: BLE001 - any failure is the finding
+        return Check(
+            "storage",
+            Status.FAIL,
+            f"{storage.describe()}: {_first_line(error)}",
+            "create the bucket, or correct ATELIER_STORAGE_URL and the AWS settings"
+            " (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+        )
+    return Check("storage", Status.OK, detail)
+
+
 def check_weights(settings: Settings) -> Check:
     spec = settings.vgg_weights.strip()
     if spec.lower() == "none":
@@ -225,6 +283,8 @@ def check_disk(settings: Settings) -> Check:
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_database,
     check_broker,
+    check_queues,
+    check_storage,
     check_weights,
     check_face_model,
     check_ffmpeg,
@@ -239,7 +299,8 @@ def doctor_cmd(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
-    """Check the configuration: database, broker, weights, face model, ffmpeg, GPU, disk.
+    """Check the configuration: database, broker, queues and their workers, storage, weights,
+    face model, ffmpeg, GPU, disk.
 
     Says what is missing and how to fix it; exits 1 when a check fails (warnings do not).
     """

@@ -75,9 +75,11 @@ class Remote:
         return response.json()["sha256"]
 
     def download(self, path: str, target: Path, bar: Progress, task: TaskID) -> None:
-        """Stream `GET path` into `target`; its size joins `task`'s total as it becomes known."""
+        """Stream `GET path` into `target`; its size joins `task`'s total as it becomes known.
+        A redirect (an API serving files from an object store by presigned URL) is followed;
+        httpx does not send the bearer token to another host."""
         try:
-            with self.http.stream("GET", path) as response:
+            with self.http.stream("GET", path, follow_redirects=True) as response:
                 if response.status_code >= 400:
                     raise RemoteError(f"GET {path}: {response.status_code}")
                 length = int(response.headers.get("Content-Length", 0))
@@ -227,6 +229,8 @@ def submit_cmd(
     console.print(
         f"batch {batch['id']}: {batch['total']} job(s), {batch['reused']} reused; {follow}"
     )
+    for warning in batch.get("warnings", []):
+        console.print(f"[yellow]warning from the API: {warning}[/yellow]", soft_wrap=True)
     if not wait:
         return
     try:

@@ -26,6 +26,7 @@ from rich.progress import (
 from sqlalchemy.orm import Session
 
 from atelier.celery_app import QUEUES, create_app
+from atelier.consumers import ConsumerWatch, queue_of, unconsumed_warning
 from atelier.db import migrate, use_pool
 from atelier.models import Job
 from atelier.settings import Settings, get_settings
@@ -73,6 +74,16 @@ class Runtime:
         native = self.settings.resolved_data_dir / "logs" / "native.log" if quiet else None
         with embedded_worker(self.app, tuple(queues), native_log=native):
             yield
+
+    def warn_if_unconsumed(self, task_name: str, where: Console = console) -> None:
+        """In a deployment, say once when the queue of `task_name` has no worker to take its
+        jobs (they would wait without a word), naming the command that starts one. Embedded,
+        this command's own worker consumes it."""
+        if self.settings.embedded:
+            return
+        queue = queue_of(task_name)
+        if ConsumerWatch(self.app).unconsumed(queue):
+            where.print(f"[yellow]warning: {unconsumed_warning(queue)}[/yellow]", soft_wrap=True)
 
     def stopped_message(self, batch_id: int, out: Path) -> str:
         """What Ctrl-C left behind and the exact commands that go on from there. Embedded, the

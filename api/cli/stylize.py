@@ -71,6 +71,8 @@ def run_batch(rt: Runtime, plan: BatchPlan, out: Path, headline: str = "") -> in
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
         ):
             send_plan(rt.app, rt.settings, plan)
+            if plan.messages:
+                rt.warn_if_unconsumed(plan.task_name, bar.console)
             task = bar.add_task(f"batch {plan.batch_id}", total=total, status="")
 
             devices: set[tuple[str, str]] = set()

@@ -63,6 +63,7 @@ def video_cmd(
             Progress(*columns, TimeElapsedColumn(), console=console) as bar,
         ):
             send_plan(rt.app, rt.settings, plan)
+            rt.warn_if_unconsumed(plan.task_name, bar.console)
             task = bar.add_task(f"job {job_id}", total=1.0, status="queued")
 
             def show(jobs: dict[int, Job]) -> None:

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from api.http.events import JobNotices
+from atelier.consumers import ConsumerWatch
 from atelier.db import session_scope
 from atelier.settings import Settings
 from atelier.storage import Storage, open_storage
@@ -28,6 +29,11 @@ class Services:
     @cached_property
     def storage(self) -> Storage:
         return open_storage(self.settings)
+
+    @cached_property
+    def consumers(self) -> ConsumerWatch:
+        """Which queues the deployment's workers consume, asked at most every 30 s."""
+        return ConsumerWatch(self.celery)
 
     @cached_property
     def notices(self) -> JobNotices:

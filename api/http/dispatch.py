@@ -15,13 +15,16 @@ from api.http.deps import Services
 from api.http.errors import RETRY_AFTER_SECONDS, ApiError
 from atelier import jobs
 from atelier.batches import BatchPlan, send_plan
+from atelier.consumers import queue_of, unconsumed_warning
 from atelier.db import session_scope
 from atelier.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 
-def send(svc: Services, plan: BatchPlan) -> None:
+def send(svc: Services, plan: BatchPlan) -> list[str]:
+    """Send the plan's messages; returns warnings for the client: a queue no worker consumes
+    (its jobs would wait without a word). Embedded, the API's jobs wait for a worker anyway."""
     try:
         send_plan(svc.celery, svc.settings, plan)
     except Exception as error:  # kombu and redis raise many connection errors
@@ -32,6 +35,10 @@ def send(svc: Services, plan: BatchPlan) -> None:
             "jobs are sent again automatically once it is back",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from error
+    queue = queue_of(plan.task_name)
+    if svc.settings.embedded or not plan.messages or not svc.consumers.unconsumed(queue):
+        return []
+    return [unconsumed_warning(queue)]
 
 
 def cancel(svc: Services, job_ids: Iterable[int]) -> list[int]:

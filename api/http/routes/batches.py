@@ -67,8 +67,8 @@ def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)])
     plan = create_nst_batch(
         svc.settings, content, styles, params, source="api", label=body.label, force=body.force
     )
-    dispatch.send(svc, plan)
-    return _batch(svc, plan.batch_id)
+    warnings = dispatch.send(svc, plan)
+    return _batch(svc, plan.batch_id).model_copy(update={"warnings": warnings})
 
 
 @router.post(
@@ -78,8 +78,8 @@ def create_video(body: VideoCreate, svc: Annotated[Services, Depends(services)])
     """Put filters on the faces of a video: a batch with one video job."""
     _require_assets(svc, [body.video], "video/", "video")
     plan = create_video_job(svc.settings, body.video, body.params, source="api", label=body.label)
-    dispatch.send(svc, plan)
-    return _batch(svc, plan.batch_id)
+    warnings = dispatch.send(svc, plan)
+    return _batch(svc, plan.batch_id).model_copy(update={"warnings": warnings})
 
 
 def _batch(svc: Services, batch_id: int) -> BatchOut:
