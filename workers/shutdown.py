@@ -5,9 +5,10 @@ rollout, a drained node), `docker stop`, systemd. Celery's warm shutdown then wa
 running to finish, and an NST job may take many minutes, far past a pod's grace period, after
 which the pod is killed and its jobs wait out their lease before they run again.
 
-Here the worker's main process, on its way to shutting down (`worker_shutting_down`), passes the
-SIGTERM on to the pool processes running tasks (Celery's `active_requests` name them), and each
-pool process answers it by setting the runner's STOP (`workers.tasks.runner`): its jobs stop at
+Here the worker's main process, on its way to shutting down (`worker_shutting_down`), tells the
+pool processes running tasks (Celery's `active_requests` name them) with SIGUSR2 (SIGTERM is
+billiard's own in a pool process: it exits there), and each pool process answers it by setting
+the runner's STOP (`workers.tasks.runner`): its jobs stop at
 their next progress report, go back to `queued` with a new message, and the task returns, so the
 warm shutdown completes within seconds and another worker resumes the jobs at once. A task
 running in the main process itself (the solo pool) sees STOP directly. Short work that reports
@@ -26,6 +27,8 @@ from celery.worker import state as worker_state
 
 from workers.tasks.runner import STOP
 
+STOP_SIGNAL = signal.SIGUSR2
+
 
 @worker_shutting_down.connect
 def _stop_running_tasks(sig: str = "", how: str = "", **_kwargs: Any) -> None:
@@ -34,14 +37,14 @@ def _stop_running_tasks(sig: str = "", how: str = "", **_kwargs: Any) -> None:
         pid = request.worker_pid
         if pid and pid != os.getpid():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, STOP_SIGNAL)
 
 
-def _on_sigterm(_signum: int, _frame: Any) -> None:
+def _on_stop_signal(_signum: int, _frame: Any) -> None:
     STOP.set()
 
 
 @worker_process_init.connect
-def _give_back_on_sigterm(**_kwargs: Any) -> None:
-    """In each pool process: SIGTERM stops its jobs at their next report (see the module)."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def _give_back_on_stop_signal(**_kwargs: Any) -> None:
+    """In each pool process: STOP_SIGNAL stops its jobs at their next report (see the module)."""
+    signal.signal(STOP_SIGNAL, _on_stop_signal)

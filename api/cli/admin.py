@@ -22,8 +22,19 @@ def migrate_cmd() -> None:
 
 def ping_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the worker.")] = 60.0,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: ask this one worker (its node name, e.g. video@pod-1) to answer a"
+            " remote-control ping, touching no database; exits 1 when it does not (a liveness"
+            " probe)."
+        ),
+    ] = None,
 ) -> None:
     """Send a ping job through the broker to a worker and back through the database."""
+    if worker is not None:
+        _ping_worker(worker, timeout)
+        return
     rt = runtime()
     task_id = new_task_id()
     job_id = create_ping_job(rt.db_url, task_id=task_id)
@@ -36,3 +47,22 @@ def ping_cmd(
         console.print(f"[red]ping job {job_id} is {job.state} after {timeout:.0f} s[/red]")
         raise typer.Exit(1)
     console.print(f"pong from {job.meta.get('worker')} in {elapsed:.0f} ms (job {job_id})")
+
+
+def _ping_worker(name: str, timeout: float) -> None:
+    """Celery's remote-control ping to one worker: its main process answers even while a task
+    runs in its pool, so a long job does not look like a dead worker."""
+    from atelier.celery_app import create_app
+    from atelier.settings import get_settings
+
+    app = create_app(get_settings())
+    started = time.monotonic()
+    try:
+        replies = app.control.ping(destination=[name], timeout=timeout)
+    except Exception as error:
+        console.print(f"[red]cannot ask {name}: {error}[/red]")
+        raise typer.Exit(1) from error
+    if not any(name in reply for reply in replies or []):
+        console.print(f"[red]worker {name} did not answer within {timeout:.0f} s[/red]")
+        raise typer.Exit(1)
+    console.print(f"pong from {name} in {(time.monotonic() - started) * 1000:.0f} ms")
