@@ -23,6 +23,7 @@ FAULT_WORDS = {
     "cancel": "cancel",
     "wait": "segments queued past the lease",
     "outage": "PostgreSQL stopped",
+    "store": "object store killed",
     "ctrl-c": "Ctrl-C",
 }
 
@@ -56,6 +57,12 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   while it is away, so an idle `video` worker takes it during the outage. The lease is 30 s here
   (`ATELIER_LEASE_SECONDS=30`), longer than the outage, as the deployment's 120 s is longer than a
   restart.
+- **Kill the object store for 10 s**: a SeaweedFS server of the test's own holds the files
+  (`ATELIER_STORAGE_URL`); once a fast-engine job's and a video job's inputs are in it, it is
+  SIGKILLed, the jobs' messages are sent to a `fast,video,default` worker whose data folder is
+  its own (it must fetch every input from the store), and the store is started again 10 s
+  later. Reads and uploads retry (`ATELIER_STORAGE_RETRY_SECONDS`); every job must take exactly
+  1 attempt, with nothing re-sent by the reaper.
 - **Ctrl-C on an embedded `atelier stylize`, then `atelier worker`**: the embedded default
   (SQLite, filesystem broker, the worker inside the command); SIGINT once a job of the 2-job
   batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`
@@ -185,6 +192,8 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
                 note = f"segmented job's progress seen: {', '.join(f'{p:.0%}' for p in seen)}"
                 if "waited_s" in r:
                     note = f"segments waited {r['waited_s']} s; {note}"
+            elif "store_away_s" in r:
+                note = f"object store away {r['store_away_s']} s"
             elif "db_away_s" in r:
                 note = f"PostgreSQL away {r['db_away_s']} s"
             elif "stopped_in_s" in r:
