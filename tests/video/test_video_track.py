@@ -16,8 +16,11 @@ from workers.video.track import (
     track_faces,
 )
 
-# Smoothing off unless a test is about it: exact boxes are easier to state.
-PLAIN = TrackOptions(hold=6, max_gap=12, window=6, support=3, confirm=0.5, smooth=0)
+# Smoothing, growing and detection on demand off unless a test is about them: exact boxes are
+# easier to state.
+PLAIN = TrackOptions(
+    hold=6, max_gap=12, window=6, support=3, confirm=0.5, smooth=0, grow=0, quiet=1000
+)
 
 
 class ScriptedDetector:
@@ -88,12 +91,17 @@ def test_a_missed_detection_is_bridged_by_interpolation() -> None:
 
 
 def test_a_lost_face_is_held_then_dropped() -> None:
-    """Hysteresis: a face last found on frame 5 stays covered `hold` frames, then is let go."""
+    """Hysteresis: a face last found on frame 5 stays covered `hold` frames, then is let go;
+    while held, its box spans where it was last found and where its speed would take it."""
     script = {i: sure(moving_face(i)) for i in range(6)}
     out, _ = run(script, range(20), 1)
     held = [f.index for f in out if f.boxes]
     assert held == list(range(6 + PLAIN.hold))
-    assert all(f.boxes == [moving_face(5)] for f in out[6 : 6 + PLAIN.hold])
+    for f in out[6 : 6 + PLAIN.hold]:
+        last, walked = moving_face(5), moving_face(f.index)
+        assert f.boxes == [
+            Box(last.x, last.y, walked.x + walked.w - last.x, walked.y + walked.h - last.y)
+        ]
 
 
 def test_a_face_is_covered_before_it_is_first_found() -> None:

@@ -39,11 +39,16 @@ class FaceDetector(Protocol):
     def detect_scored(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]: ...
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes (0: disjoint, 1: identical)."""
+def intersection(a: Box, b: Box) -> int:
+    """The area two boxes share, in px."""
     ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
     iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
+    return ix * iy
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0: disjoint, 1: identical)."""
+    inter = intersection(a, b)
     union = a.w * a.h + b.w * b.h - inter
     return inter / union if union > 0 else 0.0
 
@@ -125,8 +130,22 @@ class HaarDetector:
             raise RuntimeError(f"OpenCV's {name} cascade is missing from this installation")
         return cascade
 
+    @staticmethod
+    def smallest_face(
+        width: int, height: int, detect_width: int = 640, min_face: float = 0.1
+    ) -> int:
+        """The smallest face (px, in the frame) the cascade looks for in a `width` x `height`
+        frame: `min_face` of the shrunk frame's shorter side, and never under 20 px there."""
+        scale = max(1.0, width / detect_width)
+        shorter = min(width, height) / scale
+        return round(HaarDetector._min_side(shorter, min_face) * scale)
+
+    @staticmethod
+    def _min_side(shorter: float, min_face: float) -> int:
+        return max(20, round(min_face * shorter))
+
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[tuple]:
-        side = max(20, round(self.min_face * min(gray.shape[:2])))
+        side = self._min_side(min(gray.shape[:2]), self.min_face)
         found = cascade.detectMultiScale(
             gray, self.scale_factor, self.min_neighbors, minSize=(side, side)
         )

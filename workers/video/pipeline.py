@@ -41,10 +41,13 @@ REPORT_EVERY = 10
 @dataclass(frozen=True)
 class VideoStats:
     """What a run produced: frame count, rate and size of the output, the face boxes of every
-    output frame (input-frame pixels), the wall-clock seconds the run took, how long the output
-    plays (from its first frame's time to the end of its last frame, as in the input), when, in
-    the input, its first frame is shown (seconds from the start of the file), and on how many
-    frames the tracker kept a face covered through a detection gap."""
+    output frame (input-frame pixels; empty when they were handed to `on_faces` instead), the
+    wall-clock seconds the run took, how long the output plays (from its first frame's time to
+    the end of its last frame, as in the input), when, in the input, its first frame is shown
+    (seconds from the start of the file), on how many frames the tracker kept a face covered
+    through a detection gap, how many frames had a face, how many detector runs detection on
+    demand added (`workers.video.refine`), and how many faces were lost inside the picture and
+    not found again (the first last seen on frame `first_lost`)."""
 
     frames: int
     fps: float
@@ -55,6 +58,10 @@ class VideoStats:
     duration: float
     start: float
     tracked: int = 0
+    with_faces: int = 0
+    searched: int = 0
+    lost: int = 0
+    first_lost: int | None = None
 
 
 def plan_segments(info: VideoInfo, segment_seconds: float) -> list[tuple[int, int]]:
@@ -86,6 +93,7 @@ def process_video(
     should_stop: Callable[[], bool] | None = None,
     model_path: Path | str | None = None,
     style_path: Path | str | None = None,
+    on_faces: Callable[[int, list[list[Box]]], None] | None = None,
 ) -> VideoStats:
     """Filter the faces of frames [start_frame, end_frame) of `src` into `dst` (H.264 MP4).
 
@@ -93,8 +101,10 @@ def process_video(
     allow it (segments are written without it and get it when joined). `on_progress(done, total)`
     is called at the start, every `REPORT_EVERY` frames and at the end; `should_stop()` is asked
     at the same moments and, when true, the run raises `JobCancelled` and leaves no `dst`.
-    `style_path` is the painting of the `painting` filter. Raises `InputError` for an unusable
-    input."""
+    `style_path` is the painting of the `painting` filter. `on_faces(first, boxes)` receives the
+    face boxes of frames `first`, `first + 1`, ... as the run goes, every `REPORT_EVERY` frames
+    and at the end; given it, nothing of a frame is kept once it is written, so memory does not
+    grow with the video's length. Raises `InputError` for an unusable input."""
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
@@ -141,14 +151,23 @@ def process_video(
             on_progress(done, total)
 
     checkpoint(0)
-    faces: list[list[Box]] = []
-    tracked = 0
+    faces: list[list[Box]] = []  # boxes not yet handed to `on_faces` (all of them without it)
+    done = tracked = with_faces = searched = lost = 0
+    first_lost: int | None = None
+
+    def hand_over() -> None:
+        if on_faces is not None and faces:
+            on_faces(start_frame + done - len(faces), faces.copy())
+            faces.clear()
+
     writer = FfmpegWriter(
         dst, geometry.width, geometry.height, info.time_base, sar=info.sar, delay=delay, audio=audio
     )
     frames = iter(FrameReader(src, info, first_key, next_key))
     with writer, contextlib.closing(frames):
-        for index, frame, boxes, bridged in track_faces(frames, detector, every, tracking):
+        for index, frame, boxes, bridged, runs, gone in track_faces(
+            frames, detector, every, tracking
+        ):
             if index < start_frame:
                 continue
             if index >= end:
@@ -173,20 +192,32 @@ def process_video(
             )
             writer.write(board, shown[index] - origin, shown[index + 1] - shown[index])
             faces.append(boxes)
+            done += 1
             tracked += bridged
-            if len(faces) % REPORT_EVERY == 0 and len(faces) < total:
-                checkpoint(len(faces))
-        if not faces:
+            with_faces += bool(boxes)
+            searched += runs
+            lost += gone
+            if gone and first_lost is None:
+                first_lost = index
+            if done % REPORT_EVERY == 0 and done < total:
+                hand_over()
+                checkpoint(done)
+        if not done:
             raise InputError(f"no decodable frames in {src.name} from frame {start_frame}")
-        checkpoint(len(faces))
+        hand_over()
+        checkpoint(done)
     return VideoStats(
-        frames=len(faces),
+        frames=done,
         fps=info.fps,
         width=geometry.width,
         height=geometry.height,
         faces=faces,
         seconds=time.perf_counter() - started,
-        duration=float(info.time(start_frame + len(faces)) - info.time(start_frame)),
+        duration=float(info.time(start_frame + done) - info.time(start_frame)),
         start=float(info.time(start_frame)),
         tracked=tracked,
+        with_faces=with_faces,
+        searched=searched,
+        lost=lost,
+        first_lost=first_lost,
     )
