@@ -255,9 +255,14 @@ def record_frames(
 
 @retry_transient
 def succeed(
-    lease: Lease, result_asset_id: int | None, meta: dict[str, Any], seconds: float
+    lease: Lease,
+    result_asset_id: int | None,
+    meta: dict[str, Any],
+    seconds: float,
+    warning: str | None = None,
 ) -> None:
     """Mark the job done. Only called after its result file is completely in storage.
+    `warning` is what the user must know although the job succeeded.
 
     Queued jobs with the same fingerprint (identical work submitted while this one was queued
     or running) are done too, in the same transaction: they point at this result, as a reused
@@ -271,6 +276,7 @@ def succeed(
                 progress=1.0,
                 result_asset_id=result_asset_id,
                 meta=meta,
+                warning=warning,
                 seconds=seconds,
                 finished_at=now,
                 heartbeat_at=now,
@@ -294,6 +300,7 @@ def succeed(
                     result_asset_id=result_asset_id,
                     reused_from_id=lease.job_id,
                     meta={**meta, "reused_from": lease.job_id},
+                    warning=warning,
                     error=None,
                     finished_at=now,
                 )

@@ -46,6 +46,11 @@ class JobOut(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
+    warning: str | None = Field(
+        None,
+        description="What a finished job's user must know although it succeeded: for a video, "
+        "that no face was found, or that a face was lost inside the picture and not found again.",
+    )
     worker: str | None
     inputs: dict[str, Any]
     params: dict[str, Any]
@@ -132,6 +137,7 @@ def job_out(job: Job, result: Asset | None) -> JobOut:
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         error=job.error,
+        warning=job.warning,
         worker=job.worker,
         inputs=job.inputs or {},
         params=job.params or {},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -169,6 +170,26 @@ VideoFilter = Literal[
     "painting",
 ]
 VIDEO_FILTERS: tuple[str, ...] = get_args(VideoFilter)
+ANONYMISING_FILTERS: tuple[str, ...] = ("blur", "pixelate", "solid")
+"""Filters that make a face unrecognisable (a coarse blur, a mosaic of about ten cells across
+the face, a black box). The others are effects: they keep a face recognisable."""
+EFFECT_FILTERS: tuple[str, ...] = tuple(f for f in VIDEO_FILTERS if f not in ANONYMISING_FILTERS)
+BOARD_DEFAULTS: tuple[str, ...] = (
+    "cartoon",
+    "sketch",
+    "blur",
+    "edges",
+    "colormap",
+    "watercolor",
+    "solid",
+    "none",
+)
+"""Board panels after the first filtered one, in order, when `filters` is not given."""
+LAYOUT = r"^[1-4]x[1-4]$"
+FILTER_HELP = (
+    f"{', '.join(ANONYMISING_FILTERS)} anonymise (the face cannot be recognised); "
+    f"{', '.join(EFFECT_FILTERS)} are effects that keep a face recognisable"
+)
 DEPRECATED_FILTERS = {"stylize": "watercolor"}
 """Old filter names still accepted, and the filter they now mean (`stylize` was OpenCV's
 watercolour-like `cv2.stylization`, not neural style transfer)."""
@@ -183,11 +204,26 @@ def _renamed(value: object) -> object:
     return value
 
 
+def board_shape(layout: str) -> tuple[int, int]:
+    """(rows, columns) of a layout "RxC"."""
+    rows, _, cols = layout.partition("x")
+    return int(rows), int(cols)
+
+
+def extra_panels(layout: str) -> int:
+    """How many filters a layout takes in `filters`: every panel but the original (none on 1x1,
+    whose one panel is `filter`)."""
+    rows, cols = board_shape(layout)
+    return rows * cols - 1 if rows * cols > 1 else 0
+
+
 def _panels(filter_: str | None, layout: str, filters: tuple[str, ...] | None) -> tuple[str, ...]:
     filter_ = filter_ or "pixelate"
-    if layout == "1x1":
+    rows, cols = board_shape(layout)
+    if rows * cols == 1:
         return (filter_,)
-    defaults = {"1x2": (filter_,), "2x2": (filter_, "cartoon", "sketch")}.get(layout, ())
+    others = [f for f in BOARD_DEFAULTS if f != filter_]
+    defaults = (filter_, *(others * rows * cols)[: rows * cols - 2])
     return ("original", *(filters or defaults))
 
 
@@ -196,12 +232,20 @@ class VideoParams(_Strict):
 
     filter: VideoFilter | None = Field(
         None,
-        description="Filter of every face (default pixelate); on a board, the filter of its "
-        "first filtered panel when `filters` is not given.",
+        description="Filter of every face (default pixelate, which anonymises); on a board, the "
+        f"filter of its first filtered panel when `filters` is not given. {FILTER_HELP}.",
     )
-    layout: Literal["1x1", "1x2", "2x2"] = "1x1"
+    layout: str = Field(
+        "1x1",
+        pattern=LAYOUT,
+        description="`RxC`: a board of R rows by C columns of panels (1 to 4 each), the original "
+        "first, then one filter a panel, left to right, top to bottom; 1x1: the filtered video "
+        "alone.",
+    )
     filters: tuple[VideoFilter, ...] | None = Field(
-        None, description="Filters of the board's panels after the original (1x2: one, 2x2: three)."
+        None,
+        description="Filters of the board's panels after the original, R*C-1 of them (default: "
+        f"`filter`, then {', '.join(BOARD_DEFAULTS[:3])}, ...). {FILTER_HELP}.",
     )
     detector: Literal["centerface", "blazeface", "haar", "dnn"] = "centerface"
     detect_every: int = Field(
@@ -219,6 +263,11 @@ class VideoParams(_Strict):
         0, ge=0, le=3600, allow_inf_nan=False, description="Split into segments (0: never)."
     )
     profile: bool = Field(False, description="Haar only: also run the profile-face cascade.")
+    require_faces: bool = Field(
+        False,
+        description="Fail the job, instead of finishing it with a warning, when no face is "
+        "found in the video or a face is lost inside the picture and not found again.",
+    )
     style: str | None = Field(
         None,
         pattern=SHA256,
@@ -228,6 +277,16 @@ class VideoParams(_Strict):
     painting_frames: bool = Field(
         False, description="`painting` filter: paint whole frames instead of face regions."
     )
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _layout_is_rows_by_columns(cls, value: object) -> object:
+        if isinstance(value, str) and not re.match(LAYOUT, value):
+            raise ValueError(
+                f"a layout is RxC, 1 to 4 rows by 1 to 4 columns (1x2, 1x3, 2x2, 3x1, ...), "
+                f"not {value!r}"
+            )
+        return value
 
     @field_validator("filter", "filters", mode="before")
     @classmethod
@@ -241,14 +300,14 @@ class VideoParams(_Strict):
     ) -> tuple[str, ...] | None:
         # A field validator so the error names `filters`; `filter` and `layout` come before it.
         layout = info.data.get("layout")
-        need = {"1x1": 0, "1x2": 1, "2x2": 3}.get(layout or "")
+        need = None if layout is None else extra_panels(layout)
         if value is not None and need is not None and len(value) != need:
             raise ValueError(f"layout {layout} takes {need} extra filter(s), not {len(value)}")
         if value is not None and info.data.get("filter") is not None:
             raise ValueError(
                 f"`filter` and `filters` both name the panels of the {layout} board: "
                 "list every filtered panel in `filters`, or give `filter` alone for the first "
-                "one (the others then default to cartoon and sketch)"
+                f"one (the others then default to {', '.join(BOARD_DEFAULTS[:2])}, ...)"
             )
         return value
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from atelier.errors import InputError
 from atelier.grid import NSTGridParams, parse_list, validate
-from atelier.schemas import VIDEO_FILTERS, NSTParams, VideoParams
+from atelier.schemas import FILTER_HELP, VIDEO_FILTERS, NSTParams, VideoParams
 
 Model = TypeVar("Model", bound=BaseModel)
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -163,14 +163,20 @@ VIDEO = ParamGroup(
     (
         ParamOption(
             "filter",
-            f"Face filter: {', '.join(VIDEO_FILTERS)} (pixelate; stylize: old name of"
-            " watercolor). On a board: its first filtered panel; not together with --filters.",
+            f"Face filter: {', '.join(VIDEO_FILTERS)} (default pixelate; stylize: old name of"
+            f" watercolor). {FILTER_HELP}. On a board: its first filtered panel; not together"
+            " with --filters.",
             flags=("--filter", "-f"),
         ),
-        ParamOption("layout", "1x1 (default), 1x2 or 2x2 board."),
+        ParamOption(
+            "layout",
+            "RxC board: R rows by C columns of panels, 1 to 4 each (1x2, 1x3, 2x2, 3x1, 2x3, ...),"
+            " the original first, then one filter a panel; 1x1 (default): the filtered video.",
+        ),
         ParamOption(
             "filters",
-            "Board panels after the original, e.g. blur,cartoon,sketch for 2x2.",
+            "Board panels after the original, R*C-1 of them, e.g. blur,cartoon,sketch for 2x2"
+            " (default: --filter, then cartoon, sketch, blur, ...).",
             parse=split_list,
         ),
         ParamOption(
@@ -184,9 +190,10 @@ VIDEO = ParamGroup(
         ),
         ParamOption(
             "detect_every",
-            "Detect every N frames (2); the tracker interpolates between, bridges missed"
-            " detections and holds each face 0.5 s past its last sighting. Larger N: faster,"
-            " faces that move abruptly covered more loosely.",
+            "Search whole frames every N frames (2): the most frames skipped while faces keep"
+            " still. Where a face moves fast, is lost or appears between two such frames, the"
+            " frames between are searched too (around those faces); masks in between grow with"
+            " the face's speed. Larger N: faster in quiet scenes.",
             int,
         ),
         ParamOption("mask", "box (default) or ellipse."),
@@ -203,6 +210,13 @@ VIDEO = ParamGroup(
         ),
         ParamOption(
             "painting_frames", "Paint whole frames, not only faces.", bool, ("--painting-frames",)
+        ),
+        ParamOption(
+            "require_faces",
+            "Fail the job, instead of finishing it with a warning, when no face is found or a"
+            " face is lost inside the picture and not found again.",
+            bool,
+            ("--require-faces",),
         ),
     ),
 )

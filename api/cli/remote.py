@@ -123,6 +123,8 @@ def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out:
     wanted: list[tuple[str, Path]] = []
     axes = varying([job["params"] for job in batch["jobs"] if job["kind"] == "nst"])
     for job in batch["jobs"]:
+        if job.get("warning"):
+            console.print(f"[yellow]job {job['id']}: warning: {job['warning']}[/yellow]")
         if job["state"] != "succeeded" or not job["result"]:
             continue
         inputs = job["inputs"]

@@ -83,7 +83,8 @@ def batch_table(batch: BatchOut, labels: dict[str, str]) -> Table:
             shown = f"{labels.get(inputs.get('content', ''), '?')} x {style}"
         else:
             shown = labels.get(inputs.get("video", ""), "")
-        note = job.error or (f"reused job {job.reused_from_id}" if job.reused_from_id else "")
+        note = job.error or job.warning or ""
+        note = note or (f"reused job {job.reused_from_id}" if job.reused_from_id else "")
         table.add_row(
             str(job.id),
             shown,
@@ -118,6 +119,7 @@ def job_table(job: JobOut) -> Table:
         "finished": str(job.finished_at or ""),
         "seconds": f"{job.seconds:.2f}" if job.seconds is not None else "",
         "error": job.error or "",
+        "warning": job.warning or "",
     }
     for field, value in rows.items():
         table.add_row(field, value)

@@ -87,6 +87,9 @@ def video_cmd(
     console.print(
         f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"
         f" faces in {meta['frames_with_faces']} frames"
-        f" ({meta.get('frames_tracked', 0)} kept covered by tracking through detection gaps),"
+        f" ({meta.get('frames_tracked', 0)} kept covered by tracking through detection gaps;"
+        f" motion cost {meta.get('extra_detections', 0)} extra detections),"
         f" {meta['processing_fps']} frames/s"
     )
+    if job.warning:
+        console.print(f"[yellow]warning: {job.warning}[/yellow]")

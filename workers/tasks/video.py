@@ -51,8 +51,24 @@ log = logging.getLogger(__name__)
 
 @shared_task(name=VIDEO_FILTER, base=JobTask, bind=True, throws=(JobFailed,))
 def filter_video(self: Task, job_ids: list[int]) -> dict:
+    """The task's result (what Flower shows) carries each finished job's warning; a segmented
+    job's warning is in its `join` task's result."""
     settings = get_settings()
-    return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _start(c, settings))
+    result = run_claimed(claim_jobs(self, job_ids, settings), lambda c: _start(c, settings))
+    warnings = _warnings(settings.resolved_database_url, result.get("claimed", []))
+    return {**result, "warnings": warnings} if warnings else result
+
+
+def _warnings(db_url: str, job_ids: list[int]) -> dict[str, str]:
+    from atelier.models import Job
+
+    if not job_ids:
+        return {}
+    with session_scope(db_url) as session:
+        rows = session.execute(
+            select(Job.id, Job.warning).where(Job.id.in_(job_ids), Job.warning.is_not(None))
+        )
+        return {str(job_id): warning for job_id, warning in rows}
 
 
 def _start(contexts: list[JobContext], settings: Settings) -> None:
@@ -95,6 +111,7 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
     def progress(done: int, total: int) -> None:
         ctx.report(done / max(total, 1), {"frame": done, "of": total})
 
+    rows = FrameRows(ctx.lease)
     with ctx.storage.scratch(f"video-{ctx.lease.job_id}") as work:
         stats = process_video(
             source,
@@ -103,8 +120,9 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             on_progress=progress,
             model_path=settings.face_model,
             style_path=ctx.storage.local_path(params.style) if params.style else None,
+            on_faces=rows.add,
         )
-        jobs.record_frames(ctx.lease, 0, stats.frames, _frame_rows(stats.faces, 0))
+        rows.flush()
         outcome = Outcome(
             stats.frames,
             stats.fps,
@@ -114,8 +132,11 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             1,
             stats.duration,
             stats.tracked,
+            stats.searched,
+            stats.lost,
+            stats.first_lost,
         )
-        _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome)
+        _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome, params)
 
 
 def _label(db_url: str, sha256: str) -> str:
@@ -126,8 +147,33 @@ def _label(db_url: str, sha256: str) -> str:
     return label or f"video {sha256[:12]}"
 
 
-def _frame_rows(faces: list[Any], first: int) -> list[tuple[int, list[list[int]]]]:
-    return [(first + i, [list(map(int, box)) for box in boxes]) for i, boxes in enumerate(faces)]
+class FrameRows:
+    """Face rows written as the video is processed, a few hundred frames at a time, so neither
+    the worker nor the database transaction holds a whole video's rows. `of` (the video's frame
+    count, for segments) makes each write also set the job's progress."""
+
+    BATCH = 250
+
+    def __init__(self, lease: jobs.Lease, of: int | None = None) -> None:
+        self.lease = lease
+        self.of = of
+        self.first = 0
+        self.pending: list[list[list[int]]] = []
+
+    def add(self, first: int, faces: list[Any]) -> None:
+        if not self.pending:
+            self.first = first
+        self.pending += [[list(map(int, box)) for box in boxes] for boxes in faces]
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        end = self.first + len(self.pending)
+        rows = list(enumerate(self.pending, start=self.first))
+        jobs.record_frames(self.lease, self.first, end, rows, of=self.of)
+        self.first, self.pending = end, []
 
 
 @dataclass(frozen=True)
@@ -143,12 +189,37 @@ class Outcome:
     segments: int
     duration: float
     frames_tracked: int = 0
+    extra_detections: int = 0
+    faces_lost: int = 0
+    first_lost: int | None = None
 
 
-def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome) -> None:
-    """Move the finished video into storage, then mark the job done."""
+def _finish(
+    lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome, params: VideoParams
+) -> None:
+    """Move the finished video into storage, then mark the job done, with a warning when no
+    face was found or a face was lost; with `require_faces`, fail it with that warning instead
+    (InputError)."""
     from atelier.models import FrameStat
+    from workers.video.findings import face_warning
+    from workers.video.probe import probe_video
 
+    with session_scope(lease.db_url) as session:
+        with_faces = session.scalar(
+            select(func.count()).where(FrameStat.job_id == lease.job_id, FrameStat.faces > 0)
+        )
+    source = probe_video(storage.local_path(_job_row(lease).inputs["video"]))
+    warning = face_warning(
+        frames=outcome.frames,
+        with_faces=with_faces,
+        lost=outcome.faces_lost,
+        first_lost=outcome.first_lost,
+        detector=params.detector,
+        width=source.width,
+        height=source.height,
+    )
+    if warning and params.require_faces:
+        raise InputError(f"{warning} (the job requires faces: --require-faces)")
     stored = storage.adopt(produced)
     with session_scope(lease.db_url) as session:
         asset = record_asset(
@@ -162,15 +233,12 @@ def _finish(lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcom
             label=f"job {lease.job_id}",
         )
         asset_id = asset.id
-        with_faces = session.scalar(
-            select(func.count()).where(FrameStat.job_id == lease.job_id, FrameStat.faces > 0)
-        )
     meta = {
         **asdict(outcome),
         "frames_with_faces": with_faces,
         "processing_fps": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else None,
     }
-    jobs.succeed(lease, asset_id, meta, outcome.seconds)
+    jobs.succeed(lease, asset_id, meta, outcome.seconds, warning=warning)
 
 
 def _segment_folder(lease: jobs.Lease) -> str:
@@ -209,6 +277,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         )
         jobs.heartbeat(lease)
 
+    rows = FrameRows(lease, of=job.meta.get("frames"))
     try:
         jobs.heartbeat(lease)  # a segment of a replaced or cancelled attempt stops here
         with storage.scratch(f"segment-{job_id}-{index}") as work:
@@ -223,9 +292,9 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
                 on_progress=progress,
                 model_path=settings.face_model,
                 style_path=storage.local_path(params.style) if params.style else None,
+                on_faces=rows.add,
             )
-            frames = job.meta.get("frames")
-            jobs.record_frames(lease, start, end, _frame_rows(stats.faces, start), of=frames)
+            rows.flush()
             storage.put_work(key, out)
     except (JobCancelled, LeaseLost):
         storage.drop_work(folder)  # this attempt's segments are of no use now
@@ -244,6 +313,9 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         "duration": stats.duration,
         "start": stats.start,
         "tracked": stats.tracked,
+        "searched": stats.searched,
+        "lost": stats.lost,
+        "first_lost": stats.first_lost,
     }
 
 
@@ -279,12 +351,18 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
                 segments=len(parts),
                 duration=sum(p["duration"] for p in parts),
                 frames_tracked=sum(p.get("tracked", 0) for p in parts),
+                extra_detections=sum(p.get("searched", 0) for p in parts),
+                faces_lost=sum(p.get("lost", 0) for p in parts),
+                first_lost=next(
+                    (p["first_lost"] for p in parts if p.get("first_lost") is not None), None
+                ),
             )
-            _finish(lease, storage, out, outcome)
+            _finish(lease, storage, out, outcome, params)
     except (JobCancelled, LeaseLost) as stop:
         log.info("job %s: %s", job_id, stop)
     except InputError as error:
         jobs.fail(lease, str(error))
     finally:
         storage.drop_work(folder)
-    return {"job_id": job_id, "segments": len(parts)}
+    warning = _warnings(lease.db_url, [job_id]).get(str(job_id))
+    return {"job_id": job_id, "segments": len(parts), **({"warning": warning} if warning else {})}

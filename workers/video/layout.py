@@ -1,4 +1,4 @@
-"""Boards: the panels of one output frame side by side (1x2) or in a square (2x2).
+"""Boards: the panels of one output frame in R rows by C columns (1x2, 2x2, 1x3, 3x1, 2x3, ...).
 
 H.264 in yuv420p stores colour at half resolution, so both sides of an encoded frame must be even.
 Panels keep the input's size unless the board would outgrow `max_width` x `max_height` (1920x1080
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-GRIDS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+from atelier.schemas import board_shape
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,8 @@ def _even_down(value: float) -> int:
 def plan_board(
     layout: str, width: int, height: int, *, max_width: int = 1920, max_height: int = 1080
 ) -> BoardGeometry:
-    """The geometry of `layout` for `width` x `height` input frames."""
-    if layout not in GRIDS:
-        raise ValueError(f"unknown layout {layout!r}")
-    rows, cols = GRIDS[layout]
+    """The geometry of `layout` ("RxC") for `width` x `height` input frames."""
+    rows, cols = board_shape(layout)
     if rows * cols == 1:
         return BoardGeometry(1, 1, width, height)
     scale = min(1.0, max_width / (cols * width), max_height / (rows * height))
