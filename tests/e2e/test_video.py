@@ -3,16 +3,20 @@ PostgreSQL and storage -> the output file."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import cv2
 import pytest
+from celery import Celery
 from sqlalchemy import func, select
 
 from atelier.db import session_scope
 from atelier.models import FrameStat, Job, JobState
+from atelier.read import job_out
 from tests.e2e.conftest import TEST_DATA, Deployment
+from tests.support.moving import Scene, Walker, make_clip
 from tests.video.media import ffmpeg, frame_times, measure_streams
 
 pytestmark = pytest.mark.slow
@@ -93,7 +97,9 @@ def test_segmented_2x2_board_through_a_real_worker(
     assert f"faces in {with_faces} frames" in summary
     tracked = job.meta["frames_tracked"]
     assert 0 <= tracked <= with_faces
-    assert f"({tracked} kept covered by tracking through detection gaps)" in summary
+    extra = job.meta["extra_detections"]
+    assert f"({tracked} kept covered by tracking through detection gaps;" in summary
+    assert f"motion cost {extra} extra detections)" in summary
 
 
 def test_a_text_file_named_mp4_is_refused_before_any_job(
@@ -111,3 +117,56 @@ def test_a_text_file_named_mp4_is_refused_before_any_job(
     assert not out.exists()
     with session_scope(deployment.db_url) as s:
         assert s.scalar(select(func.count()).select_from(Job)) == before
+
+
+@pytest.fixture(scope="module")
+def small_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 s of two faces 20-24 px tall walking across a 480x360 street (`tests.support.moving`):
+    smaller than the 36 px the haar cascade looks for in a frame that size."""
+    scene = Scene(
+        "small",
+        "tubingen.jpg",
+        480,
+        360,
+        25,
+        (Walker(20, 120, 180, 4, 0), Walker(24, 380, 250, -5, 0, mirror=True)),
+    )
+    return make_clip(scene, tmp_path_factory.mktemp("small"))[0]
+
+
+def test_no_face_found_warns_and_says_why(
+    deployment: Deployment, small_faces: Path, tmp_path: Path
+) -> None:
+    """Before, the haar detector on faces smaller than it can see finished with "faces in 0
+    frames", exit status 0 and no warning: the video came back untouched, as if it were safe.
+    Now the job carries a warning, with the reason, which the summary, `atelier status`, the
+    API's job body and the task's result show."""
+    out = tmp_path / "haar.mp4"
+    done = deployment.atelier("video", str(small_faces), "--out", str(out), "--detector", "haar")
+    assert done.returncode == 0, done.stderr
+    job = _job(deployment, done.stderr)
+    assert job.state == JobState.SUCCEEDED and job.meta["frames_with_faces"] == 0
+    assert job.warning.startswith("no face was found in any of the 25 frames: the haar detector")
+    assert "at least 36 px tall" in job.warning
+    said = " ".join(done.stderr.split())
+    assert f"warning: {job.warning}" in said
+    status = deployment.atelier("status", "--job", str(job.id), "--json")
+    assert json.loads(status.stdout)["warning"] == job.warning
+    assert job_out(job, None).warning == job.warning
+    redis = deployment.env["ATELIER_BROKER_URL"]  # also the result backend, as by default
+    task = Celery(broker=redis, backend=redis).AsyncResult(job.celery_task_id)
+    assert task.get(timeout=30)["warnings"] == {str(job.id): job.warning}
+
+
+def test_require_faces_fails_the_job_instead(
+    deployment: Deployment, small_faces: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "required.mp4"
+    done = deployment.atelier(
+        "video", str(small_faces), "--out", str(out), "--detector", "haar", "--require-faces"
+    )
+    assert done.returncode == 1
+    job = _job(deployment, done.stderr)
+    assert job.state == JobState.FAILED and job.warning is None
+    assert job.error.startswith("no face was found") and "--require-faces" in job.error
+    assert not out.exists()

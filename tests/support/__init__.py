@@ -1,6 +1,6 @@
 """What the test suite and the benchmarks share: real services and processes (`services`,
 `servers`, `procs`), concurrent HTTP clients (`load`), the labelled face set and its scoring
-(`faces`) and style statistics (`style_stats`).
+(`faces`), the moving-face clips made for it (`moving`) and style statistics (`style_stats`).
 
 The one place `tests` and `bench` meet: a benchmark imports nothing else of `tests`, a test
 imports `bench` only to test a benchmark (tests/bench), and nothing here imports the tests

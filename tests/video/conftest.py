@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import TEST_DATA
+from tests.support.faces import decode_all
 from tests.video.media import FaceVideo, Streams, ffmpeg, measure_streams, write_raw_video
 from workers.video.detect import Box
 
@@ -140,20 +141,8 @@ def uneven_face_video(face_video: FaceVideo, videos: Path) -> FaceVideo:
 
 @pytest.fixture(scope="session")
 def decode() -> Callable[[Path], list[np.ndarray]]:
-    """All frames of a video, decoded by OpenCV."""
-
-    def run(path: Path) -> list[np.ndarray]:
-        capture = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
-        return frames
-
-    return run
+    """All frames of a video, decoded by OpenCV (as the face benchmark decodes them)."""
+    return decode_all
 
 
 @pytest.fixture(scope="session")

@@ -56,3 +56,21 @@ def test_large_boards_are_scaled_down_to_even_panels() -> None:
 def test_wrong_panel_count_is_refused() -> None:
     with pytest.raises(ValueError, match="3 panels for a 2x2 board"):
         compose_board(panels(3, 8, 6), plan_board("2x2", 8, 6))
+
+
+@pytest.mark.parametrize(
+    ("layout", "size"),
+    [("1x3", (1920, 360)), ("3x1", (640, 1080)), ("2x3", (1920, 720)), ("4x4", (1920, 1080))],
+)
+def test_boards_of_any_shape(layout: str, size: tuple[int, int]) -> None:
+    """Rows by columns of panels, scaled down alike when the board would pass 1920x1080."""
+    rows, cols = (int(n) for n in layout.split("x"))
+    geometry = plan_board(layout, 640, 360)
+    assert (geometry.rows, geometry.cols) == (rows, cols)
+    assert (geometry.width, geometry.height) == size
+    tiles = [np.full((360, 640, 3), 10 * (i + 1), np.uint8) for i in range(rows * cols)]
+    board = compose_board(tiles, geometry)
+    assert board.shape == (size[1], size[0], 3)
+    pw, ph = geometry.panel_width, geometry.panel_height
+    corners = [int(board[r * ph, c * pw, 0]) for r in range(rows) for c in range(cols)]
+    assert corners == [10 * (i + 1) for i in range(rows * cols)]

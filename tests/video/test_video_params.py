@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from atelier.schemas import VideoParams
+from atelier.schemas import ANONYMISING_FILTERS, VideoParams
 from tests.support.procs import ATELIER, atelier_env
 
 
@@ -62,3 +62,32 @@ def test_the_cli_refuses_filter_with_filters_before_any_job(tmp_path: Path) -> N
     assert done.returncode == 2
     assert "both name the panels" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_boards_of_any_shape_take_one_filter_a_panel() -> None:
+    """The first filtered panel defaults to an anonymising filter, the others to effects."""
+    board = VideoParams(layout="2x3")
+    assert board.panel_filters() == ("original", "pixelate", "cartoon", "sketch", "blur", "edges")
+    assert board.panel_filters()[1] in ANONYMISING_FILTERS
+    assert VideoParams(layout="3x1", filter="solid").panel_filters() == (
+        "original",
+        "solid",
+        "cartoon",
+    )
+    assert VideoParams(layout="1x3", filters=("blur", "sketch")).panel_filters() == (
+        "original",
+        "blur",
+        "sketch",
+    )
+    with pytest.raises(ValidationError, match="layout 1x3 takes 2 extra filter"):
+        VideoParams(layout="1x3", filters=("blur",))
+    with pytest.raises(ValidationError, match="1 to 4 rows by 1 to 4 columns"):
+        VideoParams(layout="5x1")
+
+
+def test_help_and_schema_say_which_filters_anonymise() -> None:
+    schema = VideoParams.model_json_schema()["properties"]
+    for text in (schema["filter"]["description"], schema["filters"]["description"]):
+        assert "blur, pixelate, solid anonymise" in text
+        assert "keep a face recognisable" in text
+    assert set(ANONYMISING_FILTERS) == {"blur", "pixelate", "solid"}

@@ -125,7 +125,10 @@ def test_a_moving_face_is_found_in_most_frames(
     assert found_share(stats, face_video.truth) >= share
 
 
-@pytest.mark.parametrize(("layout", "size"), [("1x2", (640, 180)), ("2x2", (640, 360))])
+@pytest.mark.parametrize(
+    ("layout", "size"),
+    [("1x2", (640, 180)), ("2x2", (640, 360)), ("1x3", (960, 180)), ("3x1", (320, 540))],
+)
 def test_boards_have_the_right_size(
     chaplin_clip: Path, tmp_path: Path, layout: str, size: tuple[int, int]
 ) -> None:
