@@ -116,7 +116,7 @@ def test_videos_need_a_video_asset(client, images, test_data):
     assert "not videos" in response.json()["error"]
     data = (test_data / "video" / "chaplin.mp4").read_bytes()
     video = client.post("/v1/assets", content=data).json()["sha256"]
-    bad = client.post("/v1/videos", json={"video": video, "params": {"layout": "3x3"}})
+    bad = client.post("/v1/videos", json={"video": video, "params": {"layout": "5x1"}})
     assert bad.status_code == 422 and "params.layout" in bad.json()["error"]
     # A check across fields names the field to change, in the message and in the details.
     panels = {"layout": "1x1", "filters": ["blur"]}
