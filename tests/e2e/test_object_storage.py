@@ -27,8 +27,8 @@ from atelier.objectstore import ObjectStorage, s3_client
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import open_storage
-from bench.load import serve
 from tests.faults.harness import cut_clip, wait_finished
+from tests.support.load import serve
 from tests.support.procs import atelier_process
 from tests.support.seaweed import BUCKET
 from tests.support.services import deployment_env
