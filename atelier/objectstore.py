@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from atelier.backoff import retry_while_away
 from atelier.storage import _CHUNK, Storage, StoredFile
 from atelier.storage_errors import is_transient_storage_error
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CACHE_GRACE_SECONDS = 60.0
-FIRST_PAUSE = 0.25
-LONGEST_PAUSE = 4.0
 # One boto3 client per process (prefork children make their own) and AWS configuration.
 _clients: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
 
@@ -131,22 +130,9 @@ class ObjectStorage(Storage):
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         """Run one call to the store, retrying while the store is away (see the module doc)."""
-        deadline = time.monotonic() + self.retry_seconds
-        pause = FIRST_PAUSE
-        while True:
-            try:
-                return call()
-            except Exception as error:
-                if not is_transient_storage_error(error) or time.monotonic() + pause > deadline:
-                    raise
-                log.warning(
-                    "%s: object store unavailable (%s); retrying in %.2f s",
-                    what,
-                    str(error).splitlines()[0][:200],
-                    pause,
-                )
-                time.sleep(pause)
-                pause = min(pause * 2, LONGEST_PAUSE)
+        return retry_while_away(
+            call, is_transient_storage_error, self.retry_seconds, what, "object store", log
+        )
 
     def _head(self, key: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
@@ -218,18 +204,18 @@ class ObjectStorage(Storage):
         if local.is_file():
             os.utime(local)  # recently used: last out of the cache
             return local
-        got = self._download(self.key(sha256), local)
-        if got != sha256:
-            local.unlink(missing_ok=True)
-            raise OSError(f"object {sha256[:12]} arrived damaged (its bytes hash to {got[:12]})")
+        self._fetch(sha256, local)
         self._trim_cache()
         return local
 
     def copy_to(self, sha256: str, target: Path) -> None:
-        local = self.path(sha256)
-        if local.is_file():
+        if self.path(sha256).is_file():
             super().copy_to(sha256, target)
             return
+        self._fetch(sha256, target)
+
+    def _fetch(self, sha256: str, target: Path) -> None:
+        """Download the object into `target`, refusing (and removing) bytes of another hash."""
         got = self._download(self.key(sha256), target)
         if got != sha256:
             target.unlink(missing_ok=True)
