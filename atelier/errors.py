@@ -1,10 +1,13 @@
 """Errors with a meaning for the job state machine.
 
 A worker decides from the exception's class whether a job failed for good (the input or the
-parameters are wrong: retrying cannot help) or whether the attempt may be retried.
+parameters are wrong: retrying cannot help) or whether the attempt may be retried; `in_chain`
+finds the error that tells what happened behind the one a library re-raised it as.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 
 class AtelierError(Exception):
@@ -43,3 +46,17 @@ class JobFailed(AtelierError):
 class WorkerStopping(AtelierError):
     """The worker was asked to stop (Ctrl-C on a command running the embedded worker): the jobs
     it holds go back to the queue, to be resumed by the next worker."""
+
+
+def in_chain(error: BaseException, match: Callable[[BaseException], bool]) -> bool:
+    """Whether `error` or any error it was raised from or while handling (its `__cause__` or
+    `__context__`, all the way down) matches: libraries often re-raise an error as their own,
+    keeping the one that tells what happened only in the chain."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        if match(found):
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False

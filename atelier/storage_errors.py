@@ -8,6 +8,8 @@ overloaded; the same call succeeds later), while 403, 404 and other 4xx answers 
 
 from __future__ import annotations
 
+from atelier.errors import in_chain
+
 # S3 error codes that a store answers while it is overloaded or restarting.
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "Throttling"}
@@ -33,11 +35,4 @@ def is_transient_storage_error(error: BaseException) -> bool:
 
     The chain is followed because boto3's transfer manager re-raises a client error as its own
     `S3UploadFailedError`, keeping the original only as the context."""
-    seen: set[int] = set()
-    found: BaseException | None = error
-    while found is not None and id(found) not in seen:
-        if _one_transient(found):
-            return True
-        seen.add(id(found))
-        found = found.__cause__ or found.__context__
-    return False
+    return in_chain(error, _one_transient)

@@ -38,6 +38,7 @@ from atelier.errors import (
     LeaseLost,
     WeightsUnavailable,
     WorkerStopping,
+    in_chain,
 )
 from atelier.models import Job, JobState
 from atelier.settings import Settings
@@ -202,14 +203,7 @@ def at_time_limit(error: BaseException) -> bool:
     """Whether `error` is the soft time limit, or was raised while handling it: the limit can
     land inside a library that then fails as it unwinds (a database driver interrupted
     mid-query raises its own error), and that is still the time limit."""
-    seen: set[int] = set()
-    found: BaseException | None = error
-    while found is not None and id(found) not in seen:
-        if isinstance(found, SoftTimeLimitExceeded):
-            return True
-        seen.add(id(found))
-        found = found.__cause__ or found.__context__
-    return False
+    return in_chain(error, lambda found: isinstance(found, SoftTimeLimitExceeded))
 
 
 def time_limit_reason(task: Task) -> str:
