@@ -31,7 +31,7 @@ from atelier.db import migrate, session_scope
 from atelier.models import Asset, FrameStat, Job, JobState, LossRecord
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
-from tests.support.procs import atelier_process, wait_for_log
+from tests.support.procs import atelier_process, stop_all, wait_for_log
 from tests.support.servers import RedisServer as RedisServer  # the fault tests' Redis
 from tests.support.servers import have_redis_server as have_redis_server
 from tests.support.servers import private_redis as private_redis
@@ -104,8 +104,9 @@ class Cluster:
         return procs
 
     @staticmethod
-    def worker_spec(name: str, queues: str) -> tuple[str, list[str], str]:
-        return name, ["worker", "--queues", queues, "--hostname", f"{name}@%h"], " ready."
+    def worker_spec(name: str, queues: str, *options: str) -> tuple[str, list[str], str]:
+        """`atelier worker` on `queues`, named `name`, with more `options` (`-c 2`)."""
+        return name, ["worker", "--queues", queues, "--hostname", f"{name}@%h", *options], " ready."
 
     @staticmethod
     def beat_spec() -> tuple[str, list[str], str]:
@@ -133,10 +134,7 @@ def cluster(folder: Path, db_url: str, broker_url: str, **extra: str) -> Iterato
         try:
             yield made
         finally:
-            # A worker takes seconds to stop: ask them all at once, then wait for each.
-            for proc in made.procs:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
+            stop_all(made.procs)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:

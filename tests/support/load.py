@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from atelier.models import Job, JobState, utcnow
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.storage import Storage
-from tests.support.procs import REPO
+from tests.support.procs import REPO, stop
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,7 @@ def serve(env: Mapping[str, str], log: Path, timeout: float = 60) -> Iterator[st
                 time.sleep(0.1)
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop(proc)
 
 
 @dataclass(frozen=True)

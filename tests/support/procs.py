@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,11 +61,21 @@ def wait_for_log(log: Path, text: str, timeout: float, proc: subprocess.Popen[by
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
     """SIGTERM the process group, SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    stop_all([proc], grace)
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]], grace: float = 15) -> None:
+    """`stop` several at once: a worker takes seconds to stop, so ask them all first, then
+    wait for each (SIGKILL whichever lingers past `grace`)."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
