@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from atelier import settings as settings_module
 from tests.support import seaweed as seaweed_support
@@ -80,3 +81,25 @@ def s3_env(
     yield env
     settings_module.get_settings.cache_clear()
     seaweed_support.remove_prefix(seaweed, env["ATELIER_STORAGE_URL"])
+
+
+@pytest.fixture(scope="session")
+def squares(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> list[Path]:
+    """32 px square crops of the sample images: one shape, so a worker compiles its step once
+    for the whole batch instead of once per aspect ratio."""
+    folder = tmp_path_factory.mktemp("squares")
+    sources = [
+        *sorted((test_data / "content").glob("*.jpg")),
+        *sorted((test_data / "faces").glob("*.jpg")),
+        *sorted((test_data / "style").glob("*.*")),
+    ]
+    out = []
+    for source in sources:
+        with Image.open(source) as image:
+            side = min(image.size)
+            left, top = (image.width - side) // 2, (image.height - side) // 2
+            square = image.convert("RGB").crop((left, top, left + side, top + side))
+            target = folder / f"{source.stem}.png"
+            square.resize((32, 32)).save(target)
+            out.append(target)
+    return out

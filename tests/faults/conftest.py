@@ -1,4 +1,5 @@
-"""Fixtures of the fault suite: a private Redis server, a short clip and tiny square images."""
+"""Fixtures of the fault suite: a private Redis server and a short clip (tiny square images are
+the whole suite's: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.faults.harness import RedisServer, cut_clip, have_redis_server, private_redis
 
@@ -25,25 +25,3 @@ def clip(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> Path:
     """Two seconds of the sample film, with faces and audio."""
     folder = tmp_path_factory.mktemp("clip")
     return cut_clip(test_data / "video" / "chaplin.mp4", folder / "clip.mp4", 5.0, 2.0)
-
-
-@pytest.fixture(scope="session")
-def squares(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> list[Path]:
-    """32 px square crops of the sample images: one shape, so a worker compiles its step once
-    for the whole batch instead of once per aspect ratio."""
-    folder = tmp_path_factory.mktemp("squares")
-    sources = [
-        *sorted((test_data / "content").glob("*.jpg")),
-        *sorted((test_data / "faces").glob("*.jpg")),
-        *sorted((test_data / "style").glob("*.*")),
-    ]
-    out = []
-    for source in sources:
-        with Image.open(source) as image:
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            square = image.convert("RGB").crop((left, top, left + side, top + side))
-            target = folder / f"{source.stem}.png"
-            square.resize((32, 32)).save(target)
-            out.append(target)
-    return out

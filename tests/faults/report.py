@@ -59,10 +59,11 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   restart.
 - **Kill the object store for 10 s**: a SeaweedFS server of the test's own holds the files
   (`ATELIER_STORAGE_URL`); once a fast-engine job's and a video job's inputs are in it, it is
-  SIGKILLed, the jobs' messages are sent to a `fast,video,default` worker whose data folder is
-  its own (it must fetch every input from the store), and the store is started again 10 s
-  later. Reads and uploads retry (`ATELIER_STORAGE_RETRY_SECONDS`); every job must take exactly
-  1 attempt, with nothing re-sent by the reaper.
+  SIGKILLed, the jobs' messages are sent to a `fast,video,default` worker with two pool
+  processes (both jobs wait for the store at once) whose data folder is its own (it must fetch
+  every input from the store), and the store is started again 10 s later. Reads and uploads
+  retry (`ATELIER_STORAGE_RETRY_SECONDS`); every job must take exactly 1 attempt, with nothing
+  re-sent by the reaper.
 - **Ctrl-C on an embedded `atelier stylize`, then `atelier worker`**: the embedded default
   (SQLite, filesystem broker, the worker inside the command); SIGINT once a job of the 2-job
   batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`

@@ -1,8 +1,8 @@
 """The object store (SeaweedFS, a server of the test's own) killed for ten seconds while a
-fast-engine job and a video job are delivered to a worker that shares no folder with anyone:
-reading their inputs and storing their results wait for the store and retry
-(`ATELIER_STORAGE_RETRY_SECONDS`), so both jobs finish in their first attempt and the reaper
-re-sends nothing."""
+fast-engine job and a video job (a 1 s clip) are delivered together to a worker (two pool
+processes) that shares no folder with anyone: reading their inputs and storing their results
+wait for the store and retry (`ATELIER_STORAGE_RETRY_SECONDS`), so both jobs finish in their
+first attempt and the reaper re-sends nothing."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tests.faults.harness import (
     RedisServer,
     assert_clean,
     cluster,
+    cut_clip,
     fault_runs,
     jobs,
     outcome,
@@ -44,13 +45,15 @@ def test_jobs_ride_out_an_object_store_outage_in_their_first_attempt(
     pg_url: str,
     fault_redis: RedisServer,
     squares: list[Path],
-    clip: Path,
+    test_data: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
     from workers.video.probe import probe_video
 
-    frames = probe_video(clip).frame_count
-    with private_seaweed(tmp_path / "seaweed") as store:
+    short_clip = cut_clip(test_data / "video" / "chaplin.mp4", tmp_path / "clip.mp4", 5.0, 1.0)
+
+    frames = probe_video(short_clip).frame_count
+    with private_seaweed(tmp_path / "seaweed", wait=False) as store:
         steady = {
             **store.env,
             "ATELIER_STORAGE_URL": fresh_prefix(),
@@ -60,7 +63,10 @@ def test_jobs_ride_out_an_object_store_outage_in_their_first_attempt(
         for key, value in steady.items():  # the producer (this process) stores there too
             monkeypatch.setenv(key, value)
         with cluster(tmp_path, pg_url, fault_redis.url, **steady) as c:
-            c.start_many([c.worker_spec("cpu-0", "fast,video,default"), c.beat_spec()])
+            # Two pool processes: both jobs are delivered, and wait for the store, together.
+            cpu = c.worker_spec("cpu-0", "fast,video,default", "--concurrency", "2")
+            c.start_many([cpu, c.beat_spec()])  # while the store starts
+            store.wait_ready(60)
             # The producer keeps its own local copies: the worker must fetch from the store.
             settings = c.settings.model_copy(update={"data_dir": tmp_path / "producer"})
             app = create_app(settings)
@@ -69,7 +75,7 @@ def test_jobs_ride_out_an_object_store_outage_in_their_first_attempt(
                 with session_scope(c.db_url) as session:
                     content = ingest_image(session, settings, squares[run % 2]).sha256
                     style = ingest_image(session, settings, squares[-1]).sha256
-                    video = ingest_video(session, settings, clip).sha256
+                    video = ingest_video(session, settings, short_clip).sha256
                 down = time.monotonic()
                 store.kill()  # the inputs are in the store; now it is gone
                 fast = create_nst_batch(settings, [content], [style], FAST, force=True)

@@ -108,6 +108,11 @@ class SeaweedServer:
     def start(self, detach: bool = False) -> None:
         """Start the server and wait until an object can be written; `detach`: let it outlive
         this process (the shared server)."""
+        self.launch(detach)
+        self.wait_ready(60)
+
+    def launch(self, detach: bool = False) -> None:
+        """Start the server without waiting for it to answer (`wait_ready`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with (self.folder / "weed.log").open("ab") as log:
             self.proc = subprocess.Popen(
@@ -119,7 +124,6 @@ class SeaweedServer:
             )
         if detach:
             (self.folder / "weed.pid").write_text(str(self.proc.pid))
-        self.wait_ready(60)
 
     def client(self) -> Any:
         import boto3
@@ -201,10 +205,14 @@ def ensure_shared() -> SeaweedServer:
 
 
 @contextmanager
-def private_seaweed(folder: Path) -> Iterator[SeaweedServer]:
+def private_seaweed(folder: Path, wait: bool = True) -> Iterator[SeaweedServer]:
+    """A server of the caller's own, killed afterwards; `wait=False`: launched, not yet ready
+    (call `wait_ready`), so the caller can start other processes meanwhile."""
     server = SeaweedServer.private(folder)
-    server.start()
+    server.launch()
     try:
+        if wait:
+            server.wait_ready(60)
         yield server
     finally:
         server.kill()
