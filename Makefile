@@ -39,6 +39,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.faces
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) data out
