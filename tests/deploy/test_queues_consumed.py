@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,18 @@ from PIL import Image
 
 from api.http.app import create_app
 from atelier.celery_app import QUEUES
+from atelier.db import migrate
 from atelier.settings import Settings
 from tests.api.conftest import png_bytes, upload
 from tests.faults.harness import cut_clip
-from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process, wait_for_log
+from tests.support.procs import (
+    ATELIER,
+    REPO,
+    atelier_env,
+    atelier_process,
+    stop_all,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +83,11 @@ def test_a_queue_without_a_worker_is_said_and_the_recipe_runs_every_engine(
     photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
     Image.new("RGB", (32, 24), (200, 120, 40)).save(photo)
     Image.new("RGB", (32, 32), (30, 60, 200)).save(painting)
-    subprocess.run([*ATELIER, "migrate"], env=atelier_env(env), cwd=REPO, check=True, timeout=60)
+    migrate(pg_url)  # the recipe's `atelier migrate`
+    clip = cut_clip(test_data / "video" / "chaplin.mp4", tmp_path / "c.mp4", 5, 0.5)
     gpu_worker, cpu_worker = recipe_workers()
-    with atelier_process(gpu_worker, env, tmp_path / "gpu.log", " ready."):
+    with ExitStack() as stack:
+        gpu = stack.enter_context(atelier_process(gpu_worker, env, tmp_path / "gpu.log", " ready."))
         code, found = _findings(_doctor(env, "--no-gpu"))
         assert code == 1, found
         queues = found["queues"]
@@ -109,20 +120,22 @@ def test_a_queue_without_a_worker_is_said_and_the_recipe_runs_every_engine(
             assert made.status_code == 201, made.text
             assert any("queue `fast`" in w for w in made.json()["warnings"]), made.json()
             # The recipe's CPU worker: the waiting job runs, and so does a video.
-            with atelier_process(cpu_worker, env, tmp_path / "cpu.log", " ready."):
-                doctor = _doctor(env)  # with the GPU check: it starts TensorFlow meanwhile
-                assert cli.wait(120) == 0, log.read_text()
-                clip = cut_clip(test_data / "video" / "chaplin.mp4", tmp_path / "c.mp4", 5, 1)
-                video = subprocess.run(
-                    [*ATELIER, "video", str(clip), "--out", str(tmp_path / "v.mp4")],
-                    env=atelier_env(env),
-                    capture_output=True,
-                    text=True,
-                    cwd=REPO,
-                    timeout=300,
-                )
-                assert video.returncode == 0, video.stdout + video.stderr
-                code, found = _findings(doctor)
+            cpu = stack.enter_context(
+                atelier_process(cpu_worker, env, tmp_path / "cpu.log", " ready.")
+            )
+            stack.callback(stop_all, [gpu, cpu])  # a worker takes seconds to stop: both at once
+            doctor = _doctor(env)  # with the GPU check: it starts TensorFlow meanwhile
+            assert cli.wait(120) == 0, log.read_text()
+            video = subprocess.run(
+                [*ATELIER, "video", str(clip), "--out", str(tmp_path / "v.mp4")],
+                env=atelier_env(env),
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=300,
+            )
+            assert video.returncode == 0, video.stdout + video.stderr
+            code, found = _findings(doctor)
         finally:
             if cli.poll() is None:
                 cli.kill()
