@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.submit import create_ping_job, new_task_id, send_jobs
 from bench.report import machine_line, write_section
-from tests.support.procs import atelier_process, wait_for_log
+from tests.support.procs import atelier_process, stop_all, wait_for_log
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 
 PROCESSES = (1, 2, 4, 8, 16)
@@ -96,7 +97,7 @@ class Scale:
     jobs: list[Rate] = field(default_factory=list)
     heartbeats: list[Rate] = field(default_factory=list)
     fast: list[Rate] = field(default_factory=list)
-    heartbeat_seconds: float = Settings().heartbeat_seconds
+    heartbeat_seconds: float = Settings.model_fields["heartbeat_seconds"].default  # 5 s
 
 
 def busy_rate(finished: Sequence[tuple[str, datetime]]) -> tuple[int, float]:
@@ -187,6 +188,7 @@ class Workers:
         self.db = Database(self.db_url)
         stack.callback(self.db.close)
         self.names: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
 
     def grow(self, count: int) -> None:
         """Start workers until there are `count`, all at once; wait until each is ready and
@@ -199,6 +201,8 @@ class Workers:
             proc = self.stack.enter_context(atelier_process(args, self.env, log, None))
             started.append((log, proc))
             self.names.append(name)
+            self.procs.append(proc)
+        self.stack.callback(stop_all, self.procs)  # at the end every worker stops at once
         for log, proc in started:
             wait_for_log(log, " ready.", 300, proc)
         waiting = set(self.names)
