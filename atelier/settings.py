@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atelier.db import PoolSize
@@ -74,11 +74,34 @@ class Settings(BaseSettings):
     )
 
     api_token: str | None = Field(None, description="Bearer token the HTTP API requires, if set.")
+    api_token_file: Path | None = Field(
+        None,
+        description="Where the token is kept when ATELIER_API_TOKEN is unset: read from this file "
+        "if it exists; `atelier api` writes a random one there if it does not.",
+    )
+    session_seconds: int = Field(
+        12 * 3600, ge=60, description="How long a gallery login lasts before it must be repeated."
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Wrong tokens (header, cookie or login form) one client may send in a minute "
+        "before it is refused with 429 for the rest of that minute.",
+    )
+    max_streams_per_client: int = Field(
+        32, ge=1, description="Event streams one client address may hold open at once."
+    )
     flower_user: str = "admin"
     flower_password: str | None = None
     flower_port: int = Field(5555, ge=1, le=65535, description="Port `atelier flower` listens on.")
 
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
+    max_request_bytes: int = Field(
+        1024**2,
+        gt=0,
+        description="Largest request body other than an upload (JSON, forms), refused as it "
+        "streams in.",
+    )
     max_pixels: int = Field(64_000_000, gt=0, description="Largest image accepted, in pixels.")
     max_video_seconds: float = Field(1800.0, gt=0)
     max_video_pixels: int = Field(
@@ -126,6 +149,14 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Files older than this are removed (0: kept forever)."
     )
     retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention runs.")
+    scratch_grace_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="Scratch files (partial uploads and outputs) untouched this long are removed.",
+    )
+    scratch_interval: float = Field(
+        3600.0, gt=0, description="Seconds between scratch sweeps (also run on start)."
+    )
 
     @field_validator("storage_url")
     @classmethod
@@ -141,6 +172,16 @@ class Settings(BaseSettings):
     @classmethod
     def _weights_spec(cls, value: str) -> str:
         return value.strip() or "imagenet"
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        """ATELIER_API_TOKEN wins; without it, the token file's content when the file exists."""
+        if not self.api_token and self.api_token_file is not None:
+            try:
+                self.api_token = self.api_token_file.expanduser().read_text().strip() or None
+            except FileNotFoundError:
+                pass
+        return self
 
     @property
     def pool(self) -> PoolSize:

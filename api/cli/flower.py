@@ -1,7 +1,8 @@
 """`atelier flower`: Flower, the Celery monitor, on the deployment's broker, behind a password.
 
 Flower shows every task's arguments and can shut workers down, so it refuses to start without
-credentials unless told plainly (`--no-auth`) that this is a local look. Flower 2.2 answers
+credentials unless told plainly (`--no-auth`, on a loopback address only) that this is a local
+look. Flower 2.2 answers
 `/metrics` (task names, worker host names) and `/healthcheck` to anyone, whatever its auth, and has
 no option to change that, so it listens on the loopback interface unless `--address` says
 otherwise: reach it from elsewhere through a reverse proxy that asks for credentials on every
@@ -17,11 +18,10 @@ from typing import Annotated
 
 import typer
 
-from api.cli.runtime import console
+from api.cli.runtime import console, is_loopback
 from atelier.celery_app import create_app
 from atelier.settings import get_settings
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 STATE_SAVE_MS = 60_000  # persistent mode also saves on a clean stop; this bounds a crash's loss
 
 
@@ -41,7 +41,8 @@ def flower_cmd(
         bool,
         typer.Option(
             "--no-auth",
-            help="Run without a password, for a look on this machine only (never on a network).",
+            help="Run without a password, for a look on this machine only (refused with a "
+            "non-loopback --address).",
         ),
     ] = False,
     persistent: Annotated[
@@ -64,6 +65,13 @@ def flower_cmd(
         )
         raise typer.Exit(2)
     address = address or "127.0.0.1"
+    if no_auth and not is_loopback(address):
+        console.print(
+            f"[red]--no-auth is for a look from this machine only, not on {address}:[/red] "
+            "anyone who reaches it could see every task's arguments and shut workers down. "
+            "Set ATELIER_FLOWER_PASSWORD, or listen on 127.0.0.1."
+        )
+        raise typer.Exit(2)
     argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
     if no_auth:
         # Flower's HTTP API answers 401 to everyone unless it has credentials or is told
@@ -76,7 +84,7 @@ def flower_cmd(
         state.parent.mkdir(parents=True, exist_ok=True)
         argv += ["--persistent=True", f"--db={state}", f"--state_save_interval={STATE_SAVE_MS}"]
     app = create_app(settings)
-    if address not in LOOPBACK:
+    if not is_loopback(address):
         console.print(
             f"[yellow]Flower listens on {address or 'every interface'}: its /metrics and "
             "/healthcheck answer without the password there.[/yellow]"

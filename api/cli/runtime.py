@@ -6,6 +6,7 @@ real Celery worker in this process, so a single command does the whole job with 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -109,6 +110,16 @@ class Runtime:
         timeout: float | None = None,
     ) -> dict[int, Job]:
         return wait_for_jobs(self.db_url, job_ids, timeout=timeout, on_update=on_update)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server listening on `host` can be reached from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def runtime() -> Runtime:

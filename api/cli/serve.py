@@ -1,18 +1,50 @@
-"""`atelier api`: serve the HTTP API and the gallery with uvicorn, configured by the settings."""
+"""`atelier api`: serve the HTTP API and the gallery with uvicorn, configured by the settings.
+
+An API that anyone on a network can use is never the default: without a token it serves only on
+a loopback address, unless `--insecure-no-auth` says that an open API is meant. With
+`ATELIER_API_TOKEN_FILE` set and no token, it writes a random token to that file first (the
+compose file does this), so a deployment that was given no token still gets one.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api.cli.runtime import console, runtime
+from api.cli.runtime import console, is_loopback, runtime
+from atelier.settings import get_settings
+
+
+def ensure_token_file(path: Path) -> tuple[str, bool]:
+    """The token kept in `path`, written there (random, readable by this user only) when the
+    file does not exist yet; returns it and whether it was written now."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another API process wrote it first, or it was there all along
+        existing = path.read_text().strip()
+        if not existing:
+            raise typer.BadParameter(f"{path} is empty", param_hint="ATELIER_API_TOKEN_FILE")
+        return existing, False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, True
 
 
 def api_cmd(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on (0.0.0.0: every interface; anything but a loopback "
+            "address needs a token or --insecure-no-auth)."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (deployments with a broker).")
@@ -24,6 +56,14 @@ def api_cmd(
             help="Embedded mode only: also run submitted jobs in this process.",
         ),
     ] = True,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve without a token on a non-loopback address: anyone who reaches it may "
+            "read, submit and cancel everything.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and the gallery page (/).
@@ -33,6 +73,20 @@ def api_cmd(
     """
     import uvicorn
 
+    settings = get_settings()
+    if not settings.api_token and settings.api_token_file is not None:
+        token, written = ensure_token_file(settings.api_token_file)
+        settings = settings.model_copy(update={"api_token": token})
+        if written:
+            console.print(f"wrote a new API token to {settings.api_token_file}")
+    if not settings.api_token and not is_loopback(host) and not insecure_no_auth:
+        console.print(
+            f"[red]refusing to serve on {host} without a token:[/red] anyone who can reach it "
+            "could read, submit and cancel every job. Set ATELIER_API_TOKEN (or "
+            "ATELIER_API_TOKEN_FILE), listen on 127.0.0.1 (the default), or pass "
+            "--insecure-no-auth if an open API is really meant."
+        )
+        raise typer.Exit(2)
     rt = runtime()
     if workers > 1 and rt.settings.embedded:
         raise typer.BadParameter(
@@ -42,15 +96,19 @@ def api_cmd(
     mode = "embedded: jobs run in this process" if rt.settings.embedded else "broker mode"
     if rt.settings.embedded and not run_jobs:
         mode = "embedded, not running jobs: start `atelier worker` beside it"
-    auth = "token required" if rt.settings.api_token else "no token (ATELIER_API_TOKEN unset)"
+    if settings.api_token:
+        auth = "token required"
+    else:
+        auth = "[yellow]no token: open to anyone who can reach it[/yellow]"
     console.print(f"Atelier API on {where} ({mode}; {auth}); docs at {where}/docs")
     options = {"host": host, "port": port, "log_level": log_level, "proxy_headers": True}
     if workers > 1:
+        # Each server process reads the settings again (the token file exists by now).
         uvicorn.run("api.http.app:create_app", factory=True, workers=workers, **options)
         return
     from api.http.app import create_app
 
-    app = create_app(rt.settings)
+    app = create_app(rt.settings.model_copy(update={"api_token": settings.api_token}))
     if rt.settings.embedded and run_jobs:
         with rt.executing():
             uvicorn.run(app, **options)

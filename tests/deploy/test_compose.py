@@ -17,12 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from atelier.celery_app import QUEUES
 from atelier.settings import Settings
-from tests.support.procs import ATELIER, REPO, atelier_env
+from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
+from tests.support.servers import free_port
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / "atelier.env.example"
@@ -31,6 +33,7 @@ DOCKERFILES = {"atelier:cpu": REPO / "Dockerfile", "atelier:gpu": REPO / "Docker
 SERVICES = {"redis", "postgres", "migrate", "api", "worker-nst", "worker-video", "beat", "flower"}
 ATELIER_SERVICES = SERVICES - {"redis", "postgres"}
 NOT_ATELIER_SETTINGS = {"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB"}
+PUBLISH_ADDRESSES = {"API_BIND_ADDRESS", "FLOWER_BIND_ADDRESS"}  # compose's own, for `ports`
 ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
@@ -113,6 +116,59 @@ def test_docker_compose_validates_a_clean_clone_as_shipped(tmp_path: Path):
     compose.write_text(compose.read_text().replace("driver: nvidia", "drivers: nvidia"))
     refused = _docker_compose_config(clone)
     assert refused.returncode != 0 and "drivers" in refused.stderr
+
+
+def _published_on(service: dict[str, Any]) -> list[str]:
+    """The host address of each port a resolved service publishes (all: 0.0.0.0)."""
+    hosts = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):  # the long syntax
+            hosts.append(port.get("host_ip") or "0.0.0.0")
+        else:
+            parts = str(port).split(":")
+            hosts.append(parts[0] if len(parts) == 3 else "0.0.0.0")
+    return hosts
+
+
+@pytest.mark.usefixtures("docker_compose")
+def test_a_clean_clone_publishes_on_loopback_only_and_the_api_keeps_a_token(tmp_path: Path):
+    clone = _clean_clone(tmp_path)
+    services = yaml.safe_load(_docker_compose_config(clone).stdout)["services"]
+    published = {name: _published_on(s) for name, s in services.items() if s.get("ports")}
+    assert published == {"api": ["127.0.0.1"], "flower": ["127.0.0.1"]}
+    api = services["api"]
+    token_file = api["environment"]["ATELIER_API_TOKEN_FILE"]
+    assert token_file.startswith(api["environment"]["ATELIER_DATA_DIR"] + "/")  # in the volume
+    assert "--insecure-no-auth" not in _command(api)
+    # Told otherwise, the API is published on every interface of the host (with its token).
+    told = _docker_compose_config(clone, {"API_BIND_ADDRESS": "0.0.0.0"})
+    services = yaml.safe_load(told.stdout)["services"]
+    assert _published_on(services["api"]) == ["0.0.0.0"]
+    assert _published_on(services["flower"]) == ["127.0.0.1"]
+
+
+@pytest.mark.slow
+def test_the_compose_api_command_serves_only_with_the_token_it_wrote(
+    compose: dict[str, Any], tmp_path: Path, pg_url: str, redis_url: str
+):
+    command = _command(compose["services"]["api"])
+    port = free_port()
+    command[command.index("--port") + 1] = str(port)
+    token_file = tmp_path / "data" / "api-token"
+    env = {
+        "ATELIER_DATABASE_URL": pg_url,
+        "ATELIER_BROKER_URL": redis_url,
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "ATELIER_API_TOKEN_FILE": str(token_file),
+    }
+    base = f"http://127.0.0.1:{port}"
+    with atelier_process(command[1:], env, tmp_path / "api.log", ready="startup complete"):
+        token = token_file.read_text().strip()
+        assert len(token) >= 32 and token_file.stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{base}/v1/jobs", timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{base}/v1/jobs", headers=auth, timeout=10).status_code == 200
+    assert "wrote a new API token" in (tmp_path / "api.log").read_text()
 
 
 @pytest.mark.usefixtures("docker_compose")
@@ -215,6 +271,7 @@ def test_every_variable_is_a_setting_and_every_setting_is_documented(compose: di
     unknown = {n for n in named if n.startswith("ATELIER_") and n[8:].lower() not in fields}
     assert not unknown, f"not settings of atelier.settings.Settings: {sorted(unknown)}"
     others = {n for n in named if not n.startswith("ATELIER_")} - NOT_ATELIER_SETTINGS
+    others -= {n for n in PUBLISH_ADDRESSES if f"${{{n}:-127.0.0.1}}" in COMPOSE.read_text()}
     assert not others, f"variables no service reads: {sorted(others)}"
     undocumented = {f"ATELIER_{f.upper()}" for f in fields} - named
     assert not undocumented, f"add to {ENV_EXAMPLE.name}: {sorted(undocumented)}"

@@ -3,6 +3,7 @@ and it answers nobody without the password."""
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from atelier.batches import create_nst_batch, ingest_image, send_plan
@@ -119,6 +121,34 @@ def test_flower_listens_on_loopback_only_by_default(tmp_path: Path, redis_url: s
         _eventually("Flower answering", lambda: _ok(f"http://127.0.0.1:{port}/healthcheck"))
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+
+
+@pytest.mark.slow
+def test_flower_in_compose_listens_where_its_published_port_reaches(tmp_path: Path, redis_url: str):
+    """A published port reaches a container through its network interface, not its loopback:
+    the compose command must listen on every interface of the container (the host publishes
+    the port on its own 127.0.0.1, see tests/deploy)."""
+    service = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["flower"]
+    command = shlex.split(service["command"])
+    assert command[:2] == ["atelier", "flower"]
+    port = _free_port()
+    command[command.index("--port") + 1] = str(port)
+    env = {
+        "ATELIER_BROKER_URL": redis_url,
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "ATELIER_FLOWER_PASSWORD": PASSWORD,
+    }
+    with atelier_process(command[1:], env, tmp_path / "flower.log", ready="Visit me at"):
+        _eventually("Flower answering", lambda: _ok(f"http://127.0.0.1:{port}/healthcheck"))
+        assert _listening_addresses(port) == {"00000000"}  # 0.0.0.0: every interface
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+
+
+def test_flower_refuses_no_auth_beyond_loopback(tmp_path: Path):
+    env = {"ATELIER_BROKER_URL": "redis://127.0.0.1:1/0", "ATELIER_DATA_DIR": str(tmp_path)}
+    refused = _run(["flower", "--no-auth", "--address", "0.0.0.0"], env)
+    assert refused.returncode == 2
+    assert "--no-auth is for a look from this machine only" in refused.stderr
 
 
 def test_flower_refuses_credentials_it_would_misread(tmp_path: Path):
