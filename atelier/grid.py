@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -28,6 +28,8 @@ GRID_AXES: dict[str, str] = {
     "iterations": "it",
 }
 """The parameters that take lists, in naming order, with their short names in output names."""
+MAX_AXIS_VALUES = 1000
+"""Most values one grid axis may list (a grid makes at most ATELIER_MAX_GRID jobs anyway)."""
 
 
 def parse_list(text: str, kind: type[float] | type[int], flag: str) -> list[Any]:
@@ -123,7 +125,8 @@ def _grid_model() -> type[BaseModel]:
         if name in GRID_AXES:
             kind = info.annotation
             described = f"{info.description or name.replace('_', ' ')} A list runs every value."
-            fields[name] = (kind | list[kind], Field(info.default, description=described))
+            values = Annotated[list[kind], Field(min_length=1, max_length=MAX_AXIS_VALUES)]
+            fields[name] = (kind | values, Field(info.default, description=described))
         else:
             fields[name] = (info.annotation, info)
     return create_model(

@@ -25,9 +25,15 @@ from sqlalchemy.orm import Session
 
 from atelier.models import Asset, Job, JobKind
 from atelier.schemas import NSTParams, VideoParams
+from atelier.vgg19 import block_of, channels_of, deepest, forward_flops, pixels_for_budget
 
 START_SECONDS = 300.0  # import TensorFlow, build VGG19, compile the step for a new shape
-NST_SECONDS_PER_MEGAPIXEL_STEP = 60.0  # per image; a 256 px step is about 1.2 s measured
+COMPILE_SECONDS = 60.0  # each further shape a job is optimised at: a coarser scale, tiles
+NST_SECONDS_PER_MEGAPIXEL_STEP = 60.0  # per image at the default layers; 256 px: 1.2 s measured
+TILE_OVERHEAD = 2.0
+"""Work of an image computed in tiles, relative to computing it whole: neighbouring tiles overlap
+by a quarter of a side (at most (4/3)^2 of the pixels), plus the whole image first optimised at a
+reduction that fits (at most a quarter of the pixels for a third of the steps)."""
 VIDEO_SECONDS_PER_MEGAPIXEL_FRAME = 4.0  # per panel: detect, filter, encode
 # A header declares a duration, not a frame count: frames are bounded by the duration at this
 # rate. A faster video (a 240 fps slow-motion clip) gets a quarter of the margin, still several
@@ -35,13 +41,57 @@ VIDEO_SECONDS_PER_MEGAPIXEL_FRAME = 4.0  # per panel: detect, filter, encode
 VIDEO_FPS_BOUND = 60.0
 HARD_AFTER_SOFT = 1.25  # the hard limit, as a multiple of the soft one
 HARD_GRACE_SECONDS = 30.0  # ... plus this, to let the soft limit's failure be written
+DEFAULT_NST_MEMORY_MB = 4096.0
+"""The activation memory a worker's NST pass may use (ATELIER_NST_MEMORY_MB's default): the
+producer does not know the workers' setting, and a smaller one only tiles sooner."""
 
 
-def nst_seconds(params: NSTParams, jobs: int) -> float:
-    """An upper bound for optimizing `jobs` images of `params` together."""
+def step_cost(params: NSTParams) -> float:
+    """The work of one optimiser step per pixel, relative to the default layers: the
+    convolutions up to the deepest layer used, forward and back, and one Gram matrix per style
+    layer (a C x C product over the layer's pixels, forward and back)."""
+
+    def flops(content_layer: str, style_layers: tuple[str, ...]) -> float:
+        side = 1024  # the layers' areas per input pixel, exactly (five 2x poolings divide it)
+        convolutions = 2 * forward_flops(side, side, deepest((content_layer, *style_layers)))
+        grams = sum(
+            4 * channels_of(name) ** 2 * side * side / 4 ** (block_of(name) - 1)
+            for name in style_layers
+        )
+        return (convolutions + grams) / (side * side)
+
+    default = NSTParams()
+    return flops(params.content_layer, params.style_layers) / flops(
+        default.content_layer, default.style_layers
+    )
+
+
+def megapixel_steps(params: NSTParams) -> float:
+    """Steps times megapixels over the coarse-to-fine schedule: each coarser scale takes
+    `iterations // (scales + 1)` steps at half the side of the next, the full size the rest."""
     megapixels = params.size * params.size / 1e6  # the longest side, squared: a bound
-    steps = params.iterations * params.scales
-    return START_SECONDS + jobs * steps * megapixels * NST_SECONDS_PER_MEGAPIXEL_STEP
+    coarse = params.iterations // (params.scales + 1) if params.scales > 1 else 0
+    total = (params.iterations - coarse * (params.scales - 1)) * megapixels
+    return total + sum(coarse * megapixels / 4**level for level in range(1, params.scales))
+
+
+def nst_seconds(
+    params: NSTParams, jobs: int, styles: int = 1, memory_mb: float = DEFAULT_NST_MEMORY_MB
+) -> float:
+    """An upper bound for optimizing `jobs` images of `params` together, each against `styles`
+    style images (a blend), on a worker whose passes may hold `memory_mb` of activations.
+
+    It counts the work asked for: the steps at every scale, the layers they run through, the
+    tiles of an image too large for one pass, and the style targets (one pass per style image
+    at `size x style_scale`)."""
+    layers = (params.content_layer, *params.style_layers)
+    tiled = params.size * params.size > pixels_for_budget(memory_mb, layers)
+    per_step = step_cost(params) * NST_SECONDS_PER_MEGAPIXEL_STEP
+    steps = megapixel_steps(params) * per_step * (TILE_OVERHEAD if tiled else 1.0)
+    style_megapixels = (params.size * params.style_scale) ** 2 / 1e6
+    targets = styles * style_megapixels * per_step
+    shapes = params.scales + (1 if tiled else 0)
+    return START_SECONDS + (shapes - 1) * COMPILE_SECONDS + jobs * (steps + targets)
 
 
 def video_seconds(frames: int, width: int, height: int, panels: int) -> float:
@@ -66,7 +116,8 @@ def message_seconds(session: Session, rows: Sequence[Job]) -> float | None:
     if not rows:
         return None
     if rows[0].kind == JobKind.NST:
-        return nst_seconds(NSTParams.model_validate(rows[0].params), len(rows))
+        styles = len(rows[0].inputs.get("styles") or [None])
+        return nst_seconds(NSTParams.model_validate(rows[0].params), len(rows), styles)
     if rows[0].kind == JobKind.VIDEO:
         video = session.scalars(
             select(Asset).where(Asset.sha256 == rows[0].inputs.get("video"))

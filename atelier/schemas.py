@@ -27,6 +27,13 @@ VGG19_CONV_LAYERS: frozenset[str] = frozenset(
     for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
     for c in range(1, n + 1)
 )
+MAX_STYLE_LAYERS = len(VGG19_CONV_LAYERS)
+"""Most style layers (and layer weights) a job may name: every VGG19 convolution once."""
+MAX_BLEND_STYLES = 16
+"""Most style images one blended column may mix (`style_blend`): each is a style target to
+compute, so the bound keeps a job's work bounded."""
+MAX_BOARD_FILTERS = 4 * 4 - 1
+"""Most filtered panels of a video board (4x4: the original and fifteen filters)."""
 
 
 class _Strict(BaseModel):
@@ -73,12 +80,19 @@ class NSTParams(_Strict):
         description="Total-variation weight; the same smoothing at every size.",
     )
     content_layer: str = "block4_conv2"
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layers: tuple[str, ...] = Field(
+        DEFAULT_STYLE_LAYERS, min_length=1, max_length=MAX_STYLE_LAYERS
+    )
     style_layer_weights: tuple[float, ...] | None = Field(
-        None, description="One weight per style layer; equal weights when omitted."
+        None,
+        max_length=MAX_STYLE_LAYERS,
+        description="One weight per style layer; equal weights when omitted.",
     )
     style_blend: tuple[float, ...] | None = Field(
-        None, description="One weight per style image; equal weights when omitted."
+        None,
+        max_length=MAX_BLEND_STYLES,
+        description="One weight per style image (at most 16 are blended); equal weights when "
+        "omitted.",
     )
     style_scale: float = Field(
         1.0, gt=0, le=4, allow_inf_nan=False, description="Style image size relative to `size`."
@@ -244,6 +258,7 @@ class VideoParams(_Strict):
     )
     filters: tuple[VideoFilter, ...] | None = Field(
         None,
+        max_length=MAX_BOARD_FILTERS,
         description="Filters of the board's panels after the original, R*C-1 of them (default: "
         f"`filter`, then {', '.join(BOARD_DEFAULTS[:3])}, ...). {FILTER_HELP}.",
     )

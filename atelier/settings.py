@@ -6,6 +6,7 @@ object, so a deployment is described by a single env file.
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -177,10 +178,8 @@ class Settings(BaseSettings):
     def _token_from_file(self) -> Settings:
         """ATELIER_API_TOKEN wins; without it, the token file's content when the file exists."""
         if not self.api_token and self.api_token_file is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.api_token = self.api_token_file.expanduser().read_text().strip() or None
-            except FileNotFoundError:
-                pass
         return self
 
     @property

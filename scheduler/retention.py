@@ -7,32 +7,26 @@ row is marked `deleted_at` first and the file removed after, so a crash in betwe
 that the next run removes, never a row pointing at nothing. Storing the same bytes again (an
 upload, a result) brings the asset back (`record_asset` clears the mark).
 
-The scratch area is swept too: what a killed worker left there, untouched for a day, goes. With
-an object store, the files are deleted from the bucket, and work files a killed attempt left in
-it (a video's segments) go after a day as well.
+With an object store, the files are deleted from the bucket. The scratch area (and an object
+store's work files) is swept apart from retention, whether it is on or not (`atelier.scratch`).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import or_, select, update
 
 from atelier.db import session_scope
 from atelier.models import Asset, Job, JobState, utcnow
-from atelier.objectstore import ObjectStorage
 from atelier.settings import Settings
 from atelier.storage import Storage, open_storage
 from scheduler.inboxes import InboxConfigError, load_inboxes
 
 log = logging.getLogger(__name__)
-SCRATCH_MAX_AGE = timedelta(days=1)
 
 
 @dataclass
@@ -40,7 +34,6 @@ class RetentionReport:
     removed: list[str] = field(default_factory=list)  # sha256 of the assets removed
     kept_in_use: int = 0
     bytes_freed: int = 0
-    scratch_removed: int = 0
 
 
 def _shas(value: object) -> Iterable[str]:
@@ -111,15 +104,9 @@ def purge_expired(
                 .values(deleted_at=now)
             )
     _remove_marked_files(settings, storage, report)
-    report.scratch_removed = _sweep_scratch(storage, SCRATCH_MAX_AGE)
-    if isinstance(storage, ObjectStorage):
-        report.scratch_removed += storage.sweep_work(SCRATCH_MAX_AGE.total_seconds())
-    if report.removed or report.scratch_removed:
+    if report.removed:
         log.warning(
-            "retention: removed %d file(s), %d bytes, %d scratch leftover(s)",
-            len(report.removed),
-            report.bytes_freed,
-            report.scratch_removed,
+            "retention: removed %d file(s), %d bytes", len(report.removed), report.bytes_freed
         )
     return report
 
@@ -143,34 +130,3 @@ def _remove_marked_files(settings: Settings, storage: Storage, report: Retention
         if still_marked is not None and storage.delete(row.sha256):
             report.removed.append(row.sha256)
             report.bytes_freed += row.size_bytes
-
-
-def _newest_mtime(path: Path) -> float:
-    newest = path.lstat().st_mtime
-    if path.is_dir() and not path.is_symlink():
-        for child in path.rglob("*"):
-            try:
-                newest = max(newest, child.lstat().st_mtime)
-            except OSError:
-                continue
-    return newest
-
-
-def _sweep_scratch(storage: Storage, max_age: timedelta) -> int:
-    """Remove scratch entries nothing has touched for `max_age` (left by killed workers)."""
-    if not storage.tmp.is_dir():
-        return 0
-    limit = time.time() - max_age.total_seconds()
-    removed = 0
-    for entry in storage.tmp.iterdir():
-        try:
-            if _newest_mtime(entry) >= limit:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed += 1
-        except OSError as error:
-            log.info("retention: cannot remove scratch %s: %s", entry, error)
-    return removed

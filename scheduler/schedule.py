@@ -15,6 +15,7 @@ from scheduler.inboxes import Inbox
 REAP = "atelier.scheduler.reap"
 SCAN_INBOXES = "atelier.scheduler.scan_inboxes"
 RETENTION = "atelier.scheduler.retention"
+SWEEP_SCRATCH = "atelier.scheduler.sweep_scratch"
 
 
 def _entry(task: str, every: float) -> dict[str, Any]:
@@ -22,12 +23,16 @@ def _entry(task: str, every: float) -> dict[str, Any]:
 
 
 def beat_schedule(settings: Settings, inboxes: Sequence[Inbox] = ()) -> dict[str, dict[str, Any]]:
-    """The reaper always; inboxes when some are given; retention when an age is set.
+    """The reaper and the scratch sweep always; inboxes when some are given; retention when an
+    age is set.
 
     The inboxes' configuration travels in every scan message (the task's `inboxes` argument),
     so it is the beat's `ATELIER_INBOXES` that counts, not the scanning worker's.
     """
-    schedule = {"reaper": _entry(REAP, settings.reaper_interval)}
+    schedule = {
+        "reaper": _entry(REAP, settings.reaper_interval),
+        "scratch": _entry(SWEEP_SCRATCH, settings.scratch_interval),
+    }
     if inboxes:
         schedule["inboxes"] = {
             **_entry(SCAN_INBOXES, settings.inbox_interval),

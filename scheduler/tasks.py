@@ -1,16 +1,19 @@
-"""The periodic tasks the beat sends; any worker consuming `default` runs them."""
+"""The periodic tasks the beat sends; any worker consuming `default` runs them. Every worker
+also sweeps the scratch area as it starts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_init
 
+from atelier.scratch import sweep_scratch
 from atelier.settings import get_settings
 from scheduler.inboxes import Inbox, scan_inboxes
 from scheduler.reaper import requeue_stale
 from scheduler.retention import purge_expired
-from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES
+from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES, SWEEP_SCRATCH
 
 
 @shared_task(name=REAP, bind=True, ignore_result=True)
@@ -31,3 +34,15 @@ def inboxes(self: Task, inboxes: list[dict[str, Any]] | None = None) -> dict:
 def retention() -> dict:
     report = purge_expired(get_settings())
     return {"removed": len(report.removed), "bytes": report.bytes_freed}
+
+
+@shared_task(name=SWEEP_SCRATCH, ignore_result=True)
+def scratch() -> dict:
+    return {"removed": sweep_scratch(get_settings(), "every ATELIER_SCRATCH_INTERVAL")}
+
+
+@worker_init.connect
+def _sweep_on_start(**_kwargs: Any) -> None:
+    """What an earlier, killed process left in scratch goes as a worker starts (an `atelier
+    worker`, or the worker a command runs in its own process on the embedded default)."""
+    sweep_scratch(get_settings(), "worker start")

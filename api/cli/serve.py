@@ -30,7 +30,10 @@ def ensure_token_file(path: Path) -> tuple[str, bool]:
     except FileExistsError:  # another API process wrote it first, or it was there all along
         existing = path.read_text().strip()
         if not existing:
-            raise typer.BadParameter(f"{path} is empty", param_hint="ATELIER_API_TOKEN_FILE")
+            raise typer.BadParameter(
+                f"{path} is empty: put a token in it or remove it",
+                param_hint="ATELIER_API_TOKEN_FILE",
+            ) from None
         return existing, False
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")

@@ -7,18 +7,23 @@ api` migrates before it serves, like every other component.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from celery import Celery
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from api.http import errors
 from api.http.auth import TokenGate, bearer
+from api.http.bodies import BodyLimit
 from api.http.deps import Services
 from api.http.routes import assets, batches, gallery, health, jobs
 from atelier.celery_app import create_app as create_celery
 from atelier.db import use_pool
+from atelier.scratch import sweep_scratch
 from atelier.settings import Settings, get_settings
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -52,7 +57,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (default: the process's ATELIER_* settings)."""
     settings = settings or get_settings()
     use_pool(settings.resolved_database_url, settings.pool)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What a killed API left in scratch (half-received uploads) goes as the API starts.
+        await run_in_threadpool(sweep_scratch, settings, "API start")
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Atelier",
         version="1",
         description=DESCRIPTION,
@@ -63,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "health", "description": "Liveness of the database and the broker."},
         ],
     )
-    app.state.services = Services(settings, _fail_fast(create_celery(settings)))
+    svc = app.state.services = Services(settings, _fail_fast(create_celery(settings)))
     errors.install(app)
     secured = [Depends(bearer)]  # declares the scheme in OpenAPI; TokenGate enforces it
     for router in (assets.router, batches.router, jobs.router):
@@ -71,5 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(gallery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(TokenGate, token=settings.api_token)
+    app.add_middleware(TokenGate, token=settings.api_token, brake=svc.brake)
+    # Outermost: a body's size is bounded whether or not the request carries a token.
+    app.add_middleware(
+        BodyLimit,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     return app

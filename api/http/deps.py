@@ -10,6 +10,7 @@ from celery import Celery
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from api.http.brake import FailureBrake
 from api.http.events import JobNotices
 from atelier.consumers import ConsumerWatch
 from atelier.db import session_scope
@@ -34,6 +35,11 @@ class Services:
     def consumers(self) -> ConsumerWatch:
         """Which queues the deployment's workers consume, asked at most every 30 s."""
         return ConsumerWatch(self.celery)
+
+    @cached_property
+    def brake(self) -> FailureBrake:
+        """Wrong tokens per client, shared by the token check and the login form."""
+        return FailureBrake(self.settings.auth_failures_per_minute)
 
     @cached_property
     def notices(self) -> JobNotices:

@@ -61,7 +61,10 @@ _JSON_KINDS: dict[type, tuple[str, tuple[type, ...]]] = {
 def _kind(annotation: Any) -> tuple[type | None, bool]:
     """The scalar type a field holds (bool, int or float; None for anything else) and whether
     it is a sequence of them, through `X | None`."""
+    if get_origin(annotation) is Annotated:  # a bounded list: what it holds counts
+        return _kind(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
+    args = [get_args(a)[0] if get_origin(a) is Annotated else a for a in args]
     if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
         return _kind(args[0])
     if get_origin(annotation) in (Union, UnionType) and len(args) == 2 and args[1] == list[args[0]]:

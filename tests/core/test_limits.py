@@ -11,9 +11,19 @@ import redis
 from atelier.batches import create_video_job, ingest_video, send_plan
 from atelier.celery_app import NST_STYLIZE, create_app
 from atelier.db import migrate, session_scope
-from atelier.limits import VIDEO_FPS_BOUND, limits, message_seconds, nst_seconds, video_seconds
+from atelier.limits import (
+    COMPILE_SECONDS,
+    START_SECONDS,
+    VIDEO_FPS_BOUND,
+    limits,
+    megapixel_steps,
+    message_seconds,
+    nst_seconds,
+    step_cost,
+    video_seconds,
+)
 from atelier.models import Job
-from atelier.schemas import NSTParams, VideoParams
+from atelier.schemas import MAX_BLEND_STYLES, VGG19_CONV_LAYERS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 
@@ -26,6 +36,29 @@ def test_bounds_grow_with_the_work_and_scale_to_nothing():
     got = limits(small, 2.0)
     assert got["soft_time_limit"] == 2 * small and got["time_limit"] > got["soft_time_limit"]
     assert limits(small, 0) == {}
+
+
+def _work(params: NSTParams, **given: float) -> float:
+    return nst_seconds(params, 1, **given) - START_SECONDS
+
+
+def test_the_nst_bound_counts_layers_scales_tiles_and_styles():
+    shallow = NSTParams(size=512, style_layers=("block1_conv1",), content_layer="block1_conv2")
+    deep = shallow.model_copy(
+        update={"style_layers": tuple(sorted(VGG19_CONV_LAYERS)), "content_layer": "block5_conv4"}
+    )
+    assert _work(deep) > 10 * _work(shallow)  # VGG19 run to its end, 16 Gram matrices
+    assert step_cost(NSTParams()) == 1.0  # the per-step figure is for the default layers
+    # Coarse to fine: 300 steps, 75 at a quarter and 75 at half the side, and a compile each.
+    one, three = NSTParams(size=512), NSTParams(size=512, scales=3)
+    assert megapixel_steps(three) == pytest.approx(512 * 512 / 1e6 * (150 + 75 / 4 + 75 / 16))
+    tiny = NSTParams(size=16, iterations=1)
+    assert _work(tiny.model_copy(update={"scales": 3})) - _work(tiny) == 2 * COMPILE_SECONDS
+    # An image too large for one pass is computed in overlapping tiles.
+    big = NSTParams(size=2048)
+    assert _work(big, memory_mb=256) > 1.5 * _work(big, memory_mb=1e6)
+    # Each style of a blend is one more pass to compute its targets.
+    assert _work(one, styles=MAX_BLEND_STYLES) > _work(one, styles=1)
 
 
 def test_an_nst_message_carries_limits_from_its_jobs(pg_url: str, redis_url: str):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from atelier.settings import Settings
 from atelier.storage import Storage
 from scheduler.inboxes import Inbox
 from scheduler.retention import purge_expired
-from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES, beat_schedule
+from scheduler.schedule import REAP, RETENTION, SCAN_INBOXES, SWEEP_SCRATCH, beat_schedule
 from tests.scheduler.jobrows import add_job
 
 DAY = timedelta(days=1)
@@ -107,24 +105,6 @@ def test_a_file_left_by_a_crashed_run_is_removed_next_time(embedded_runtime):
     assert not Storage(settings.resolved_storage_dir).exists(sha)
 
 
-def test_scratch_left_by_killed_workers_is_swept(embedded_runtime):
-    settings, _ = embedded_runtime()
-    storage = Storage(settings.resolved_storage_dir)
-    storage.tmp.mkdir(parents=True)
-    stale = storage.tmp / "video-abc"
-    stale.mkdir()
-    (stale / "frames.raw").write_bytes(b"x")
-    busy = storage.tmp / "nst-def"
-    busy.mkdir()
-    (busy / "partial.png").write_bytes(b"y")
-    two_days_ago = time.time() - 2 * 86400
-    for path in (stale / "frames.raw", stale, busy):
-        os.utime(path, (two_days_ago, two_days_ago))  # `busy` has a file written just now
-    report = purge_expired(settings, older_than=7 * DAY)
-    assert report.scratch_removed == 1
-    assert not stale.exists() and busy.exists()
-
-
 def test_retention_is_off_unless_an_age_is_set(embedded_runtime):
     settings, _ = embedded_runtime()
     sha, _ = _asset(settings, b"ancient", "result", 3650 * DAY)
@@ -133,14 +113,20 @@ def test_retention_is_off_unless_an_age_is_set(embedded_runtime):
 
 
 def test_the_schedule_has_what_is_configured(tmp_path: Path):
-    base = beat_schedule(Settings(reaper_interval=5))
+    base = beat_schedule(Settings(reaper_interval=5, scratch_interval=60))
     assert base == {
-        "reaper": {"task": REAP, "schedule": 5, "options": {"queue": "default", "expires": 5}}
+        "reaper": {"task": REAP, "schedule": 5, "options": {"queue": "default", "expires": 5}},
+        "scratch": {
+            "task": SWEEP_SCRATCH,
+            "schedule": 60,
+            "options": {"queue": "default", "expires": 60},
+        },
     }
     inbox = Inbox(name="scans", folder=tmp_path, styles=["wave.jpg"])
     full = beat_schedule(Settings(retention_days=30), [inbox])
     assert {name: e["task"] for name, e in full.items()} == {
         "reaper": REAP,
+        "scratch": SWEEP_SCRATCH,
         "inboxes": SCAN_INBOXES,
         "retention": RETENTION,
     }

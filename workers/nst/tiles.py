@@ -17,35 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.nst.vgg import BLOCK_CHANNELS, BLOCK_CONVS, block_of
-
-BYTES_PER_FLOAT = 4
-ACTIVATION_COPIES = 3
-"""Each activation is held for the backward pass, gets a gradient of its own size, and XLA or the
-convolution kernels need about one more as workspace: 3 copies is the estimate."""
-
-
-def floats_per_pixel(layers: tuple[str, ...]) -> float:
-    """Activations per input pixel of VGG19 up to the deepest of `layers` (convolutions and the
-    pooling outputs between blocks), forward pass only."""
-    last = max(block_of(name) for name in layers)
-    deepest_conv = max(int(n.rsplit("conv", 1)[1]) for n in layers if block_of(n) == last)
-    total, area = 0.0, 1.0
-    for block, (channels, convs) in enumerate(zip(BLOCK_CHANNELS, BLOCK_CONVS, strict=True), 1):
-        used = deepest_conv if block == last else convs
-        total += used * channels * area
-        if block == last:
-            break
-        area /= 4.0
-        total += channels * area  # the pooling output
-    return total
-
-
-def pixels_for_budget(memory_mb: float, layers: tuple[str, ...]) -> int:
-    """How many input pixels (batch included) one forward-and-backward pass may take within
-    `memory_mb` of activations: an estimate (see ACTIVATION_COPIES), not a measurement."""
-    per_pixel = floats_per_pixel(layers) * BYTES_PER_FLOAT * ACTIVATION_COPIES
-    return max(1, int(memory_mb * 1024 * 1024 / per_pixel))
+from atelier.vgg19 import ACTIVATION_COPIES, BYTES_PER_FLOAT, floats_per_pixel
+from atelier.vgg19 import pixels_for_budget as pixels_for_budget  # what the engine plans with
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atelier.errors import WeightsUnavailable
+from atelier.vgg19 import BLOCK_CHANNELS as BLOCK_CHANNELS  # the network's shape lives in the core
+from atelier.vgg19 import BLOCK_CONVS as BLOCK_CONVS
+from atelier.vgg19 import block_of as block_of
+from atelier.vgg19 import forward_flops as forward_flops
+from atelier.vgg19 import min_side as min_side
 from atelier.weights import WEIGHTS_FILE, WEIGHTS_URL, how_to_provide, weights_path
 from workers.cache import LRU
 
@@ -40,44 +45,10 @@ DOWNLOAD_TIMEOUT_S = 10.0
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 RANDOM_SEED = 1234
 
-# Channels of each VGG19 block; block b has BLOCK_CONVS[b-1] 3x3 convolutions.
-BLOCK_CHANNELS = (64, 128, 256, 512, 512)
-BLOCK_CONVS = (2, 2, 4, 4, 4)
-
 # Each extractor holds a whole VGG19 (about 80 MB of weights); clients choose the layers, so
 # the cache is bounded: the least recently used choice is dropped.
 EXTRACTOR_CACHE_SIZE = 4
 _extractors: LRU[keras.Model] = LRU(EXTRACTOR_CACHE_SIZE)
-
-
-def block_of(layer: str) -> int:
-    """`block4_conv2` -> 4."""
-    return int(layer.split("_")[0].removeprefix("block"))
-
-
-def min_side(layers: tuple[str, ...]) -> int:
-    """The smallest image side that still reaches the deepest of `layers` (one 2x pooling per
-    block before it)."""
-    return 2 ** (max(block_of(name) for name in layers) - 1)
-
-
-def forward_flops(height: int, width: int, last_layer: str) -> float:
-    """Multiply-adds x 2 of the convolutions up to `last_layer` for one HxW image.
-
-    The benchmark turns this into a share of the accelerator's peak: a step is about
-    2x this (forward, plus the input-gradient half of the backward; the weights are frozen).
-    """
-    flops = 0.0
-    channels_in = 3
-    last_block, last_conv = block_of(last_layer), int(last_layer.rsplit("conv", 1)[1])
-    for block, (channels, convs) in enumerate(zip(BLOCK_CHANNELS, BLOCK_CONVS, strict=True), 1):
-        for conv in range(1, convs + 1):
-            flops += 2.0 * height * width * 9 * channels_in * channels
-            channels_in = channels
-            if (block, conv) == (last_block, last_conv):
-                return flops
-        height, width = height // 2, width // 2
-    return flops
 
 
 def resolve_weights(weights: str) -> str | None:

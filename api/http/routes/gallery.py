@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from api.http.auth import COOKIE, token_matches
+from api.http import session
+from api.http.auth import token_matches
+from api.http.brake import client_of
 from api.http.deps import Services, services
 from api.http.pages import PAGE_HEADERS
 from atelier.read import (
@@ -27,7 +29,6 @@ from atelier.read import (
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 BATCHES_PER_PAGE = 10
 TILES_PER_BATCH = 60
-COOKIE_SECONDS = 30 * 24 * 3600
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -102,23 +103,29 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, token: Annotated[str, Form(max_length=4096)] = "") -> Response:
-    """Check the token once and keep it in a cookie the gallery's page and images send."""
-    expected = services(request).settings.api_token
+    """Check the token once and give the browser a session cookie (`api.http.session`) that the
+    gallery's page and images send; wrong tokens count against the client's brake."""
+    svc = services(request)
+    expected = svc.settings.api_token
     if not expected:
         return RedirectResponse("/", status_code=303)
-    if not token_matches(expected, token):
-        return templates.TemplateResponse(
+    client = client_of(request.scope)
+    wait = svc.brake.retry_after(client)
+    if wait is not None:
+        return _login_page(
             request,
-            "login.html",
-            {"error": "That token is wrong."},
-            status_code=403,
-            headers=PAGE_HEADERS,
+            f"Too many wrong tokens from your address; try again in {wait} s.",
+            429,
+            {"Retry-After": str(wait)},
         )
+    if not token_matches(expected, token):
+        svc.brake.failed(client)
+        return _login_page(request, "That token is wrong.", 403)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
-        COOKIE,
-        token,
-        max_age=COOKIE_SECONDS,
+        session.COOKIE,
+        session.issue(expected, svc.settings.session_seconds),
+        max_age=svc.settings.session_seconds,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -126,8 +133,20 @@ def login(request: Request, token: Annotated[str, Form(max_length=4096)] = "") -
     return response
 
 
+def _login_page(
+    request: Request, error: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {"error": error},
+        status_code=status,
+        headers={**PAGE_HEADERS, **(headers or {})},
+    )
+
+
 @router.post("/logout")
 def logout() -> Response:
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(session.COOKIE)
     return response
