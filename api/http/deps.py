@@ -11,7 +11,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from api.http.brake import FailureBrake
-from api.http.events import JobNotices
+from api.http.events import BatchFeed
 from atelier.consumers import ConsumerWatch
 from atelier.db import session_scope
 from atelier.settings import Settings
@@ -42,9 +42,9 @@ class Services:
         return FailureBrake(self.settings.auth_failures_per_minute)
 
     @cached_property
-    def notices(self) -> JobNotices:
-        """Job notices for the event streams, one listener per process."""
-        return JobNotices(self.db_url)
+    def feed(self) -> BatchFeed:
+        """The batches event streams follow, with one listener per process."""
+        return BatchFeed(self.db_url, self.settings.max_streams_per_client)
 
     def session(self) -> AbstractContextManager[Session]:
         """A short transaction, opened and closed inside a route's own thread.

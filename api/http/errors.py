@@ -175,5 +175,6 @@ _MEANING = {
     413: "The upload is larger than the limit.",
     415: "The upload is not an image or video Atelier can read.",
     422: "The request or its parameters are invalid.",
+    429: "Too many requests of this kind from your address: retry after `Retry-After`.",
     503: "The database, the broker or the object store is unavailable.",
 }

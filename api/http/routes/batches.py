@@ -117,7 +117,7 @@ def get_batch(batch_id: BatchId, svc: Annotated[Services, Depends(services)]) ->
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
-        **responses(401, 404, 422),
+        **responses(401, 404, 422, 429),
     },
 )
 async def get_batch_events(
@@ -125,15 +125,16 @@ async def get_batch_events(
 ) -> StreamingResponse:
     """The batch as `event: batch` server-sent events: its JSON (as `GET /v1/batches/{id}`) at
     once and whenever one of its jobs changes, until it is finished. The gallery follows running
-    batches with it; polling `GET /v1/batches/{id}` gives the same data."""
-    await run_in_threadpool(_batch, svc, batch_id)  # 404 before the stream starts
-
-    def read() -> tuple[str, set[int], bool]:
-        batch = _batch(svc, batch_id)
-        return batch.model_dump_json(), {job.id for job in batch.jobs}, batch.finished
-
+    batches with it; polling `GET /v1/batches/{id}` gives the same data. One client address may
+    hold `ATELIER_MAX_STREAMS_PER_CLIENT` streams (429 beyond)."""
+    follower = svc.feed.follow(batch_id, request.client.host if request.client else "unknown")
+    try:
+        first = await run_in_threadpool(svc.feed.first, batch_id)  # 404 before the stream
+    except BaseException:
+        svc.feed.leave(follower)
+        raise
     return StreamingResponse(
-        batch_events(svc.notices, read, request.is_disconnected),
+        batch_events(svc.feed, follower, first, request.is_disconnected),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
