@@ -2,8 +2,9 @@
 stream.
 
 One thread per API process listens for job notices (`atelier.notify`). When jobs of a followed
-batch change, it waits `COALESCE_SECONDS` (a grid's jobs change together: one read for a burst),
-reads that batch once and hands the same JSON to every stream that follows it. The database is
+batch change, it waits `COALESCE_SECONDS` (a grid's jobs change together: one read for a burst;
+a batch's streams get at most two versions a second), reads that batch once and hands the same
+event, encoded once, to every stream that follows it. The database is
 read once per change per process, however many streams follow the batch; a stream itself never
 queries, it only waits for its batch's next version. Without notices (a database that refuses
 another connection, or SQLite with workers in other processes) the listener re-reads the
@@ -22,8 +23,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from api.http.errors import ApiError
 from atelier.db import session_scope
@@ -33,17 +35,22 @@ from atelier.read import batch_out
 
 log = logging.getLogger(__name__)
 FALLBACK_SECONDS = 5.0
-COALESCE_SECONDS = 0.2
+COALESCE_SECONDS = 0.5
 STREAM_RETRY_AFTER_SECONDS = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=True)
 class Snapshot:
     """One version of a batch, as its streams send it."""
 
     body: str  # the batch's JSON, as `GET /v1/batches/{id}` answers it
     job_ids: frozenset[int]
     finished: bool
+
+    @cached_property
+    def event(self) -> bytes:
+        """The server-sent event, encoded once for all the streams that send it."""
+        return f"event: batch\ndata: {self.body}\n\n".encode()
 
 
 def read_batch(db_url: str, batch_id: int) -> Snapshot | None:
@@ -216,22 +223,20 @@ class BatchFeed:
 
 
 async def batch_events(
-    feed: BatchFeed,
-    follower: Follower,
-    first: Snapshot,
-    disconnected: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[str]:
+    feed: BatchFeed, follower: Follower, first: Snapshot
+) -> AsyncIterator[bytes]:
     """`event: batch` with the batch's JSON at once and after every change of one of its jobs,
-    until the batch is finished or the client goes."""
+    until the batch is finished; a comment when nothing changed for `FALLBACK_SECONDS`, so that
+    a client that has gone is noticed (the response then ends the stream)."""
     try:
         snapshot, sent = first, None
         while True:
             if snapshot.body != sent:
-                yield f"event: batch\ndata: {snapshot.body}\n\n"
+                yield snapshot.event
                 sent = snapshot.body
             else:
-                yield ": still here\n\n"  # lets the server notice a client that has gone
-            if snapshot.finished or await disconnected():
+                yield b": still here\n\n"
+            if snapshot.finished:
                 return
             await follower.next_change(FALLBACK_SECONDS)
             snapshot = feed.latest(follower.batch_id) or snapshot

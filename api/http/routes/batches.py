@@ -134,7 +134,7 @@ async def get_batch_events(
         svc.feed.leave(follower)
         raise
     return StreamingResponse(
-        batch_events(svc.feed, follower, first, request.is_disconnected),
+        batch_events(svc.feed, follower, first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
