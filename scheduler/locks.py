@@ -1,10 +1,12 @@
 """Locks that keep scheduled work to one runner at a time.
 
 `BeatLock`: only one `atelier beat` may send the schedule, or every periodic task would run twice.
-With a Redis broker the lock is a Redis key with a time to live, renewed while the beat runs, so a
-beat that dies without cleaning up frees it within the TTL; after Redis restarts empty (it keeps
-nothing on disk) the running beat simply takes its key again. Embedded, the lock is an `fcntl`
-lock on a file in the data dir, released by the kernel when the process dies.
+With a Redis broker the lock is a Redis key whose time to live is one heartbeat
+(`ATELIER_HEARTBEAT_SECONDS`), renewed three times per TTL while the beat runs, so a beat that
+dies without cleaning up frees it within a heartbeat; a beat that starts meanwhile (its
+replacement) waits that long for the lock before it gives up. After Redis restarts empty (it
+keeps nothing on disk) the running beat simply takes its key again. Embedded, the lock is an
+`fcntl` lock on a file in the data dir, released by the kernel when the process dies.
 
 `exclusive`: a non-blocking lock around one piece of scheduled work (an inbox scan), so a scan
 that runs longer than its interval is not started twice: a PostgreSQL advisory lock when the
@@ -21,6 +23,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +37,7 @@ from atelier.settings import Settings
 
 log = logging.getLogger(__name__)
 BEAT_KEY = "atelier:beat:lock"
+POLL_SECONDS = 0.1  # how often a waiting beat tries the lock again
 
 # Renew our key, or take it again if it vanished (Redis restarted empty); 0: someone else has it.
 _RENEW = """
@@ -63,9 +67,12 @@ class BeatLockHeld(RuntimeError):
 class BeatLock:
     """The single-beat lock (see the module docstring). Use as a context manager."""
 
-    def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
+    def __init__(self, settings: Settings, ttl: float | None = None, wait: float = 0.0) -> None:
+        """`ttl`: the Redis key's time to live (default: one heartbeat); `wait`: how long to
+        wait for a lock that another beat holds (it may be a dead one's, expiring)."""
         self.settings = settings
-        self.ttl = ttl
+        self.ttl = ttl if ttl is not None else settings.heartbeat_seconds
+        self.wait = wait
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -103,15 +110,21 @@ class BeatLock:
     def _acquire_file(self) -> None:
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
         handle = self.lock_file.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise BeatLockHeld(
-                f"another atelier beat is running (lock {self.lock_file} held by {holder})"
-            ) from None
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS)
+                    continue
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise BeatLockHeld(
+                    f"another atelier beat is running (lock {self.lock_file} held by {holder})"
+                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(self.token)
@@ -122,8 +135,12 @@ class BeatLock:
         client = redis.Redis.from_url(
             self.settings.resolved_broker_url, socket_timeout=5, socket_connect_timeout=5
         )
-        ttl_ms = int(self.ttl * 1000)
-        if not client.set(BEAT_KEY, self.token, nx=True, px=ttl_ms):
+        ttl_ms = max(1, int(self.ttl * 1000))
+        deadline = time.monotonic() + self.wait
+        while not client.set(BEAT_KEY, self.token, nx=True, px=ttl_ms):
+            if time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+                continue
             holder = client.get(BEAT_KEY)
             client.close()
             who = holder.decode() if holder else "unknown"
@@ -134,7 +151,7 @@ class BeatLock:
 
     def _renew(self) -> None:
         assert self._client is not None
-        ttl_ms = int(self.ttl * 1000)
+        ttl_ms = max(1, int(self.ttl * 1000))
         while not self._stop.wait(self.ttl / 3):
             try:
                 if self._client.eval(_RENEW, 1, BEAT_KEY, self.token, ttl_ms) == 1:

@@ -18,7 +18,9 @@ def beat_cmd(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
     """Run the scheduler: the reaper re-sends stranded jobs, inboxes become batches, retention
-    removes old files. Only one may run; a second one says so and exits with status 1.
+    removes old files, the scratch sweep removes what killed processes left. Only one may run:
+    a second one waits one heartbeat for the lock (a killed beat's lock expires within it), then
+    says so and exits with status 1.
 
     Its tasks run on the workers of queue `default`; embedded (no broker configured), this
     process runs them itself.
@@ -33,7 +35,9 @@ def beat_cmd(
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)  # the schedule file lives there
     schedule = beat_schedule(settings, inboxes)
     rt.app.conf.beat_schedule = schedule
-    lock = BeatLock(settings)
+    # A beat killed without cleaning up frees its lock within one heartbeat: wait that long
+    # (and one renewal more), so its replacement takes over instead of exiting.
+    lock = BeatLock(settings, wait=settings.heartbeat_seconds * 4 / 3)
     try:
         lock.__enter__()
     except BeatLockHeld as held:

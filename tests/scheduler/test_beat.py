@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -43,6 +45,18 @@ def test_redis_beat_lock_is_single_renewed_and_survives_an_empty_redis(redis_url
         pass
 
 
+def test_a_dead_beats_lock_is_taken_over_within_a_heartbeat(redis_url: str):
+    settings = Settings(broker_url=redis_url, heartbeat_seconds=0.5)
+    assert BeatLock(settings).ttl == 0.5  # the key lives one heartbeat unless renewed
+    client = redis.Redis.from_url(redis_url)
+    client.set(BEAT_KEY, "killed-beat:1:0", px=500)  # what a beat killed just now leaves
+    with BeatLock(settings, wait=settings.heartbeat_seconds * 4 / 3) as replacement:
+        assert client.get(BEAT_KEY).decode() == replacement.token
+        # A live beat's lock is renewed: one waiting as long still gives up.
+        with pytest.raises(BeatLockHeld, match=replacement.token):
+            BeatLock(settings, wait=settings.heartbeat_seconds * 4 / 3).__enter__()
+
+
 def test_a_beat_whose_lock_was_taken_stops(redis_url: str):
     settings = Settings(broker_url=redis_url)
     stopped = []
@@ -82,11 +96,11 @@ def test_exclusive_lets_one_holder_in(backend: str, tmp_path: Path, request: pyt
 @pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "redis"])
 def test_a_second_beat_says_so_and_exits(broker: str, tmp_path: Path, request):
-    env = {"ATELIER_DATA_DIR": str(tmp_path / "data")}
+    env = {"ATELIER_DATA_DIR": str(tmp_path / "data"), "ATELIER_HEARTBEAT_SECONDS": "1"}
     if broker == "redis":
         env["ATELIER_BROKER_URL"] = request.getfixturevalue("redis_url")
         env["ATELIER_DATABASE_URL"] = request.getfixturevalue("pg_url")
-    with atelier_process(["beat"], env, tmp_path / "beat.log", ready="beat: reaper"):
+    with atelier_process(["beat"], env, tmp_path / "beat.log", ready="beat: reaper") as first:
         second = subprocess.run(
             [*ATELIER, "beat"],
             env=atelier_env(env),
@@ -95,8 +109,14 @@ def test_a_second_beat_says_so_and_exits(broker: str, tmp_path: Path, request):
             cwd=REPO,
             timeout=120,
         )
-    assert second.returncode == 1
-    assert "another atelier beat is running" in second.stderr
+        assert second.returncode == 1
+        assert "another atelier beat is running" in second.stderr
+        # Killed (no chance to free its lock), the first beat is replaced at once: the
+        # replacement waits out the lock's last heartbeat instead of exiting.
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        with atelier_process(["beat"], env, tmp_path / "replacement.log", ready="beat: reaper"):
+            pass
     assert any(p.name.startswith("celerybeat-schedule") for p in (tmp_path / "data").iterdir())
 
 
