@@ -354,10 +354,12 @@ def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> l
 @retry_transient
 def release(lease: Lease, error: str | None) -> None:
     """Give the job back to the queue after a transient error (or a worker that stops, with no
-    error), so a retry can claim it."""
+    error), so a retry can claim it. Its progress goes back to 0: the next attempt starts over."""
     text = error[:4000] if error else None
     with session_scope(lease.db_url) as session:
-        session.execute(_fenced(lease).values(state=JobState.QUEUED, error=text))
+        released = _fenced(lease).values(state=JobState.QUEUED, error=text, progress=0.0)
+        if session.execute(released).rowcount:
+            job_changed(session, [lease.job_id])
 
 
 @retry_transient

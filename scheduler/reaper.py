@@ -30,6 +30,7 @@ from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.jobs import db_now, exhausted_reason
 from atelier.models import Job, JobKind, JobState
+from atelier.notify import job_changed
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 from scheduler.broker import live_messages
@@ -171,11 +172,15 @@ def _requeue(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bo
     else:
         stmt = stmt.where(Job.state == JobState.QUEUED)
         error = None
-    values: dict[str, object] = {"state": JobState.QUEUED, "queued_at": now}
+    # A re-queued job shows no progress: its next attempt starts from the beginning.
+    values: dict[str, object] = {"state": JobState.QUEUED, "queued_at": now, "progress": 0.0}
     if error is not None:
         values["error"] = error
     with session_scope(db_url) as session:
-        return session.execute(stmt.values(**values)).rowcount == 1
+        requeued = session.execute(stmt.values(**values)).rowcount == 1
+        if requeued:
+            job_changed(session, [job.id])
+        return requeued
 
 
 def _give_up(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:

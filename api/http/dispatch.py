@@ -28,11 +28,13 @@ def send(svc: Services, plan: BatchPlan) -> list[str]:
     try:
         send_plan(svc.celery, svc.settings, plan)
     except Exception as error:  # kombu and redis raise many connection errors
-        log.error("batch %s: cannot send to the broker: %s", plan.batch_id, error)
+        # The library's own words go to the log only: they can be wrong about what comes next
+        # (Celery's result consumer says the process "must be restarted"; it need not be).
+        log.error("batch %s: cannot send to the broker: %r", plan.batch_id, error)
         raise ApiError(
             503,
-            f"batch {plan.batch_id} is saved but the broker is unreachable ({error}); its queued "
-            "jobs are sent again automatically once it is back",
+            f"batch {plan.batch_id} is saved, but the broker cannot be reached right now; its "
+            "queued jobs are sent automatically once it is back",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from error
     queue = queue_of(plan.task_name)

@@ -182,8 +182,8 @@ def run_claimed(
         with _keep_leases(contexts):
             work(contexts)
         log.info("jobs %s finished in %.1f s", ids, time.monotonic() - started)
-    except (JobCancelled, LeaseLost) as stop:
-        log.info("jobs %s stopped: %s", ids, stop)
+    except (JobCancelled, LeaseLost):
+        _log_why_stopped(contexts)
     except WorkerStopping:
         _give_back(contexts)
     except FINAL_ERRORS as error:
@@ -197,6 +197,30 @@ def run_claimed(
             _retry_or_fail(contexts, error)
     _end_task_as_jobs_ended(contexts[0].task, contexts[0].lease.db_url, ids)
     return {"claimed": ids}
+
+
+def _log_why_stopped(contexts: list[JobContext]) -> None:
+    """Say why each job's work stopped as its row tells it (cancelled, or this attempt's lease
+    lost to another), not as the work guessed: an engine stops the same way for both."""
+    rows = job_states(contexts[0].lease.db_url, [ctx.lease.job_id for ctx in contexts])
+    for ctx in contexts:
+        job_id, attempt = ctx.lease.job_id, ctx.lease.attempt
+        row = rows.get(job_id)
+        if row is None:
+            log.warning("job %s: attempt %s stopped; the job's row is gone", job_id, attempt)
+        elif row.state == JobState.CANCELLED:
+            log.info("job %s: cancelled; attempt %s stopped", job_id, attempt)
+        elif row.attempts != attempt:
+            log.warning(
+                "job %s: attempt %s lost its lease to attempt %s (the job is %s); stopped "
+                "without writing",
+                job_id,
+                attempt,
+                row.attempts,
+                row.state,
+            )
+        else:
+            log.info("job %s: attempt %s stopped (the job is %s)", job_id, attempt, row.state)
 
 
 def at_time_limit(error: BaseException) -> bool:
