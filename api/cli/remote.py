@@ -198,6 +198,7 @@ def submit_cmd(
     remote = Remote(api, token, timeout)
     names: dict[str, str] = {}
     try:
+        remote.call("GET", "/v1/batches", params={"limit": 1})  # a wrong token: before uploads
         if video is not None:
             if not video.is_file():
                 raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as DatabaseUnreachable
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from api.http.pages import PAGE_HEADERS
 from api.http.schemas import ErrorBody
@@ -142,6 +143,13 @@ def unavailable(request: Request, error: BaseException) -> Response:
     )
 
 
+async def _client_gone(request: Request, _exc: Exception) -> Response:
+    """Nobody is left to read an answer; the request's own cleanup (scratch files) has run."""
+    log.info("%s %s: the client went away before the request was complete",
+             request.method, request.url.path)  # fmt: skip
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if is_outage(exc):
         return unavailable(request, exc)
@@ -155,6 +163,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
 
 

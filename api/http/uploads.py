@@ -17,6 +17,7 @@ import anyio
 import anyio.from_thread
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from api.http.errors import ApiError
 from atelier.errors import InputError
@@ -130,7 +131,7 @@ class _MultipartFile:
                     yield b"".join(self._data)
                     self._data.clear()
             parser.finalize()
-        except ApiError:
+        except (ApiError, ClientDisconnect):
             raise
         except Exception as error:  # the parser's own error classes vary
             raise ApiError(400, f"malformed multipart body: {error}") from error

@@ -1,17 +1,23 @@
 """Request bodies are bounded before and while they arrive, on every route, with a token or
 without: a real `atelier api` process is sent the start of a huge body and must answer at once,
-without waiting for the rest, and close the connection rather than drain it."""
+without waiting for the rest, and close the connection rather than drain it. A client that goes
+away mid-upload leaves no scratch file and no traceback in the log."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench.load import serve
+from tests.api.conftest import png_bytes
+from tests.support.procs import ATELIER, REPO, atelier_env
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 
 TOKEN = "bodies-test-token"
@@ -20,8 +26,15 @@ HUGE = 200 * 1024 * 1024
 ANSWER_WITHIN = 20  # seconds: a server still waiting for the rest of the body never answers
 
 
+@dataclass(frozen=True)
+class Server:
+    address: tuple[str, int]
+    log: Path
+    scratch: Path
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, int]]:
+def api() -> Iterator[Server]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         fresh_postgres_database() as db,
@@ -37,7 +50,13 @@ def server() -> Iterator[tuple[str, int]]:
         }
         with serve(env, Path(tmp) / "api.log") as base:
             host, port = base.removeprefix("http://").rsplit(":", 1)
-            yield host, int(port)
+            scratch = Path(tmp) / "data" / "storage" / "tmp"
+            yield Server((host, int(port)), Path(tmp) / "api.log", scratch)
+
+
+@pytest.fixture
+def server(api: Server) -> tuple[str, int]:
+    return api.address
 
 
 def _answer(server: tuple[str, int], head: list[str], sent: bytes) -> tuple[int, dict[str, str]]:
@@ -90,3 +109,39 @@ def test_an_upload_with_a_wrong_token_is_refused_before_its_body_is_read(server)
     assert status == 403 and headers["connection"] == "close"
     status, headers = _answer(server, _post("/v1/assets", "Content-Length: 100"), b"")
     assert status == 401 and headers["connection"] == "close"
+
+
+def test_a_client_gone_mid_upload_leaves_no_scratch_and_no_traceback(api: Server):
+    head = _post("/v1/assets", f"Authorization: Bearer {TOKEN}", "Content-Length: 900000")
+    with socket.create_connection(api.address, timeout=ANSWER_WITHIN) as sock:
+        sock.sendall(("\r\n".join([*head, "", ""])).encode() + b"\x89PNG\r\n\x1a\n" * 20000)
+        deadline = time.monotonic() + ANSWER_WITHIN
+        while not any(api.scratch.glob("upload-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(api.scratch.glob("upload-*")), "the upload never started"
+    # The connection is gone with 740 kB of the body still to come.
+    deadline = time.monotonic() + ANSWER_WITHIN
+    while any(api.scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(api.scratch.iterdir())
+    time.sleep(0.5)  # whatever the server logs about it is written by now
+    log = api.log.read_text()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
+
+
+def test_submit_checks_the_token_before_it_uploads(api: Server, tmp_path: Path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(png_bytes(64, 64))
+    url = f"http://{api.address[0]}:{api.address[1]}"
+    done = subprocess.run(
+        [*ATELIER, "submit", str(picture), "--style", str(picture), "--api", url,
+         "--token", "wrong", "--no-wait"],
+        env={**atelier_env({}), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "GET /v1/batches: 403 the bearer token is wrong" in done.stderr
+    assert "/v1/assets" not in done.stderr + done.stdout

@@ -18,13 +18,19 @@ from api.http.schemas import no_nul
 from api.http.uploads import UPLOAD_OPENAPI, receive_upload
 from atelier.assets import record_asset
 from atelier.db import session_scope
+from atelier.export import safe_stem
 from atelier.models import Asset
 from atelier.objectstore import ObjectStorage
 from atelier.read import AssetOut, asset_out
+from atelier.sniff import SUFFIXES
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 ShaPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The asset's sha256.")]
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+DOWNLOAD_HEADERS = {**NOSNIFF, "Content-Security-Policy": "default-src 'none'; sandbox"}
+"""Every stored or drawn file: read as its recorded type only, and, should a browser ever render
+one as a page, with nothing it may load or run (defence in depth: files are sniffed images and
+videos, never markup)."""
 
 
 @router.post(
@@ -96,10 +102,21 @@ def get_asset(sha256: ShaPath, svc: Annotated[Services, Depends(services)]) -> A
         return asset_out(_asset(session, sha256))
 
 
+def download_name(asset: Asset) -> str:
+    """The file name a download is saved under: the asset's label (made safe, so plain ASCII)
+    or its hash, with the suffix of its recorded type."""
+    return safe_stem(asset.label, asset.sha256[:12]) + SUFFIXES.get(asset.media_type, "")
+
+
 def file_response(svc: Services, asset: Asset, request: Request) -> Response:
-    """A stored file with the media type recorded when it was stored, never guessed again;
-    from an object store, streamed or redirected (`api.http.objects`)."""
-    headers = {**NOSNIFF, "Cache-Control": "private, max-age=31536000, immutable"}
+    """A stored file with the media type recorded when it was stored, never guessed again,
+    shown inline under its download name; from an object store, streamed or redirected
+    (`api.http.objects`)."""
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": f'inline; filename="{download_name(asset)}"',
+        "Cache-Control": "private, max-age=31536000, immutable",
+    }
     storage = svc.storage
     if isinstance(storage, ObjectStorage):
         redirect = svc.settings.storage_redirect_seconds
@@ -146,5 +163,5 @@ def get_thumbnail(
     if path is None or not path.is_file():
         raise ApiError(410, f"the file of asset {sha256[:12]}… is gone from storage")
     data = thumbnail_jpeg(path, asset.sha256, asset.media_type, size, svc.settings.max_video_pixels)
-    headers = {**NOSNIFF, "Cache-Control": "private, max-age=86400"}
+    headers = {**DOWNLOAD_HEADERS, "Cache-Control": "private, max-age=86400"}
     return Response(data, media_type="image/jpeg", headers=headers)

@@ -13,7 +13,7 @@ from api.http import dispatch
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.renders import loss_plot
-from api.http.routes.assets import file_response
+from api.http.routes.assets import DOWNLOAD_HEADERS, file_response
 from atelier.db import session_scope
 from atelier.export import loss_rows
 from atelier.models import Asset, Job, JobKind, JobState
@@ -113,7 +113,7 @@ def get_losses(
     if job.kind != JobKind.NST:
         raise ApiError(404, f"job {job_id} is a {job.kind} job: only NST jobs have a loss history")
     rows = loss_rows(svc.db_url, job)
-    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    headers = {**DOWNLOAD_HEADERS, "Cache-Control": "no-cache"}
     if format is LossFormat.CSV:
         return Response(
             loss_csv(rows),
