@@ -7,7 +7,9 @@ killed (SIGKILL, a crash, a lost machine) cannot remove them: a half-received up
 `.partial.mp4`. The sweep removes every entry of `tmp/` that nothing has touched for
 `ATELIER_SCRATCH_GRACE_SECONDS` (its newest file counts, so work still writing is left alone). It
 runs when the API and each worker start, and every `ATELIER_SCRATCH_INTERVAL` seconds from the
-scheduler, independent of retention (which is off by default).
+scheduler, independent of retention (which is off by default). The scheduler's pass also removes
+an object store's work files (a killed attempt's video segments) as old as that; the starts do
+not, so a store that is away cannot hold up a start.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import shutil
 import time
 from pathlib import Path
 
+from atelier.objectstore import ObjectStorage
 from atelier.settings import Settings
-from atelier.storage import Storage
+from atelier.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +58,20 @@ def sweep(tmp: Path, grace_seconds: float, now: float | None = None) -> int:
     return removed
 
 
-def sweep_scratch(settings: Settings, why: str) -> int:
-    """Sweep the deployment's scratch area (see the module docstring), logging what went;
-    `why` says which start or schedule ran it. Never raises: a sweep must not stop a start."""
-    tmp = Storage(settings.resolved_storage_dir).tmp
+def sweep_scratch(settings: Settings, why: str, work_files: bool = False) -> int:
+    """Sweep the deployment's scratch area (see the module docstring), and with `work_files`
+    an object store's work files, logging what went; `why` says which start or schedule ran
+    it. Never raises: a sweep must not stop a start."""
+    storage = open_storage(settings)
+    grace = settings.scratch_grace_seconds
+    removed = 0
     try:
-        removed = sweep(tmp, settings.scratch_grace_seconds)
-    except OSError as error:
-        log.warning("scratch (%s): cannot sweep %s: %s", why, tmp, error)
-        return 0
+        removed += sweep(storage.tmp, grace)
+        if work_files and isinstance(storage, ObjectStorage):
+            removed += storage.sweep_work(grace)
+    except Exception as error:  # noqa: BLE001 - a disk or a store away: the next sweep
+        log.warning("scratch (%s): cannot sweep %s: %s", why, storage.describe(), error)
     if removed:
         log.warning("scratch (%s): removed %d leftover(s) older than %.0f s from %s",
-                    why, removed, settings.scratch_grace_seconds, tmp)  # fmt: skip
+                    why, removed, grace, storage.describe())  # fmt: skip
     return removed

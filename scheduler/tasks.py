@@ -38,7 +38,8 @@ def retention() -> dict:
 
 @shared_task(name=SWEEP_SCRATCH, ignore_result=True)
 def scratch() -> dict:
-    return {"removed": sweep_scratch(get_settings(), "every ATELIER_SCRATCH_INTERVAL")}
+    removed = sweep_scratch(get_settings(), "every ATELIER_SCRATCH_INTERVAL", work_files=True)
+    return {"removed": removed}
 
 
 @worker_init.connect

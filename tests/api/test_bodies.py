@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import serve
 from tests.api.conftest import png_bytes
+from tests.support.load import serve
 from tests.support.procs import ATELIER, REPO, atelier_env
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 

@@ -15,20 +15,8 @@ from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.events import batch_events
 from api.http.renders import batch_sheet
-<<<<<<< HEAD
-from api.http.schemas import MAX_GRID_CELLS, BatchCreate, VideoCreate
-=======
 from api.http.routes.assets import DOWNLOAD_HEADERS
-from api.http.schemas import (
-    MAX_GRID_CELLS,
-    BatchCreate,
-    BatchOut,
-    BatchPage,
-    JobOut,
-    VideoCreate,
-)
-from api.http.views import batch_jobs, batch_out, jobs_out, list_batches
->>>>>>> ed056e8 (Downloads name themselves (Content-Disposition) and carry a sandboxing CSP; a client gone mid-request is one quiet log line, not a traceback; atelier submit checks its token before it uploads anything)
+from api.http.schemas import MAX_GRID_CELLS, BatchCreate, VideoCreate
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
 from atelier.grid import check_size, count, first
