@@ -27,7 +27,7 @@ from api.http.app import create_app
 from atelier.db import session_scope
 from atelier.limits import VIDEO_FPS_BOUND, message_seconds, nst_seconds, video_seconds
 from atelier.models import Batch, Job, LossRecord
-from atelier.schemas import MAX_BLEND_STYLES, VGG19_CONV_LAYERS, NSTParams
+from atelier.schemas import MAX_BLEND_STYLES, MAX_BOARD_FILTERS, VGG19_CONV_LAYERS, NSTParams
 from tests.api.conftest import png_bytes
 
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
@@ -151,7 +151,7 @@ def test_no_operation_answers_with_a_server_error_or_accepts_work_over_budget(
             round(config.max_video_seconds * VIDEO_FPS_BOUND) + 1,
             config.max_video_pixels,  # width x height at most this, whatever the shape
             1,
-            4,  # a 2x2 board's panels
+            MAX_BOARD_FILTERS + 1,  # the largest board's panels
         ),
     }
     over_budget: list[str] = []
