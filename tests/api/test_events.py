@@ -70,6 +70,7 @@ def _follow(client, batch_id: int, got_first: threading.Event, seen: list[dict])
 def test_streams_share_one_read_per_change(client, api_settings, monkeypatch: pytest.MonkeyPatch):
     """However many streams follow a batch, each change costs the process one read of it."""
     monkeypatch.setattr(events, "FALLBACK_SECONDS", 3600.0)
+    monkeypatch.setattr(events, "COALESCE_SECONDS", 0.1)
     db = api_settings.resolved_database_url
     first, second = make_jobs(db, ["queued", "queued"])
     batch_id = client.get(f"/v1/jobs/{first}").json()["batch_id"]
