@@ -173,7 +173,7 @@ def test_cancelling_a_running_job_stops_the_worker_at_its_next_check(
     cancelled = api.post(f"/v1/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     log = deployment.root / "worker.log"
-    wait_for_log_line(log, f"jobs [{job_id}] stopped: ", 120)
+    wait_for_log_line(log, f"job {job_id}: cancelled; attempt 1 stopped", 120)
 
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert job["state"] == "cancelled" and job["result"] is None
