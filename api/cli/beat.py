@@ -19,8 +19,8 @@ def beat_cmd(
 ) -> None:
     """Run the scheduler: the reaper re-sends stranded jobs, inboxes become batches, retention
     removes old files, the scratch sweep removes what killed processes left. Only one may run:
-    a second one waits one heartbeat for the lock (a killed beat's lock expires within it), then
-    says so and exits with status 1.
+    a second one waits a little over one heartbeat for the lock (a killed beat's lock expires
+    within one), then says so and exits with status 1.
 
     Its tasks run on the workers of queue `default`; embedded (no broker configured), this
     process runs them itself.
