@@ -26,25 +26,30 @@ def _strictly_decreasing(values: list[float]) -> bool:
     return all(b < a for a, b in itertools.pairwise(values))
 
 
+# Each pair with a control: the same content painted in another style by the same network.
 @pytest.mark.parametrize(
-    ("content", "style"),
+    ("content", "style", "other"),
     [
-        ("golden_gate", "starry"),
-        ("golden_gate", "scream"),
-        ("tubingen", "scream"),
-        ("tubingen", "wave"),
+        ("golden_gate", "starry", "wave"),
+        ("golden_gate", "scream", "wave"),
+        ("tubingen", "scream", "wave"),
+        ("tubingen", "wave", "scream"),
     ],
 )
 def test_result_is_closer_to_its_style_than_the_content(
-    fast_engine, contents, styles, references, content: str, style: str
+    fast_engine, contents, styles, references, content: str, style: str, other: str
 ):
-    job = FastJob(contents[content], [(style, styles[style])])
-    result = fast_engine.stylize(job, SIZE).image
+    """Compared within the run, never with a margin set on one CPU (the int8 network's output
+    differs a little between CPUs): the result is closer to its painting than the content is,
+    and closer than the content painted in another style (so it is this style that moved it)."""
+    result = fast_engine.stylize(FastJob(contents[content], [(style, styles[style])]), SIZE).image
     assert result.shape == (*contents[content].shape[:2], 3) and result.dtype == np.uint8
-    before = contents[content]
+    control = fast_engine.stylize(FastJob(contents[content], [(other, styles[other])]), SIZE).image
     reference = references[style]
-    assert gram_distance(result, reference) < 0.9 * gram_distance(before, reference)
-    assert color_distance(result, reference) < 0.9 * color_distance(before, reference)
+    for distance in (gram_distance, color_distance):
+        near = distance(result, reference)
+        assert near < distance(contents[content], reference), distance.__name__
+        assert near < distance(control, reference), distance.__name__
 
 
 def test_blend_moves_the_result_from_one_style_to_the_other(
