@@ -19,7 +19,7 @@ services:
 	scripts/ensure-services.sh
 
 test: $(STAMP) services
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
