@@ -56,7 +56,7 @@ def use_pool(url: str, pool: PoolSize) -> None:
         _pools[url] = pool
         built = _engines.pop(url, None)
     if built is not None:
-        built[0].dispose()
+        _evicted(url, built)
 
 
 def _build(url: str) -> Engine:
@@ -78,21 +78,40 @@ def _build(url: str) -> Engine:
             # An unreachable server fails a connect within seconds instead of the OS's minutes.
             connect_args={"connect_timeout": CONNECT_TIMEOUT},
         )
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return engine
 
 
+def _evicted(_url: str, built: tuple[Engine, sessionmaker[Session]]) -> None:
+    """An engine dropped from the cache closes its pooled connections now; otherwise they stay
+    open until the engine happens to be garbage collected."""
+    built[0].dispose()
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child, every cached engine starts with an empty pool (see `get_engine`);
+    the parent's connections are left open for the parent. One hook for the whole cache, not
+    one per engine, so an engine dropped from the cache is not kept alive by its hook."""
+    for engine, _sessions in list(_engines.values()):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
 def _engine_and_sessions(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    dropped = []
     with _lock:
         built = _engines.get(url)
         if built is None:
             engine = _build(url)
             built = _engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
             while len(_engines) > _ENGINES_KEPT:
-                _engines.popitem(last=False)
+                dropped.append(_engines.popitem(last=False))
         else:
             _engines.move_to_end(url)
-        return built
+    for old_url, old in dropped:
+        _evicted(old_url, old)
+    return built
 
 
 def get_engine(url: str) -> Engine:
@@ -141,6 +160,11 @@ def migrate(url: str, revision: str = "head") -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
                 conn.commit()
+            except BaseException:
+                # A failed step aborted the transaction: end it, or the unlock below fails too
+                # and its error hides the migration's own.
+                conn.rollback()
+                raise
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
                 conn.commit()

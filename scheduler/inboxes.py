@@ -137,8 +137,14 @@ def scan_inbox(settings: Settings, app: Celery, inbox: Inbox) -> ScanReport:
 
 
 # Files this process already recorded: (inbox, path) -> (size, mtime), so that a folder of old
-# files is not hashed again on every scan. The database stays the authority.
+# files is not hashed again on every scan. The database stays the authority. Each scan forgets
+# the files no longer in the folder, so the cache holds at most what the folders hold now.
 _known: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def _forget_gone(inbox: str, present: set[str]) -> None:
+    for key in [key for key in _known if key[0] == inbox and key[1] not in present]:
+        del _known[key]
 
 
 def _candidates(inbox: Inbox) -> list[Path]:
@@ -146,7 +152,9 @@ def _candidates(inbox: Inbox) -> list[Path]:
         raise InputError(f"folder {inbox.folder} does not exist")
     settled_before = time.time() - inbox.settle_seconds
     found = []
-    for path in sorted(inbox.folder.iterdir()):
+    listing = sorted(inbox.folder.iterdir())
+    _forget_gone(inbox.name, {str(path) for path in listing})
+    for path in listing:
         name = path.name
         if name.startswith(".") or name.lower().endswith(_PARTIAL_SUFFIXES):
             continue

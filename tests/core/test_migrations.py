@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 
+import psycopg
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import ProgrammingError
 
 from atelier.db import current_revision, get_engine, migrate
 from tests.support.procs import REPO
@@ -67,3 +69,19 @@ def test_a_forked_child_opens_its_own_connections(pg_url: str):
     assert int(os.read(reader, 32)) != parent
     with engine.connect() as conn:  # and the parent's pooled connection still works
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == parent
+
+
+def test_a_failed_postgres_migration_says_why_and_frees_the_lock(pg_url: str):
+    """A step that fails aborts the transaction; the error raised is the step's own, and the
+    advisory lock is released, so the next process to start can migrate."""
+    from atelier.db import _MIGRATION_LOCK_KEY
+
+    with get_engine(pg_url).begin() as conn:  # what the first migration creates, already there
+        conn.execute(text("CREATE TABLE assets (id integer)"))
+    with pytest.raises(ProgrammingError, match='relation "assets" already exists'):
+        migrate(pg_url)
+    # Another session (not one of this engine's pooled connections) can take the lock at once.
+    with psycopg.connect(pg_url.replace("+psycopg", "", 1)) as other:
+        query = "SELECT pg_try_advisory_lock(%s)"
+        assert other.execute(query, (_MIGRATION_LOCK_KEY,)).fetchone()[0]
+    assert current_revision(pg_url) is None

@@ -285,3 +285,20 @@ def test_the_beat_sends_its_inbox_configuration_to_the_worker(tmp_path: Path, pg
                 deadline -= 0.5
         [(batch, [job])] = _batches(settings)
     assert batch.source == "inbox:photos" and job.params["size"] == TINY["size"]
+
+
+def test_files_removed_from_the_folder_are_forgotten(tmp_path: Path, embedded_runtime):
+    """The cache of files already seen holds only what the folder holds now: an inbox that
+    sees a million files come and go does not keep a million entries."""
+    inbox = tmp_path / "inbox"
+    style = _image(tmp_path / "styles" / "wave.png", (0, 0, 200))
+    kept = _image(inbox / "kept.png", (1, 2, 3))
+    for index in range(3):
+        _image(inbox / f"gone{index}.png", (10 * index, 5, 5))
+    settings, app = embedded_runtime(inboxes=_config(inbox, [str(style)]))
+    assert len(scan_inboxes(settings, app)[0].taken) == 4
+    assert len(inbox_module._known) == 4
+    for index in range(3):
+        (inbox / f"gone{index}.png").unlink()
+    assert scan_inboxes(settings, app)[0].taken == []
+    assert list(inbox_module._known) == [("photos", str(kept))]

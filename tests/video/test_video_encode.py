@@ -3,6 +3,11 @@ nothing half-written left behind."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -151,3 +156,51 @@ def test_an_ffmpeg_that_does_not_finish_is_stopped_at_its_timeout():
     endless = ["-f", "lavfi", "-i", "testsrc=size=32x32:rate=25", "-f", "null", "-"]
     with pytest.raises(RuntimeError, match="did not finish within 1 s"):
         run_ffmpeg(endless, timeout=1)
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return check()
+
+
+def test_an_ffmpeg_that_dies_before_the_end_leaves_no_file(tmp_path: Path) -> None:
+    """ffmpeg killed once it has started the file: the bytes still buffered for it (a frame is
+    larger than the buffer, the few bytes that end it are not) meet a broken pipe when the
+    writer closes, and the unfinished file is removed all the same."""
+    target = tmp_path / "killed.mp4"
+    frame = gradient_frames(1)[0]
+    with (
+        pytest.raises(RuntimeError, match=r"could not encode killed\.mp4"),
+        FfmpegWriter(target, 64, 48, Fraction(1, 25)) as writer,
+    ):
+        # ffmpeg reads a few seconds of input before it starts its output
+        for i in range(2000):
+            writer.write(frame, i)
+            if any(tmp_path.iterdir()):
+                break
+        assert any(tmp_path.iterdir()), "ffmpeg never started the file"
+        pid = int(subprocess.check_output(["pgrep", "-n", "-P", str(os.getpid()), "ffmpeg"]))
+        os.kill(pid, signal.SIGKILL)
+        assert _wait_for(lambda: _dead(pid))
+        # leaving the block closes the file: the last frame's duration is still buffered
+    assert list(tmp_path.iterdir()) == []
+
+
+def _dead(pid: int) -> bool:
+    """Whether process `pid` has exited (a zombie still waiting to be reaped counts)."""
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] in ("Z", "X")
+    return True
+
+
+def test_a_join_stopped_at_its_timeout_leaves_no_file(tmp_path: Path) -> None:
+    """The second segment is a pipe nobody writes: ffmpeg has begun the output with the first
+    one and waits for ever, until the timeout stops it."""
+    first = write(tmp_path / "p0.mp4", gradient_frames(5), Fraction(25))
+    never = tmp_path / "p1.mp4"
+    os.mkfifo(never)
+    with pytest.raises(RuntimeError, match="did not finish within 2 s"):
+        join_segments([first, never], None, tmp_path / "joined.mp4", timeout=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0.mp4", "p1.mp4"]

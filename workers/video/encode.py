@@ -165,7 +165,10 @@ class FfmpegWriter:
 
     def close(self) -> Path:
         """Finish the file and move it to its final name; returns that name."""
-        self._process.stdin.close()
+        # Closing sends what is still buffered, and ffmpeg may be gone: its exit status, read
+        # next, then fails the file with ffmpeg's own message.
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
         try:
             code = self._process.wait(FFMPEG_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -220,6 +223,7 @@ def join_segments(
     keep_audio: bool = True,
     durations: list[float] | None = None,
     delay: float = 0.0,
+    timeout: float = FFMPEG_TIMEOUT_SECONDS,
 ) -> Path:
     """Concatenate video-only segments, in order, into `out` without re-encoding them (the
     concat demuxer copies the packets), and mux the audio of `audio_source` once over the whole:
@@ -227,7 +231,8 @@ def join_segments(
     ends: `durations` (seconds, one per segment) says where, from the input's own timestamps;
     without them, each file's duration as its container states it (which, for frames at a
     varying rate, can be a frame's difference off). The first segment is shown `delay` seconds
-    after the start of the sound (an input whose video starts after its audio). Returns `out`."""
+    after the start of the sound (an input whose video starts after its audio). An ffmpeg still
+    running after `timeout` seconds is stopped. Returns `out`; a failed join leaves no file."""
     if not paths:
         raise ValueError("no segments to join")
     out = Path(out)
@@ -260,12 +265,13 @@ def join_segments(
                 "-movflags",
                 "+faststart",
                 str(partial),
-            ]
+            ],
+            timeout,
         )
         if result.returncode != 0:
-            partial.unlink(missing_ok=True)
             raise RuntimeError(f"ffmpeg could not join segments: {stderr_tail(result.stderr)}")
         os.replace(partial, out)
     finally:
         listing.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)  # a failed or stopped join; gone once renamed
     return out
