@@ -21,7 +21,8 @@ from atelier.db import session_scope
 from atelier.errors import InputError
 from atelier.fast_models import model_digests
 from atelier.grid import check_size, varying
-from atelier.models import Asset, Batch, Job, JobKind, JobState, utcnow
+from atelier.jobs import reuse
+from atelier.models import Asset, Batch, Job, JobKind, JobState
 from atelier.schemas import FAST_ENGINE_FIELDS, NSTParams, VideoParams
 from atelier.settings import Settings
 from atelier.storage import open_storage
@@ -211,6 +212,7 @@ def write_nst_batch(
     groups = [g for same in fresh.values() for g in _messages(plan, same, settings.max_batch)]
     session.add_all(jobs)
     session.flush()
+    reuse(session, list(reused.items()))
     plan.job_ids = [job.id for job in jobs]
     plan.reused = [job.id for job in jobs if job in reused]
     plan.messages = [[job.id for job in group] for group in groups]
@@ -223,14 +225,15 @@ def _jobs_or_reuse(
     settings: Settings,
     cells: Sequence[tuple[str, list[str], NSTParams]],
     force: bool,
-) -> tuple[list[Job], set[Job]]:
+) -> tuple[list[Job], dict[Job, Job]]:
     """One job row per cell (not yet flushed: the caller writes them in one flush) and those of
-    them that reuse a finished twin; twins are looked up in one query per thousand cells, so a
-    1,000-cell grid is a handful of statements, not thousands."""
+    them that reuse a finished twin, with the twin (`atelier.jobs.reuse` marks them); twins are
+    looked up in one query per thousand cells, so a 1,000-cell grid is a handful of statements,
+    not thousands."""
     fingerprints = [_fingerprint(params, [content, *styles]) for content, styles, params in cells]
     twins = {} if force else _finished_twins(session, fingerprints)
     jobs: list[Job] = []
-    reused: set[Job] = set()
+    reused: dict[Job, Job] = {}
     for (content, styles, params), fingerprint in zip(cells, fingerprints, strict=True):
         job = Job(
             kind=JobKind.NST,
@@ -243,13 +246,7 @@ def _jobs_or_reuse(
         )
         earlier = twins.get(fingerprint)
         if earlier is not None:
-            job.state = JobState.SUCCEEDED
-            job.progress = 1.0
-            job.result_asset_id = earlier.result_asset_id
-            job.reused_from_id = earlier.reused_from_id or earlier.id
-            job.meta = {**earlier.meta, "reused_from": job.reused_from_id}
-            job.finished_at = utcnow()
-            reused.add(job)
+            reused[job] = earlier
         jobs.append(job)
     return jobs, reused
 

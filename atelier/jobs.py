@@ -1,75 +1,55 @@
 """The job state machine, with fencing, so a job is never lost and never done twice.
 
+Every write of a job's state is a function of this module: the worker's claim, heartbeat, loss
+and frame rows, success, failure and release; the user's cancel; the reaper's requeue, renewal
+and giving up; a batch's reuse of a finished twin. A test reads the source tree and fails when
+`jobs.state` is written anywhere else.
+
 A worker *claims* a job with a compare-and-set on its row: `queued` (or `running` with a lease
 gone stale) becomes `running` and `attempts` goes up by one. That attempt number is the fencing
 token: every later write (heartbeat, loss rows, success, failure) is conditioned on it, so a
-worker that was presumed dead and comes back cannot overwrite the attempt that replaced it.
+worker that was presumed dead and comes back cannot overwrite the attempt that replaced it. What
+others do to a job whose holder may be alive (the reaper's requeue and giving up, a claim giving
+up on an exhausted job) is fenced on the attempt they saw and on its lease having lapsed, so a
+slow holder that renewed its lease in between keeps its job.
 
-Leases are read and written by the database's clock (PostgreSQL's `now()`), not by the clock of
-the machine that happens to write or check them, so machines whose clocks disagree cannot take
-each other's live jobs. The embedded SQLite database is only ever used from one machine, whose
-clock is used. Every write retries across a short database outage (`atelier.dbretry`).
-Every change also notifies followers (`atelier.notify`) when it commits.
+Leases are read and written by the database's clock (`atelier.dbclock`). Every write retries
+across a short database outage (`atelier.dbretry`). Every transition that changes a row notifies
+followers (`atelier.notify`) when it commits.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from atelier.db import session_scope
+from atelier.dbclock import as_aware, db_now, sql_now
 from atelier.dbretry import retry_transient
 from atelier.errors import JobCancelled, LeaseLost
-from atelier.models import FrameStat, Job, JobState, LossRecord, utcnow
+from atelier.fences import (
+    Claim,
+    ClaimOutcome,
+    Lease,
+    Seen,
+    as_seen,
+    exhausted_reason,
+    explain_lost,
+    fenced,
+)
+from atelier.history import add_losses, forget, replace_frames
+from atelier.models import FrameStat, Job, JobState
 from atelier.notify import job_changed
 
+__all__ = ["Claim", "ClaimOutcome", "Lease", "Seen", "exhausted_reason"]
+
 log = logging.getLogger(__name__)
-
-
-class ClaimOutcome(enum.StrEnum):
-    CLAIMED = "claimed"
-    FINISHED = "finished"  # already succeeded/failed/cancelled: a redelivery, nothing to do
-    BUSY = "busy"  # another attempt holds a fresh lease
-    MISSING = "missing"
-    EXHAUSTED = "exhausted"  # too many attempts: the job was failed with the reason
-    TWIN = "twin"  # identical work (same fingerprint) is running as another job: wait for it
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Proof that this process holds attempt `attempt` of job `job_id`."""
-
-    db_url: str
-    job_id: int
-    attempt: int
-    worker: str
-
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    lease: Lease | None = None
-    job: Job | None = None
-
-
-def _now(session: Session) -> Any:
-    """Now by the database's clock: PostgreSQL's `now()` (the transaction's start) as an SQL
-    expression; on SQLite, this machine's clock."""
-    return func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
-
-
-def db_now(session: Session) -> datetime:
-    """The database's clock as a value (see `_now`)."""
-    now = _now(session)
-    return now if isinstance(now, datetime) else _as_aware(session.scalar(select(now)))
 
 
 @retry_transient
@@ -88,7 +68,7 @@ def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
 def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
     lease = timedelta(seconds=lease_seconds)
     with session_scope(db_url) as session:
-        now = _now(session)
+        now = sql_now(session)
         stale = now - lease
         claimed = session.execute(
             update(Job)
@@ -114,9 +94,7 @@ def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim
         if claimed is not None:
             attempt = claimed.attempts
             if attempt > 1:
-                # A new attempt starts from scratch: drop what an earlier, dead attempt recorded.
-                session.execute(delete(LossRecord).where(LossRecord.job_id == job_id))
-                session.execute(delete(FrameStat).where(FrameStat.job_id == job_id))
+                forget(session, job_id)  # what an earlier, dead attempt recorded
             job_changed(session, [job_id])
             return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), claimed)
         job = session.get(Job, job_id)
@@ -125,40 +103,13 @@ def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim
         return Claim(ClaimOutcome.MISSING)
     if JobState(job.state).finished:
         return Claim(ClaimOutcome.FINISHED, job=job)
-    if job.attempts >= job.max_attempts and (
-        job.state == JobState.QUEUED or _as_aware(job.heartbeat_at) < stale_at
-    ):
-        give_up(db_url, job_id, exhausted_reason(job.attempts, job.worker))
+    exhausted = job.attempts >= job.max_attempts and (
+        job.state == JobState.QUEUED or as_aware(job.heartbeat_at) < stale_at
+    )
+    # Fenced on what was read: a holder that renews its lease meanwhile keeps its job.
+    if exhausted and give_up(db_url, Seen.of(job), stale_at):
         return Claim(ClaimOutcome.EXHAUSTED, job=job)
     return Claim(ClaimOutcome.BUSY, job=job)
-
-
-def exhausted_reason(attempts: int, worker: str | None) -> str:
-    """Why a job nobody finished was failed; shared by `claim` and the scheduler's reaper."""
-    return (
-        f"gave up after {attempts} attempts: the worker running it "
-        f"({worker or 'unknown'}) stopped without finishing"
-    )
-
-
-def _as_aware(value: datetime | None) -> datetime:
-    """SQLite returns naive datetimes; they were written as UTC."""
-    if value is None:
-        return datetime.min.replace(tzinfo=utcnow().tzinfo)
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
-
-
-def _fenced(lease: Lease):
-    return update(Job).where(
-        Job.id == lease.job_id, Job.attempts == lease.attempt, Job.state == JobState.RUNNING
-    )
-
-
-def _explain_lost(session: Any, lease: Lease) -> Exception:
-    state = session.execute(select(Job.state).where(Job.id == lease.job_id)).scalar_one_or_none()
-    if state == JobState.CANCELLED:
-        return JobCancelled(f"job {lease.job_id} was cancelled")
-    return LeaseLost(f"job {lease.job_id} attempt {lease.attempt} is no longer current")
 
 
 @retry_transient
@@ -182,9 +133,9 @@ def heartbeat(
         values["meta"] = meta
     stop: Exception | None = None
     with session_scope(lease.db_url) as session:
-        renewed = _fenced(lease).values(heartbeat_at=_now(session), **values)
+        renewed = fenced(lease).values(heartbeat_at=sql_now(session), **values)
         if session.execute(renewed).rowcount != 1:
-            stop = _explain_lost(session, lease)
+            stop = explain_lost(session, lease)
             if not isinstance(stop, JobCancelled):
                 raise stop
             held = select(Job.attempts).where(Job.id == lease.job_id)
@@ -196,28 +147,10 @@ def heartbeat(
                     .where(Job.id == lease.job_id, Job.attempts == lease.attempt)
                     .values(**values)
                 )
-        _add_losses(session, lease.job_id, losses)
+        add_losses(session, lease.job_id, losses)
         job_changed(session, [lease.job_id])
     if stop is not None:
         raise stop
-
-
-def _add_losses(session: Session, job_id: int, losses: list[Sequence[float]]) -> None:
-    """Insert loss rows, replacing rows of the same iterations: a heartbeat retried after a
-    commit whose answer was lost writes them once."""
-    if not losses:
-        return
-    iterations = [int(row[0]) for row in losses]
-    session.execute(
-        delete(LossRecord).where(LossRecord.job_id == job_id, LossRecord.iteration.in_(iterations))
-    )
-    session.execute(
-        insert(LossRecord),
-        [
-            {"job_id": job_id, "iteration": int(it), "total": t, "content": c, "style": s, "tv": v}
-            for it, t, c, s, v in losses
-        ],
-    )
 
 
 @retry_transient
@@ -235,22 +168,13 @@ def record_frames(
     """
     frames = list(frames)
     with session_scope(lease.db_url) as session:
-        if session.execute(_fenced(lease).values(heartbeat_at=_now(session))).rowcount != 1:
-            raise _explain_lost(session, lease)
-        session.execute(
-            delete(FrameStat).where(
-                FrameStat.job_id == lease.job_id, FrameStat.frame >= start, FrameStat.frame < end
-            )
-        )
-        rows = [
-            {"job_id": lease.job_id, "frame": f, "faces": len(boxes), "boxes": boxes}
-            for f, boxes in frames
-        ]
-        if rows:
-            session.execute(insert(FrameStat), rows)
+        if session.execute(fenced(lease).values(heartbeat_at=sql_now(session))).rowcount != 1:
+            raise explain_lost(session, lease)
+        replace_frames(session, lease.job_id, start, end, frames)
         if of:
             recorded = session.scalar(select(func.count()).where(FrameStat.job_id == lease.job_id))
-            session.execute(_fenced(lease).values(progress=min(0.99, recorded / of)))
+            session.execute(fenced(lease).values(progress=min(0.99, recorded / of)))
+        job_changed(session, [lease.job_id])
 
 
 @retry_transient
@@ -269,9 +193,9 @@ def succeed(
     job does, and their messages find them finished.
     """
     with session_scope(lease.db_url) as session:
-        now = _now(session)
+        now = sql_now(session)
         done = session.execute(
-            _fenced(lease).values(
+            fenced(lease).values(
                 state=JobState.SUCCEEDED,
                 progress=1.0,
                 result_asset_id=result_asset_id,
@@ -283,7 +207,7 @@ def succeed(
             )
         ).rowcount
         if done != 1 and not _already_succeeded(session, lease, result_asset_id):
-            raise _explain_lost(session, lease)
+            raise explain_lost(session, lease)
         changed = [lease.job_id]
         fingerprint = session.scalar(select(Job.fingerprint).where(Job.id == lease.job_id))
         if fingerprint is not None and result_asset_id is not None:
@@ -326,8 +250,8 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> bool:
     if meta is not None:
         values["meta"] = meta
     with session_scope(lease.db_url) as session:
-        values["finished_at"] = _now(session)
-        if session.execute(_fenced(lease).values(**values)).rowcount != 1:
+        values["finished_at"] = sql_now(session)
+        if session.execute(fenced(lease).values(**values)).rowcount != 1:
             log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
             return False
         job_changed(session, [lease.job_id])
@@ -343,7 +267,7 @@ def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> l
             session.scalars(
                 update(Job)
                 .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
-                .values(state=JobState.FAILED, error=error[:4000], finished_at=_now(session))
+                .values(state=JobState.FAILED, error=error[:4000], finished_at=sql_now(session))
                 .returning(Job.id)
             )
         )
@@ -357,21 +281,79 @@ def release(lease: Lease, error: str | None) -> None:
     error), so a retry can claim it. Its progress goes back to 0: the next attempt starts over."""
     text = error[:4000] if error else None
     with session_scope(lease.db_url) as session:
-        released = _fenced(lease).values(state=JobState.QUEUED, error=text, progress=0.0)
+        released = fenced(lease).values(state=JobState.QUEUED, error=text, progress=0.0)
         if session.execute(released).rowcount:
             job_changed(session, [lease.job_id])
 
 
-@retry_transient
-def give_up(db_url: str, job_id: int, reason: str) -> None:
-    """Fail a job nobody holds (too many attempts); leaves finished jobs alone."""
+def _change_seen(
+    db_url: str, seen: Seen, lease_cut: datetime, values: Callable[[Session], dict[str, Any]]
+) -> bool:
+    """Write `values(session)` to the job if it is still as `seen` (see `as_seen`) and notify;
+    False when it is not (nothing written)."""
     with session_scope(db_url) as session:
+        if session.execute(as_seen(seen, lease_cut).values(**values(session))).rowcount != 1:
+            return False
+        job_changed(session, [seen.job_id])
+    return True
+
+
+@retry_transient
+def give_up(db_url: str, seen: Seen, lease_cut: datetime, now: datetime | None = None) -> bool:
+    """Fail a job that has used all its attempts and that nobody holds any more, with the reason
+    (`exhausted_reason`); False (nothing written) if it is no longer as `seen`.
+    `now`: the time written as its end, by default the database's clock."""
+    return _change_seen(
+        db_url,
+        seen,
+        lease_cut,
+        lambda session: {
+            "state": JobState.FAILED,
+            "error": exhausted_reason(seen.attempts, seen.worker),
+            "finished_at": now or sql_now(session),
+        },
+    )
+
+
+@retry_transient
+def requeue(db_url: str, seen: Seen, lease_cut: datetime, now: datetime) -> bool:
+    """Put a stranded job back to `queued` (the reaper, which then sends it again), fenced as
+    `give_up` is: a worker that is alive after all keeps its job, and the dead attempt is fenced
+    off by the state change. A re-queued job shows no progress: its next attempt starts over."""
+    values: dict[str, Any] = {"state": JobState.QUEUED, "queued_at": now, "progress": 0.0}
+    if seen.state == JobState.RUNNING:
+        values["error"] = f"worker {seen.worker or 'unknown'} stopped renewing its lease; re-queued"
+    return _change_seen(db_url, seen, lease_cut, lambda _session: values)
+
+
+@retry_transient
+def renew(db_url: str, seen: Seen, lease_cut: datetime, now: datetime) -> bool:
+    """Renew the lapsed lease of a running attempt whose work waits in the broker (a segmented
+    video's segments or join), if it is still the attempt `seen`."""
+    return _change_seen(db_url, seen, lease_cut, lambda _session: {"heartbeat_at": now})
+
+
+def reuse(session: Session, reused: Sequence[tuple[Job, Job]]) -> None:
+    """Mark just-written queued jobs (`(job, earlier)` pairs, inside the transaction that wrote
+    them) succeeded with the result of an identical job that succeeded before (`earlier`)."""
+    if not reused:
+        return
+    now = sql_now(session)
+    for job, earlier in reused:
+        origin = earlier.reused_from_id or earlier.id
         session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
-            .values(state=JobState.FAILED, error=reason, finished_at=_now(session))
+            .where(Job.id == job.id, Job.state == JobState.QUEUED, Job.attempts == 0)
+            .values(
+                state=JobState.SUCCEEDED,
+                progress=1.0,
+                result_asset_id=earlier.result_asset_id,
+                reused_from_id=origin,
+                meta={**earlier.meta, "reused_from": origin},
+                finished_at=now,
+            )
         )
-        job_changed(session, [job_id])
+    job_changed(session, [job.id for job, _ in reused])
 
 
 def cancel(db_url: str, job_id: int) -> bool:
@@ -380,7 +362,7 @@ def cancel(db_url: str, job_id: int) -> bool:
         changed = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
-            .values(state=JobState.CANCELLED, finished_at=_now(session))
+            .values(state=JobState.CANCELLED, finished_at=sql_now(session))
         ).rowcount
         if changed:
             job_changed(session, [job_id])

@@ -9,7 +9,9 @@ is failed with the reason. Re-sending a job that does still have a message somew
 duplicate message, which is harmless: a worker claims a job with a compare-and-set, so the second
 message finds the job running or finished and does nothing.
 
-Leases are judged by the database's clock (`atelier.jobs.db_now`), the clock every heartbeat is
+Every change it makes is a transition of `atelier.jobs` (`requeue`, `give_up`, `renew`), fenced
+on the attempt it saw and on that attempt's lease having lapsed. Leases are judged by the
+database's clock (`atelier.dbclock`), the clock every heartbeat is
 written with, so a scheduler whose clock is off does not take live jobs for dead ones.
 
 `requeue_stale` is a plain function so a command running the embedded worker can call it once at
@@ -24,13 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from atelier import jobs
 from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
-from atelier.jobs import db_now, exhausted_reason
+from atelier.dbclock import db_now
 from atelier.models import Job, JobKind, JobState
-from atelier.notify import job_changed
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 from scheduler.broker import live_messages
@@ -49,6 +51,10 @@ class _Stale:
     max_attempts: int
     worker: str | None
     task: str  # the task that runs it (NST jobs: by engine, so fast jobs stay on CPU workers)
+
+    @property
+    def seen(self) -> jobs.Seen:
+        return jobs.Seen(self.id, self.attempts, self.state, self.worker)
 
 
 def _task(kind: str, params: dict | None) -> str:
@@ -117,7 +123,7 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
     for job in stale:
         if job.state == JobState.RUNNING and job.attempts in live.chords.get(job.id, ()):
             # A segmented video whose segments (or join) wait for a worker: alive, not stale.
-            if _renew(db_url, job, lease_cut, now):
+            if jobs.renew(db_url, job.seen, lease_cut, now):
                 log.info("reaper: job %s waits for its segments; lease kept", job.id)
             continue
         # A queued job's message may wait in a queue or sit with a worker for its countdown. A
@@ -128,11 +134,11 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
         if job.state == JobState.QUEUED and has_message:
             continue
         if job.attempts >= job.max_attempts:
-            if _give_up(db_url, job, lease_cut, now):
-                reason = exhausted_reason(job.attempts, job.worker)
+            if jobs.give_up(db_url, job.seen, lease_cut, now):
+                reason = jobs.exhausted_reason(job.attempts, job.worker)
                 log.warning("reaper: job %s failed: %s", job.id, reason)
             continue
-        if _requeue(db_url, job, lease_cut, now) and not has_message:
+        if jobs.requeue(db_url, job.seen, lease_cut, now) and not has_message:
             to_send[(job.kind, job.task, job.batch_id)].append(job.id)
     sent: list[int] = []
     for (kind, task, _batch), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
@@ -148,51 +154,3 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
     if sent:
         log.warning("reaper: re-sent %d stranded job(s): %s", len(sent), sent)
     return sent
-
-
-def _renew(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
-    """Renew the lease of the attempt we saw, if it is still the one running."""
-    stmt = update(Job).where(
-        Job.id == job.id,
-        Job.attempts == job.attempts,
-        Job.state == JobState.RUNNING,
-        Job.heartbeat_at < lease_cut,
-    )
-    with session_scope(db_url) as session:
-        return session.execute(stmt.values(heartbeat_at=now)).rowcount == 1
-
-
-def _requeue(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
-    """Put the job back to `queued`, fenced on what we saw, so a worker that is alive after all
-    (its heartbeat moved on) keeps its job; the dead attempt is fenced off by the state change."""
-    stmt = update(Job).where(Job.id == job.id, Job.attempts == job.attempts)
-    if job.state == JobState.RUNNING:
-        stmt = stmt.where(Job.state == JobState.RUNNING, Job.heartbeat_at < lease_cut)
-        error = f"worker {job.worker or 'unknown'} stopped renewing its lease; re-queued"
-    else:
-        stmt = stmt.where(Job.state == JobState.QUEUED)
-        error = None
-    # A re-queued job shows no progress: its next attempt starts from the beginning.
-    values: dict[str, object] = {"state": JobState.QUEUED, "queued_at": now, "progress": 0.0}
-    if error is not None:
-        values["error"] = error
-    with session_scope(db_url) as session:
-        requeued = session.execute(stmt.values(**values)).rowcount == 1
-        if requeued:
-            job_changed(session, [job.id])
-        return requeued
-
-
-def _give_up(db_url: str, job: _Stale, lease_cut: datetime, now: datetime) -> bool:
-    stmt = update(Job).where(Job.id == job.id, Job.attempts == job.attempts)
-    if job.state == JobState.RUNNING:
-        stmt = stmt.where(Job.state == JobState.RUNNING, Job.heartbeat_at < lease_cut)
-    else:
-        stmt = stmt.where(Job.state == JobState.QUEUED)
-    values = {
-        "state": JobState.FAILED,
-        "error": exhausted_reason(job.attempts, job.worker),
-        "finished_at": now,
-    }
-    with session_scope(db_url) as session:
-        return session.execute(stmt.values(**values)).rowcount == 1

@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from atelier import jobs
+from atelier import dbclock, jobs
 from atelier.celery_app import create_app
-from atelier.db import migrate, session_scope
+from atelier.db import get_engine, migrate, session_scope
 from atelier.errors import JobCancelled, LeaseLost
 from atelier.models import Asset, Job, JobState, LossRecord
 from atelier.settings import Settings
@@ -111,11 +111,11 @@ def test_leases_are_judged_by_the_database_clock(
     correct clock must neither claim the job nor have the reaper re-queue it."""
     migrate(pg_url)
     job_id = _new_job(pg_url)
-    right = jobs.utcnow
-    monkeypatch.setattr(jobs, "utcnow", lambda: right() - timedelta(minutes=10))
+    right = dbclock.utcnow
+    monkeypatch.setattr(dbclock, "utcnow", lambda: right() - timedelta(minutes=10))
     slow = jobs.claim(pg_url, job_id, "slow-clock", 60).lease
     jobs.heartbeat(slow, 0.5)
-    monkeypatch.setattr(jobs, "utcnow", right)
+    monkeypatch.setattr(dbclock, "utcnow", right)
     assert jobs.claim(pg_url, job_id, "right-clock", 60).outcome is jobs.ClaimOutcome.BUSY
     settings = Settings(database_url=pg_url, broker_url=redis_url, lease_seconds=60)
     assert requeue_stale(settings, create_app(settings)) == []
@@ -131,6 +131,41 @@ def test_too_many_attempts_fail_the_job_with_the_reason(db: str):
     job = _state(db, job_id)
     assert job.state == JobState.FAILED
     assert "gave up after 1 attempts" in job.error and "worker-that-dies" in job.error
+
+
+def test_a_claim_giving_up_spares_a_slow_holder_that_renews_meanwhile(pg_url: str):
+    """The claim reads an exhausted job whose lease looks lapsed; before it fails the job, the
+    holder (slow, not dead) renews its lease. Giving up is fenced on that lease: the job stays
+    its holder's, and the claim is told BUSY."""
+    migrate(pg_url)
+    job_id = _new_job(pg_url, max_attempts=1)
+    holder = jobs.claim(pg_url, job_id, "slow-holder", 60).lease
+    with session_scope(pg_url) as s:  # its last heartbeat was half a minute ago
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(heartbeat_at=func.now() - timedelta(seconds=30))
+        )
+    renewed = []
+
+    def renew_first(_conn, _cursor, statement: str, parameters, _context, _many) -> None:
+        failing = statement.startswith("UPDATE jobs SET state") and "failed" in str(parameters)
+        if failing and not renewed:  # the holder's heartbeat lands between read and write
+            renewed.append(True)
+            with ThreadPoolExecutor(1) as other:
+                other.submit(jobs.heartbeat, holder, 0.5).result()
+
+    engine = get_engine(pg_url)
+    event.listen(engine, "before_cursor_execute", renew_first)
+    try:
+        outcome = jobs.claim(pg_url, job_id, "other", 10).outcome
+    finally:
+        event.remove(engine, "before_cursor_execute", renew_first)
+    assert renewed, "the claim never tried to give up"
+    assert outcome is jobs.ClaimOutcome.BUSY
+    job = _state(pg_url, job_id)
+    assert (job.state, job.worker, job.error) == (JobState.RUNNING, "slow-holder", None)
+    jobs.succeed(holder, None, {}, 1.0)  # still the holder's to finish
 
 
 def test_release_puts_the_job_back_for_a_retry(db: str):

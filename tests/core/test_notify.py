@@ -68,3 +68,16 @@ def test_no_change_no_notice(pg_url: str):
         assert feed.wait(DEADLINE) == {job_id}
         assert not jobs.cancel(pg_url, job_id)  # already cancelled: nothing changed
         assert feed.wait(0.5) == set()
+
+
+def test_frame_rows_and_a_release_notify(pg_url: str):
+    migrate(pg_url)
+    job_id = create_ping_job(pg_url)
+    lease = jobs.claim(pg_url, job_id, "test:1", lease_seconds=60).lease
+    assert lease is not None
+    with job_feed(pg_url) as feed:
+        assert feed is not None
+        jobs.record_frames(lease, 0, 2, [(0, [[1, 2, 3, 4]]), (1, [])], of=4)
+        assert feed.wait(DEADLINE) == {job_id}
+        jobs.release(lease, "ConnectionError: a transient error")
+        assert feed.wait(DEADLINE) == {job_id}

@@ -12,6 +12,7 @@ from kombu import Connection
 from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, VIDEO_SEGMENT
 from atelier.db import session_scope
 from atelier.models import Job, JobKind, JobState, utcnow
+from atelier.notify import job_feed
 from atelier.submit import send_jobs
 from scheduler.broker import job_ids_in, live_messages
 from scheduler.reaper import requeue_stale
@@ -122,6 +123,24 @@ def test_a_job_out_of_attempts_fails_with_the_reason(redis_runtime, redis_url: s
         "gave up after 3 attempts: the worker running it (nst@box:7) stopped without finishing"
     )
     assert _queued(redis_url) == []
+
+
+def test_every_change_the_reaper_makes_notifies(redis_runtime, redis_url: str):
+    settings, app = redis_runtime(lease_seconds=60)
+    now = utcnow()
+    running = {"state": JobState.RUNNING, "attempts": 1, "heartbeat_at": now}
+    segmented = add_job(settings, kind=JobKind.VIDEO, **running)
+    app.send_task(VIDEO_SEGMENT, args=[segmented, 1, 0, 0, 12])  # its segment waits: renewed
+    dead = add_job(settings, **running)  # re-queued
+    exhausted = add_job(settings, **{**running, "max_attempts": 1})  # failed
+    with job_feed(settings.resolved_database_url) as feed:
+        assert feed is not None
+        assert requeue_stale(settings, app, now=now + timedelta(seconds=61)) == [dead]
+        noticed: set[int] = set()
+        while noticed != {segmented, dead, exhausted} and (fresh := feed.wait(10)):
+            noticed |= fresh
+    assert noticed == {segmented, dead, exhausted}
+    assert get_job(settings, exhausted).state == JobState.FAILED
 
 
 def test_unacknowledged_messages_count_for_queued_jobs_not_for_dead_workers(
