@@ -60,6 +60,14 @@ def loss_rows(db_url: str, job: Job) -> list[tuple[int, float, float, float, flo
     return [tuple(r) for r in rows]
 
 
+def no_history_reason(job: Job) -> str | None:
+    """Why a job can have no loss history (the fast engine optimises nothing), else None: its
+    readers say so rather than write an empty CSV or a blank plot."""
+    if job.params.get("engine") == "fast":
+        return f"job {job.id} uses the fast engine, which optimises nothing: it has no loss history"
+    return None
+
+
 def export_batch(
     settings: Settings,
     batch_id: int,

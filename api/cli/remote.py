@@ -130,8 +130,10 @@ def _download(remote: Remote, batch: dict[str, Any], names: dict[str, str], out:
         inputs = job["inputs"]
         if job["kind"] == "nst":
             stem = cell_stem(names, inputs, job["params"], axes)
-            wanted.append((f"/v1/jobs/{job['id']}/losses?format=csv", out / f"{stem}.losses.csv"))
-            wanted.append((f"/v1/jobs/{job['id']}/losses?format=png", out / f"{stem}.loss.png"))
+            if job["params"].get("engine") != "fast":  # the fast engine has no loss history
+                losses = f"/v1/jobs/{job['id']}/losses?format="
+                wanted.append((f"{losses}csv", out / f"{stem}.losses.csv"))
+                wanted.append((f"{losses}png", out / f"{stem}.loss.png"))
         else:
             stem = f"{names.get(inputs.get('video', ''), 'video')}__job-{job['id']}"
         suffix = SUFFIX.get(job["result"]["media_type"], ".bin")

@@ -15,7 +15,7 @@ from api.cli.runtime import Runtime, console, get_or_exit, runtime
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
-from atelier.export import export_batch, loss_rows
+from atelier.export import export_batch, loss_rows, no_history_reason
 from atelier.grid import GRID_AXES, combinations
 from atelier.models import Job, JobState
 from atelier.reports import loss_csv, loss_plot_png
@@ -200,10 +200,15 @@ def losses_cmd(
         bool, typer.Option("--json", help="Print the history as JSON rows, for scripts.")
     ] = False,
 ) -> None:
-    """Show, or write as CSV and PNG plot, the loss history of an NST job."""
+    """Show, or write as CSV and PNG plot, the loss history of an NST job.
+
+    A fast-engine job has none (it optimises nothing): this says so and exits 1."""
     rt = runtime()
     with session_scope(rt.db_url) as session:
         job = get_or_exit(session, Job, job_id, code=2)
+    if reason := no_history_reason(job):
+        console.print(reason)
+        raise typer.Exit(1)
     rows = loss_rows(rt.db_url, job)
     if csv:
         csv.write_text(loss_csv(rows))

@@ -29,6 +29,12 @@ def test_a_fast_batch_goes_to_the_fast_queue_and_shows_no_loss_plot(client, api_
     page = client.get("/").text
     assert f"/v1/jobs/{gatys['jobs'][0]['id']}/losses?format=png" in page
     assert f"/v1/jobs/{job['id']}/losses?format=png" not in page
+    for form in ("json", "csv", "png"):  # no empty history: the reason instead
+        losses = client.get(f"/v1/jobs/{job['id']}/losses", params={"format": form})
+        assert losses.status_code == 404, losses.text
+        assert losses.json()["error"] == (
+            f"job {job['id']} uses the fast engine, which optimises nothing: it has no loss history"
+        )
 
     bad = client.post("/v1/batches", json={**body, "params": {"engine": "fast", "strength": 2}})
     assert bad.status_code == 422 and "params.strength" in bad.json()["error"]

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from api.cli.main import app
 from atelier.batches import create_nst_batch, ingest_image
 from atelier.db import migrate, session_scope
-from atelier.models import Job, JobState, LossRecord
+from atelier.models import Asset, Job, JobState, LossRecord
 from atelier.schemas import NSTParams
 from atelier.settings import get_settings
 
@@ -87,3 +88,28 @@ def test_status_results_and_losses_as_json(batch: dict[str, int], tmp_path: Path
     ]
     assert written["jobs"][0]["error"] == ERROR
     assert Path(written["sheet"]).is_file()
+
+
+def test_a_fast_job_has_no_loss_files_and_losses_says_why(batch: dict[str, int], tmp_path: Path):
+    settings = get_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        gatys = session.get(Job, batch["other"])
+        assert gatys is not None
+        content, style = gatys.inputs["content"], gatys.inputs["styles"][0]
+    plan = create_nst_batch(settings, [content], [style], NSTParams(engine="fast", size=32))
+    (fast,) = plan.job_ids
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(Job, fast)
+        assert job is not None
+        job.state = JobState.SUCCEEDED
+        job.result_asset_id = session.scalars(select(Asset.id).where(Asset.sha256 == content)).one()
+    out = tmp_path / "results"
+    done = runner.invoke(app, ["results", str(plan.batch_id), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.suffix for p in out.iterdir()) == [".json", ".png", ".png"]  # image, sheet
+    csv, plot = tmp_path / "fast.csv", tmp_path / "fast.png"
+    said = runner.invoke(app, ["losses", str(fast), "--csv", str(csv), "--plot", str(plot)])
+    assert said.exit_code == 1
+    reason = f"job {fast} uses the fast engine, which optimises nothing: it has no loss history"
+    assert reason in " ".join(said.output.split())
+    assert not csv.exists() and not plot.exists()

@@ -214,3 +214,23 @@ def test_submit_takes_the_shared_options_and_shows_uploads_and_downloads(
         assert Path(f"{stem}{suffix}").stat().st_size > 0, suffix
     assert len(Path(f"{stem}.losses.csv").read_text().splitlines()) == 3
     assert (out / "sheet.png").stat().st_size > 0
+
+
+def test_submit_out_writes_no_loss_files_for_fast_jobs(
+    api: httpx.Client, deployment: Deployment, tiny_images: dict[str, Path], tmp_path: Path
+):
+    out = tmp_path / "fast"
+    done = deployment.atelier(
+        "submit", str(tiny_images["golden_gate"]), "--style", str(tiny_images["wave"]),
+        "--api", str(api.base_url), "--engine", "fast", "--size", "48", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "downloading 2 file(s)" in done.stderr  # the result and the sheet
+    assert sorted(p.name for p in out.iterdir()) == [
+        "batch.json",
+        "golden_gate__wave.png",
+        "sheet.png",
+    ]
+    job = json.loads((out / "batch.json").read_text())["jobs"][0]
+    losses = api.get(f"/v1/jobs/{job['id']}/losses", params={"format": "csv"})
+    assert losses.status_code == 404 and "fast engine" in losses.json()["error"]

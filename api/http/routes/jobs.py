@@ -15,7 +15,7 @@ from api.http.errors import ApiError, responses
 from api.http.renders import loss_plot
 from api.http.routes.assets import DOWNLOAD_HEADERS, file_response
 from atelier.db import session_scope
-from atelier.export import loss_rows
+from atelier.export import loss_rows, no_history_reason
 from atelier.models import Asset, Job, JobKind, JobState
 from atelier.read import JobOut, JobPage, job_detail, list_jobs
 from atelier.reports import LOSS_COLUMNS, loss_csv
@@ -107,11 +107,15 @@ def get_losses(
     svc: Annotated[Services, Depends(services)],
     format: Annotated[LossFormat, Query(description="json, csv or png.")] = LossFormat.JSON,
 ) -> Response:
-    """Every recorded optimizer iteration of an NST job (a reused job shows the run it reused)."""
+    """Every recorded optimizer iteration of an NST job (a reused job shows the run it reused).
+
+    A fast-engine job optimises nothing: 404, with that reason, rather than an empty history."""
     with svc.session() as session:
         job = _get(session, job_id)
     if job.kind != JobKind.NST:
         raise ApiError(404, f"job {job_id} is a {job.kind} job: only NST jobs have a loss history")
+    if reason := no_history_reason(job):
+        raise ApiError(404, reason)
     rows = loss_rows(svc.db_url, job)
     headers = {**DOWNLOAD_HEADERS, "Cache-Control": "no-cache"}
     if format is LossFormat.CSV:
