@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atelier.db import PoolSize
+from atelier.weights import WEIGHTS_URL
 
 
 class Settings(BaseSettings):
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     vgg_weights: str = Field(
         "imagenet",
         description="`imagenet` (Keras download/cache), a path to a .h5 file, or `none`.",
+    )
+    vgg_weights_url: str = Field(
+        WEIGHTS_URL,
+        description="Where `atelier weights fetch` downloads the VGG19 file first (a mirror).",
     )
     face_model: Path | None = Field(
         None, description="YuNet ONNX file for the `dnn` face detector."

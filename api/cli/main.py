@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import admin, doctor, flower, stylize, video
+from api.cli import admin, doctor, flower, stylize, video, weights
 from api.cli.beat import beat_cmd
 from api.cli.remote import submit_cmd
 from api.cli.results import results_cmd
@@ -36,6 +36,7 @@ app.command("results")(results_cmd)
 app.command("api")(api_cmd)
 app.command("submit")(submit_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.add_typer(weights.app, name="weights")
 
 
 def _version(value: bool) -> None:

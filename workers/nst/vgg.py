@@ -19,10 +19,8 @@ building it and loading 80 MB of weights is paid once per worker, not once per j
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +31,7 @@ from atelier.vgg19 import block_of as block_of
 from atelier.vgg19 import forward_flops as forward_flops
 from atelier.vgg19 import min_side as min_side
 from atelier.weights import WEIGHTS_FILE, WEIGHTS_URL, how_to_provide, weights_path
+from atelier.weights_fetch import download_url, verify
 from workers.cache import LRU
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 DOWNLOAD_TIMEOUT_S = 10.0
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 RANDOM_SEED = 1234
@@ -77,18 +75,12 @@ def _download(dest: Path) -> None:
     partial = dest.with_name(f"{dest.name}.{os.getpid()}.part")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.md5(usedforsecurity=False)
-        with (
-            urllib.request.urlopen(WEIGHTS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response,
-            partial.open("wb") as out,
-        ):
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != WEIGHTS_MD5:
+        download_url(WEIGHTS_URL, partial, lambda _done, _total: None, DOWNLOAD_TIMEOUT_S)
+        verdict = verify(partial)
+        if not verdict.verified:
             raise WeightsUnavailable(
                 f"the VGG19 weights downloaded from {WEIGHTS_URL} are corrupt "
-                f"(md5 {digest.hexdigest()}, expected {WEIGHTS_MD5}). {how_to_provide()}"
+                f"({verdict.detail}). {how_to_provide()}"
             )
         partial.replace(dest)
     except OSError as error:  # URLError, timeouts, refused connections, a read-only cache
