@@ -18,6 +18,7 @@ work, never honest work on a busy machine.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -109,15 +110,30 @@ def limits(seconds: float, scale: float) -> dict[str, float]:
     return {"soft_time_limit": soft, "time_limit": soft * HARD_AFTER_SOFT + HARD_GRACE_SECONDS}
 
 
+def _by_params(rows: Sequence[Job]) -> list[list[Job]]:
+    """Rows grouped by parameter set and style count, in a stable order."""
+    groups: dict[str, list[Job]] = {}
+    for row in sorted(rows, key=lambda job: job.id):
+        styles = len(row.inputs.get("styles") or [None])
+        groups.setdefault(json.dumps([row.params, styles], sort_keys=True), []).append(row)
+    return list(groups.values())
+
+
+def _nst_group_seconds(rows: Sequence[Job]) -> float:
+    styles = len(rows[0].inputs.get("styles") or [None])
+    return nst_seconds(NSTParams.model_validate(rows[0].params), len(rows), styles)
+
+
 def message_seconds(session: Session, rows: Sequence[Job]) -> float | None:
     """The bound for one message's jobs, or None where there is no estimate before the work
     starts: a ping, or a video whose stored header declared no size or duration (the worker's
-    probe refuses most of those)."""
+    probe refuses most of those). Producers and the reaper send one parameter set per message;
+    jobs of several sets are bounded by the sum of each set's bound, as the worker runs them one
+    set after the other."""
     if not rows:
         return None
     if rows[0].kind == JobKind.NST:
-        styles = len(rows[0].inputs.get("styles") or [None])
-        return nst_seconds(NSTParams.model_validate(rows[0].params), len(rows), styles)
+        return sum(_nst_group_seconds(group) for group in _by_params(rows))
     if rows[0].kind == JobKind.VIDEO:
         video = session.scalars(
             select(Asset).where(Asset.sha256 == rows[0].inputs.get("video"))

@@ -4,10 +4,12 @@ A job can be stranded two ways. Its message is gone (the producer died between c
 Redis restarted without persistence, a worker died holding a countdown message): the row stays
 `queued` with no message anywhere. Or its worker died: the row stays `running` and its heartbeat
 stops. The reaper finds both from the database, which is the truth, and sends the jobs again
-under their task name. Before the job has had `max_attempts` attempts it is re-queued; after, it
-is failed with the reason. Re-sending a job that does still have a message somewhere only makes a
-duplicate message, which is harmless: a worker claims a job with a compare-and-set, so the second
-message finds the job running or finished and does nothing.
+under their task name, grouped as producers group them (`atelier.batches`): one batch and one
+parameter set per message, so each message's time limit is that of its own work. Before the job
+has had `max_attempts` attempts it is re-queued; after, it is failed with the reason. Re-sending
+a job that does still have a message somewhere only makes a duplicate message, which is
+harmless: a worker claims a job with a compare-and-set, so the second message finds the job
+running or finished and does nothing.
 
 Every change it makes is a transition of `atelier.jobs` (`requeue`, `give_up`, `renew`), fenced
 on the attempt it saw and on that attempt's lease having lapsed. Leases are judged by the
@@ -20,6 +22,7 @@ start to pick up what an earlier, killed command left behind.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.dbclock import db_now
 from atelier.models import Job, JobKind, JobState
+from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.submit import send_jobs
 from scheduler.broker import live_messages
@@ -51,6 +55,7 @@ class _Stale:
     max_attempts: int
     worker: str | None
     task: str  # the task that runs it (NST jobs: by engine, so fast jobs stay on CPU workers)
+    params: str  # its parameters, canonical: a message carries one set, as producers send it
 
     @property
     def seen(self) -> jobs.Seen:
@@ -61,6 +66,14 @@ def _task(kind: str, params: dict | None) -> str:
     if kind == JobKind.NST:
         return nst_task_for((params or {}).get("engine", "gatys"))
     return TASK_FOR_KIND[JobKind(kind)]
+
+
+def _params_key(kind: str, params: dict | None) -> str:
+    """A job's parameter set as the worker groups it: NST parameters with their defaults filled
+    in (a row written before a field existed runs with its default)."""
+    if kind == JobKind.NST:
+        return NSTParams.model_validate(params or {}).model_dump_json()
+    return json.dumps(params or {}, sort_keys=True)
 
 
 def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
@@ -91,6 +104,7 @@ def find_stale(settings: Settings, now: datetime) -> list[_Stale]:
         _Stale(
             **{k: v for k, v in row._mapping.items() if k != "params"},
             task=_task(row.kind, row.params),
+            params=_params_key(row.kind, row.params),
         )
         for row in rows
         if row.kind in TASK_FOR_KIND
@@ -119,7 +133,7 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
         return []
     db_url = settings.resolved_database_url
     lease_cut = now - timedelta(seconds=settings.lease_seconds)
-    to_send: dict[tuple[str, str, int | None], list[int]] = defaultdict(list)
+    to_send: dict[tuple[str, str, int | None, str], list[int]] = defaultdict(list)
     for job in stale:
         if job.state == JobState.RUNNING and job.attempts in live.chords.get(job.id, ()):
             # A segmented video whose segments (or join) wait for a worker: alive, not stale.
@@ -139,9 +153,9 @@ def requeue_stale(settings: Settings, app: Celery, now: datetime | None = None) 
                 log.warning("reaper: job %s failed: %s", job.id, reason)
             continue
         if jobs.requeue(db_url, job.seen, lease_cut, now) and not has_message:
-            to_send[(job.kind, job.task, job.batch_id)].append(job.id)
+            to_send[(job.kind, job.task, job.batch_id, job.params)].append(job.id)
     sent: list[int] = []
-    for (kind, task, _batch), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
+    for (kind, task, *_), ids in sorted(to_send.items(), key=lambda item: min(item[1])):
         size = settings.max_batch if kind == JobKind.NST else 1 if kind == JobKind.VIDEO else 64
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]

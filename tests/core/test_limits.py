@@ -98,3 +98,19 @@ def test_a_video_message_carries_limits_from_its_header(
     hard, soft = json.loads(raw)["headers"]["timelimit"]
     frames = round(duration * VIDEO_FPS_BOUND) + 1
     assert soft == video_seconds(frames, 640, 360, 4) and hard > soft
+
+
+def test_jobs_of_several_parameter_sets_are_bounded_by_the_sum_of_each_sets(pg_url: str):
+    """The worker runs the sets of one message one after the other; `rows[0]` alone would
+    bound the larger set by the smaller one's work."""
+    migrate(pg_url)
+    small, large = NSTParams(size=32, iterations=5), NSTParams(size=512, iterations=5)
+    with session_scope(pg_url) as session:
+        rows = [
+            Job(kind="nst", inputs={}, params=p.model_dump(mode="json"))
+            for p in (small, large, small)
+        ]
+        session.add_all(rows)
+        session.flush()
+        bound = message_seconds(session, rows)
+    assert bound == nst_seconds(small, 2) + nst_seconds(large, 1)

@@ -11,8 +11,10 @@ from kombu import Connection
 
 from atelier.celery_app import NST_STYLIZE, PING, VIDEO_FILTER, VIDEO_SEGMENT
 from atelier.db import session_scope
-from atelier.models import Job, JobKind, JobState, utcnow
+from atelier.limits import nst_seconds
+from atelier.models import Batch, Job, JobKind, JobState, utcnow
 from atelier.notify import job_feed
+from atelier.schemas import NSTParams
 from atelier.submit import send_jobs
 from scheduler.broker import job_ids_in, live_messages
 from scheduler.reaper import requeue_stale
@@ -68,6 +70,34 @@ def test_jobs_go_back_under_their_own_task_in_groups(redis_runtime, redis_url: s
     assert sorted(requeue_stale(settings, app, now=_later(31))) == sorted(nst + video)
     assert sorted(_queued(redis_url, "nst")) == [(NST_STYLIZE, nst[:2]), (NST_STYLIZE, nst[2:])]
     assert sorted(_queued(redis_url, "video")) == [(VIDEO_FILTER, [v]) for v in video]
+
+
+def test_a_stranded_mixed_size_grid_goes_back_one_parameter_set_per_message(
+    redis_runtime, redis_url: str
+):
+    """A grid of two sizes (`--size 32,64`), its messages lost: each message the reaper sends
+    carries one size, under the time limit of its own work, as the producer's did."""
+    settings, app = redis_runtime(max_batch=8, time_limit_scale=1.0)
+    with session_scope(settings.resolved_database_url) as session:
+        batch = Batch(kind=JobKind.NST, params={})
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+    sizes = {}
+    for size in (32, 64, 32, 64, 32):  # interleaved, as a grid's rows are
+        params = NSTParams(size=size, iterations=5).model_dump(mode="json")
+        sizes[add_job(settings, JobKind.NST, batch_id=batch_id, params=params)] = size
+    assert sorted(requeue_stale(settings, app, now=_later(31))) == sorted(sizes)
+    client = redis.Redis.from_url(redis_url)
+    messages = [json.loads(raw) for raw in client.lrange("nst", 0, -1)]
+    by_size = {}
+    for message in messages:
+        ids = job_ids_in(message)
+        (size,) = {sizes[i] for i in ids}  # one parameter set per message
+        by_size[size] = sorted(ids)
+        _hard, soft = message["headers"]["timelimit"]
+        assert soft == nst_seconds(NSTParams(size=size, iterations=5), len(ids))
+    assert by_size == {size: sorted(i for i, s in sizes.items() if s == size) for size in (32, 64)}
 
 
 def test_a_running_job_whose_worker_died_is_requeued_and_sent(redis_runtime, redis_url: str):
