@@ -5,8 +5,11 @@ With a Redis broker the lock is a Redis key whose time to live is one heartbeat
 (`ATELIER_HEARTBEAT_SECONDS`), renewed three times per TTL while the beat runs, so a beat that
 dies without cleaning up frees it within a heartbeat; a beat that starts meanwhile (its
 replacement) waits that long for the lock before it gives up. After Redis restarts empty (it
-keeps nothing on disk) the running beat simply takes its key again. Embedded, the lock is an
-`fcntl` lock on a file in the data dir, released by the kernel when the process dies.
+keeps nothing on disk) the running beat simply takes its key again. A beat that cannot renew
+its key no longer knows it holds the lock once a TTL has passed since the last renewal (another
+beat may have taken the expired key): `holds()` is then false and the beat sends nothing
+(`scheduler.held`) until a renewal succeeds, or stops if another beat has the key. Embedded, the
+lock is an `fcntl` lock on a file in the data dir, released by the kernel when the process dies.
 
 `exclusive`: a non-blocking lock around one piece of scheduled work (an inbox scan), so a scan
 that runs longer than its interval is not started twice: a PostgreSQL advisory lock when the
@@ -75,11 +78,21 @@ class BeatLock:
         self.wait = wait
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()
+        self._renewed_at = -float("inf")  # time.monotonic() of the last write of our key
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._file: IO[str] | None = None
         self._client: redis.Redis | None = None
         self.on_lost: Callable[[], None] = lambda: None
+
+    def holds(self) -> bool:
+        """Whether this beat surely holds the lock now: a file lock is held until the process
+        ends; a Redis key only until its TTL runs out after the last renewal, and never once
+        another beat has taken it."""
+        if self._file is not None:
+            return True
+        renewed_ago = time.monotonic() - self._renewed_at
+        return self._client is not None and not self.lost.is_set() and renewed_ago < self.ttl
 
     @property
     def uses_redis(self) -> bool:
@@ -137,7 +150,7 @@ class BeatLock:
         )
         ttl_ms = max(1, int(self.ttl * 1000))
         deadline = time.monotonic() + self.wait
-        while not client.set(BEAT_KEY, self.token, nx=True, px=ttl_ms):
+        while not self._write_key(lambda: client.set(BEAT_KEY, self.token, nx=True, px=ttl_ms)):
             if time.monotonic() < deadline:
                 time.sleep(POLL_SECONDS)
                 continue
@@ -149,16 +162,38 @@ class BeatLock:
         self._thread = threading.Thread(target=self._renew, name="beat-lock", daemon=True)
         self._thread.start()
 
+    def _write_key(self, write: Callable[[], object]) -> bool:
+        """Run `write` (a SET or a renewal); when it took, the key lives a TTL from before it
+        was sent."""
+        started = time.monotonic()
+        if write():
+            self._renewed_at = started
+            return True
+        return False
+
     def _renew(self) -> None:
         assert self._client is not None
-        ttl_ms = max(1, int(self.ttl * 1000))
+        client, ttl_ms = self._client, max(1, int(self.ttl * 1000))
+        failing_since: float | None = None
         while not self._stop.wait(self.ttl / 3):
             try:
-                if self._client.eval(_RENEW, 1, BEAT_KEY, self.token, ttl_ms) == 1:
+                if self._write_key(lambda: client.eval(_RENEW, 1, BEAT_KEY, self.token, ttl_ms)):
+                    if failing_since is not None:
+                        log.warning(
+                            "beat lock renewed after %.1f s; the schedule goes on",
+                            time.monotonic() - failing_since,
+                        )
+                    failing_since = None
                     continue
             except redis.RedisError as error:
-                # Redis is down: nobody else can take the key either. Keep trying.
-                log.warning("cannot renew the beat lock: %s", error)
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.error(
+                        "cannot renew the beat lock (%s): once its %g s TTL has run out this "
+                        "beat sends nothing until it is renewed, as another beat may take it",
+                        error,
+                        self.ttl,
+                    )
                 continue
             log.error("another beat took the beat lock; stopping this one")
             self.lost.set()

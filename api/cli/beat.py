@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from api.cli.runtime import console, runtime
+from scheduler.held import held_scheduler
 from scheduler.inboxes import InboxConfigError, load_inboxes
 from scheduler.locks import BeatLock, BeatLockHeld
 from scheduler.schedule import beat_schedule
@@ -54,6 +55,7 @@ def beat_cmd(
             rt.app.Beat(
                 loglevel=loglevel,
                 schedule=str(settings.resolved_data_dir / "celerybeat-schedule"),
+                scheduler=held_scheduler(lock.holds),
                 quiet=True,
             ).run()
     finally:

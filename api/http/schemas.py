@@ -104,8 +104,9 @@ def strict_json(model: type[BaseModel]) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-MAX_GRID_CELLS = 1000
-"""Most content x style cells one request may create."""
+MAX_IMAGES = 1000
+"""Most content (or style) images one request may list; how many jobs the grid they make may
+have is `ATELIER_MAX_GRID`'s to say."""
 
 SERVER_WEIGHTS = (None, "imagenet", "none")
 
@@ -126,8 +127,8 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
-    styles: list[Sha256] = Field(min_length=1, max_length=MAX_GRID_CELLS)
+    content: list[Sha256] = Field(min_length=1, max_length=MAX_IMAGES)
+    styles: list[Sha256] = Field(min_length=1, max_length=MAX_IMAGES)
     params: Annotated[NSTGridParams, strict_json(NSTGridParams)] = Field(  # type: ignore[valid-type]
         default_factory=NSTGridParams
     )

@@ -321,3 +321,19 @@ def test_list_parameters_make_a_grid_within_the_limit(api_settings, images):
         bad = client.post("/v1/batches", json=body)
         assert bad.status_code == 422 and "tv_weight" in bad.json()["error"]
         assert client.get("/v1/batches").json()["total"] == 1
+
+
+def test_the_grid_limit_is_the_setting_even_above_a_thousand(api_settings, images):
+    """ATELIER_MAX_GRID alone bounds a grid: raised past 1,000, it is the limit a refusal
+    names (checked before anything is written, so the test need not write a thousand jobs)."""
+    body = {
+        "content": images[:2],
+        "styles": [images[2]],
+        "params": {"size": 32, "style_weight": [float(w) for w in range(1, 1001)]},
+    }
+    with TestClient(create_app(api_settings.model_copy(update={"max_grid": 1999}))) as client:
+        refused = client.post("/v1/batches", json=body)
+        assert refused.status_code == 422
+        assert "makes 2000 jobs" in refused.json()["error"]
+        assert "the limit is 1999" in refused.json()["error"]
+        assert client.get("/v1/batches").json()["total"] == 0

@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 import redis
 
+from atelier.celery_app import create_app
 from atelier.db import migrate
 from atelier.models import JobState
 from atelier.settings import Settings
 from atelier.submit import wait_for_jobs
+from scheduler.held import held_scheduler
 from scheduler.locks import BEAT_KEY, BeatLock, BeatLockHeld, exclusive
+from scheduler.schedule import REAP
 from tests.scheduler.jobrows import add_job
 from tests.support.procs import ATELIER, REPO, atelier_env, atelier_process
+from tests.support.servers import private_redis
 
 
 def _wait_until(check, timeout: float = 10) -> bool:
@@ -65,6 +69,41 @@ def test_a_beat_whose_lock_was_taken_stops(redis_url: str):
         redis.Redis.from_url(redis_url).set(BEAT_KEY, "someone-else")
         assert _wait_until(lock.lost.is_set)
     assert stopped == [True]
+
+
+def test_a_beat_that_cannot_renew_its_lock_sends_nothing_until_it_can(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+):
+    """The lock's Redis goes away while the broker stays: once the key's TTL has run out the
+    beat cannot know another one has not taken over, so it sends nothing, and it goes on, its
+    waiting entries first, when its renewal succeeds again."""
+    broker = redis.Redis.from_url(redis_url)
+    app = create_app(Settings(broker_url=redis_url))
+    app.conf.beat_schedule = {"reap": {"task": REAP, "schedule": 0.05, "options": {"queue": "q"}}}
+
+    def sends_within(scheduler, seconds: float) -> bool:
+        before = broker.llen("q")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and broker.llen("q") == before:
+            time.sleep(min(scheduler.tick(), 0.05))
+        return broker.llen("q") > before
+
+    with private_redis(tmp_path / "redis") as lock_redis:
+        lock = BeatLock(Settings(broker_url=lock_redis.url), ttl=0.6).__enter__()
+        scheduler = held_scheduler(lock.holds)(app=app, schedule_filename=str(tmp_path / "s"))
+        try:
+            assert lock.holds() and sends_within(scheduler, 10)
+            lock_redis.stop()
+            assert _wait_until(lambda: not lock.holds())
+            assert "cannot renew the beat lock" in caplog.text
+            assert not sends_within(scheduler, 1.0)
+            lock_redis.start()  # empty: the beat takes its key again
+            assert _wait_until(lock.holds)
+            assert sends_within(scheduler, 10)
+            assert not lock.lost.is_set() and "the schedule goes on" in caplog.text
+        finally:
+            scheduler.close()
+            lock.__exit__(None, None, None)
 
 
 def test_embedded_beat_lock_is_a_file_lock(tmp_path: Path):

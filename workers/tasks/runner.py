@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from atelier import jobs
 from atelier.assets import record_asset
+from atelier.backoff import jittered
 from atelier.db import session_scope
 from atelier.errors import (
     AtelierError,
@@ -379,5 +380,5 @@ def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
             jobs.release(ctx.lease, str(text))
             retry_ids.append(ctx.lease.job_id)
     if retry_ids:
-        backoff = min(60, 2 ** contexts[0].lease.attempt)
+        backoff = jittered(min(60, 2 ** contexts[0].lease.attempt))  # not all at once
         send_jobs(task.app, contexts[0].lease.db_url, task.name, retry_ids, backoff)

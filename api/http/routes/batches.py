@@ -16,7 +16,7 @@ from api.http.errors import ApiError, responses
 from api.http.events import batch_events
 from api.http.renders import batch_sheet
 from api.http.routes.assets import DOWNLOAD_HEADERS
-from api.http.schemas import MAX_GRID_CELLS, BatchCreate, VideoCreate
+from api.http.schemas import BatchCreate, VideoCreate
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
 from atelier.grid import check_size, count, first
@@ -61,7 +61,7 @@ def create_batch(body: BatchCreate, svc: Annotated[Services, Depends(services)])
     styles = list(dict.fromkeys(body.styles))
     _require_assets(svc, content, "image/", "content")
     _require_assets(svc, styles, "image/", "style")
-    limit = min(MAX_GRID_CELLS, svc.settings.max_grid)
+    limit = svc.settings.max_grid
     values = body.params.model_dump()
     check_size(len(content), len(style_groups(styles, first(values))), count(values), limit)
     params = body.combinations(limit)
