@@ -276,14 +276,22 @@ def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> l
 
 
 @retry_transient
-def release(lease: Lease, error: str | None) -> None:
-    """Give the job back to the queue after a transient error (or a worker that stops, with no
-    error), so a retry can claim it. Its progress goes back to 0: the next attempt starts over."""
-    text = error[:4000] if error else None
+def release(lease: Lease, error: str | None, spent: bool = True) -> bool:
+    """Give the job back to the queue after an error (or a worker that stops, with no error), so
+    a retry can claim it; False when the attempt was no longer current (nothing written). Its
+    progress goes back to 0: the next attempt starts over.
+
+    An attempt that an outage cut short is not `spent`: the job's `max_attempts` goes up by one,
+    so it does not count against the job, while `attempts` (the fencing token) still only grows.
+    """
+    values: dict[str, Any] = {"state": JobState.QUEUED, "error": error[:4000] if error else None}
+    if not spent:
+        values["max_attempts"] = Job.max_attempts + 1
     with session_scope(lease.db_url) as session:
-        released = fenced(lease).values(state=JobState.QUEUED, error=text, progress=0.0)
-        if session.execute(released).rowcount:
+        released = session.execute(fenced(lease).values(progress=0.0, **values)).rowcount == 1
+        if released:
             job_changed(session, [lease.job_id])
+    return released
 
 
 def _change_seen(

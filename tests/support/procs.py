@@ -27,12 +27,18 @@ def atelier_env(base: Mapping[str, str]) -> dict[str, str]:
 
 @contextmanager
 def atelier_process(
-    args: list[str], env: Mapping[str, str], log: Path, ready: str | None, timeout: float = 60
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    ready: str | None,
+    timeout: float = 60,
+    prefix: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `atelier ARGS` until the block ends; wait for `ready` to appear in its log first."""
+    """Run `atelier ARGS` until the block ends; wait for `ready` to appear in its log first.
+    `prefix` is a command that runs it (one that sets up a namespace and then execs it)."""
     handle = log.open("ab")
     proc = subprocess.Popen(
-        [*ATELIER, *args],
+        [*prefix, *ATELIER, *args],
         env=atelier_env(env),
         stdout=handle,
         stderr=subprocess.STDOUT,

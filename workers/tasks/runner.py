@@ -1,9 +1,12 @@
 """What every job task does around its real work: claim, heartbeat, progress, finish or fail.
 
-Errors are sorted by what a retry could change: bad input and missing weights fail the job at
-once with their message; anything else gives the job back to the queue and retries it, until
-`max_attempts` is reached. A job that reaches its soft time limit (`atelier.limits`) fails with a
-message: retrying work that hangs would only hang again.
+An error settles its jobs by the one error policy (`atelier.errors.verdict`, applied by
+`settle_error`, which a video's segments and join use too): bad input and missing weights fail
+the job at once with their message; an outage (database, broker, object store, ffmpeg that
+cannot start, a full disk) gives it back to the queue without spending an attempt; anything else
+gives it back and spends one, until `max_attempts` is reached. Jobs given back are sent again
+after a backoff with jitter. A job that reaches its soft time limit (`atelier.limits`) fails with
+a message: retrying work that hangs would only hang again.
 
 A worker asked to stop (`STOP`, set when the user stops a command that runs the embedded worker)
 stops its jobs at their next progress report and gives them back to the queue with a message
@@ -33,13 +36,14 @@ from atelier.backoff import jittered
 from atelier.db import session_scope
 from atelier.errors import (
     AtelierError,
-    InputError,
     JobCancelled,
     JobFailed,
     LeaseLost,
-    WeightsUnavailable,
+    Verdict,
     WorkerStopping,
     in_chain,
+    outage,
+    verdict,
 )
 from atelier.models import Job, JobState
 from atelier.settings import Settings
@@ -49,7 +53,7 @@ from atelier.submit import job_states, send_jobs
 log = logging.getLogger(__name__)
 # What a broker or result backend that went away raises from a progress update.
 MONITORING_ERRORS = (RedisError, KombuOperationalError, OSError)
-FINAL_ERRORS: tuple[type[Exception], ...] = (InputError, WeightsUnavailable)
+LONGEST_BACKOFF = 60.0  # seconds before a job given back is sent again, at most
 CANCELLED = "CANCELLED"  # the Celery state of a task whose jobs were all cancelled
 STOP = threading.Event()  # the worker is stopping: running jobs go back to the queue
 
@@ -187,15 +191,12 @@ def run_claimed(
         _log_why_stopped(contexts)
     except WorkerStopping:
         _give_back(contexts)
-    except FINAL_ERRORS as error:
-        for ctx in contexts:
-            jobs.fail(ctx.lease, str(error))
-        log.warning("jobs %s failed: %s", ids, error)
-    except Exception as error:  # noqa: BLE001 - any other error may be transient
+    except Exception as error:  # noqa: BLE001 - settled by the error policy
         if at_time_limit(error):  # the soft time limit, however it surfaced
             _fail_at_time_limit(contexts)
         else:
-            _retry_or_fail(contexts, error)
+            task = contexts[0].task
+            settle_error(task, [(c.lease, c.job.max_attempts) for c in contexts], error, task.name)
     _end_task_as_jobs_ended(contexts[0].task, contexts[0].lease.db_url, ids)
     return {"claimed": ids}
 
@@ -368,17 +369,51 @@ def _give_back(contexts: list[JobContext]) -> None:
     log.warning("jobs %s: the worker is stopping; put back in the queue", ids)
 
 
-def _retry_or_fail(contexts: list[JobContext], error: Exception) -> None:
-    text = error if isinstance(error, AtelierError) else f"{type(error).__name__}: {error}"
-    log.error("jobs %s: %s\n%s", [c.lease.job_id for c in contexts], text, traceback.format_exc())
-    task = contexts[0].task
-    retry_ids = []
-    for ctx in contexts:
-        if ctx.lease.attempt >= ctx.job.max_attempts:
-            jobs.fail(ctx.lease, f"failed after {ctx.lease.attempt} attempts: {text}")
-        else:
-            jobs.release(ctx.lease, str(text))
-            retry_ids.append(ctx.lease.job_id)
-    if retry_ids:
-        backoff = jittered(min(60, 2 ** contexts[0].lease.attempt))  # not all at once
-        send_jobs(task.app, contexts[0].lease.db_url, task.name, retry_ids, backoff)
+def settle_error(
+    task: Task,
+    held: Sequence[tuple[jobs.Lease, int]],
+    error: Exception,
+    resend: str,
+    about: str = "",
+) -> None:
+    """Settle the jobs of `held` (each lease with its job's `max_attempts`) after `error` by the
+    error policy (`atelier.errors.verdict`), and send those given back again as task `resend`
+    after a backoff with jitter, so workers that met the same outage do not all retry at once.
+    `about` prefixes the error text (which segment of a video failed)."""
+    ids = [lease.job_id for lease, _ in held]
+    found = verdict(error)
+    text = (
+        f"{about}{error}"
+        if isinstance(error, AtelierError)
+        else (f"{about}{type(error).__name__}: {error}")
+    )
+    if found is Verdict.FAIL:
+        for lease, _ in held:
+            jobs.fail(lease, text)
+        log.warning("jobs %s failed: %s", ids, text)
+        return
+    if found is Verdict.GIVE_BACK:
+        what = outage(error)
+        away = "the disk is full" if what == "disk" else f"the {what} is unavailable"
+        log.warning("jobs %s: %s (%s); given back without spending an attempt", ids, away, text)
+    else:
+        log.error("jobs %s: %s\n%s", ids, text, traceback.format_exc())
+    again = []
+    for lease, max_attempts in held:
+        if found is Verdict.SPEND and lease.attempt >= max_attempts:
+            jobs.fail(lease, f"failed after {lease.attempt} attempts: {text}")
+        elif jobs.release(lease, text, spent=found is Verdict.SPEND):
+            again.append(lease.job_id)
+    if again:
+        try:
+            send_jobs(task.app, held[0][0].db_url, resend, again, backoff(held[0][0].attempt))
+        except Exception as failed:
+            if outage(failed) is None:
+                raise
+            log.warning("jobs %s: not sent again (%s); the reaper will", again, failed)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before a job given back after attempt `attempt` is sent again: doubling with
+    each attempt up to `LONGEST_BACKOFF`, drawn between half and all of that (jitter)."""
+    return jittered(min(LONGEST_BACKOFF, 2.0**attempt))

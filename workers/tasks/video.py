@@ -9,8 +9,14 @@ without writing, and remove the attempt's segment folder.
 
 While the chord's messages wait for a worker, nothing of the job runs: the scheduler's reaper
 sees those messages in the broker and keeps the job's lease (`scheduler/reaper.py`). Running
-segments renew it with every frame, and `join` from a thread while it concatenates. Progress is
-the share of frames whose segments are done.
+segments and `join` renew it from a lease-keeper thread (`keep_leases`), as every job task
+does; a segment also renews it, and learns of a cancel, with its progress reports, at most every
+`heartbeat_seconds`. Progress is the share of frames whose segments are done.
+
+Segments and `join` settle an error by the one error policy of every task (`settle_error`): bad
+input fails the job, an outage gives it back without spending an attempt, anything else gives it
+back spending one; a job given back is sent again as `atelier.video.filter`, whose new attempt
+replaces the old one's segments.
 
 Segments reach `join` through the storage's work area (`Storage.put_work`): a folder every video
 worker mounts, or the object store's bucket when the workers share no folder.
@@ -19,6 +25,7 @@ worker mounts, or the object store's bucket when the workers share no folder.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,7 @@ from workers.tasks.runner import (
     claim_jobs,
     keep_leases,
     run_claimed,
+    settle_error,
     time_limit_reason,
     worker_name,
 )
@@ -259,7 +267,8 @@ def _job_row(lease: jobs.Lease) -> Any:
 
 @shared_task(name=VIDEO_SEGMENT, base=JobTask, bind=True)
 def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: int) -> dict:
-    """Filter frames [start, end) into a video-only segment file; fail the job on bad input."""
+    """Filter frames [start, end) into a video-only segment file; an error settles the job by
+    the error policy (`settle_error`) and ends the chord."""
     from workers.video.pipeline import process_video
 
     settings = get_settings()
@@ -269,18 +278,24 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     storage = open_storage(settings)
     folder = _segment_folder(lease)
     key = f"{folder}/segment-{index:04d}.mp4"
+    beat = [time.monotonic()]
 
     def progress(done: int, total: int) -> None:
         self.update_state(
             state="PROGRESS",
             meta={"job_id": job_id, "segment": index, "frame": start + done, "of": end},
         )
-        jobs.heartbeat(lease)
+        if time.monotonic() - beat[0] >= settings.heartbeat_seconds:
+            beat[0] = time.monotonic()
+            jobs.heartbeat(lease)  # raises on a cancel or a lost lease: the segment stops
 
     rows = FrameRows(lease, of=job.meta.get("frames"))
     try:
         jobs.heartbeat(lease)  # a segment of a replaced or cancelled attempt stops here
-        with storage.scratch(f"segment-{job_id}-{index}") as work:
+        with (
+            keep_leases([lease], settings.heartbeat_seconds, lambda _: time.monotonic() - beat[0]),
+            storage.scratch(f"segment-{job_id}-{index}") as work,
+        ):
             out = work / "segment.mp4"
             stats = process_video(
                 storage.local_path(job.inputs["video"]),
@@ -300,8 +315,12 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         storage.drop_work(folder)  # this attempt's segments are of no use now
         raise
     except Exception as error:
-        why = time_limit_reason(self) if at_time_limit(error) else f"failed: {error}"
-        jobs.fail(lease, f"segment {index} (frames {start}-{end - 1}) {why}")
+        about = f"segment {index} (frames {start}-{end - 1}) "
+        if at_time_limit(error):
+            jobs.fail(lease, about + time_limit_reason(self))
+        else:
+            settle_error(self, [(lease, job.max_attempts)], error, VIDEO_FILTER, about)
+        storage.drop_work(folder)
         raise
     return {
         "work": key,
@@ -360,8 +379,11 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
             _finish(lease, storage, out, outcome, params)
     except (JobCancelled, LeaseLost) as stop:
         log.info("job %s: %s", job_id, stop)
-    except InputError as error:
-        jobs.fail(lease, str(error))
+    except Exception as error:  # noqa: BLE001 - settled by the error policy
+        if at_time_limit(error):
+            jobs.fail(lease, f"joining segments {time_limit_reason(self)}")
+        else:
+            settle_error(self, [(lease, job.max_attempts)], error, VIDEO_FILTER)
     finally:
         storage.drop_work(folder)
     warning = _warnings(lease.db_url, [job_id]).get(str(job_id))

@@ -26,7 +26,14 @@ from uuid import uuid4
 import numpy as np
 
 from workers.video import rawmkv
-from workers.video.ffmpeg import FFMPEG_TIMEOUT_SECONDS, ffmpeg_exe, run_ffmpeg, stderr_tail
+from workers.video.ffmpeg import (
+    FFMPEG_TIMEOUT_SECONDS,
+    ffmpeg_exe,
+    ffmpeg_failed,
+    run_ffmpeg,
+    start_ffmpeg,
+    stderr_tail,
+)
 from workers.video.probe import read_audio_codec
 
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
@@ -132,13 +139,14 @@ class FfmpegWriter:
         ]
         # ffmpeg's messages go to a file, not a pipe: an unread pipe fills up and stalls it.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the writer
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._stderr)
+        self._process = start_ffmpeg(command, stdin=subprocess.PIPE, stderr=self._stderr)
         self._send(rawmkv.header(width, height, sar))
 
-    def _failure(self) -> str:
+    def _failure(self) -> Exception:
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace")
-        return f"ffmpeg could not encode {self.path.name}: {stderr_tail(text) or 'no message'}"
+        message = f"ffmpeg could not encode {self.path.name}: {stderr_tail(text) or 'no message'}"
+        return ffmpeg_failed(message, text)
 
     def _send(self, *chunks: bytes | memoryview) -> None:
         try:
@@ -146,9 +154,9 @@ class FfmpegWriter:
                 self._process.stdin.write(chunk)
         except BrokenPipeError:
             self._process.wait()
-            message = self._failure()
+            failure = self._failure()
             self.abort()
-            raise RuntimeError(message) from None
+            raise failure from None
 
     def write(self, frame: np.ndarray, pts: int, duration: int = 1) -> None:
         """Append one frame (height x width x 3, uint8, BGR) shown at `pts` for `duration`, both
@@ -177,9 +185,9 @@ class FfmpegWriter:
                 f"ffmpeg did not finish {self.path.name} within {FFMPEG_TIMEOUT_SECONDS:g} s"
             ) from None
         if code != 0:
-            message = self._failure()
+            failure = self._failure()
             self.abort()
-            raise RuntimeError(message)
+            raise failure
         self._stderr.close()
         os.replace(self._partial, self.path)
         return self.path
@@ -269,7 +277,8 @@ def join_segments(
             timeout,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"ffmpeg could not join segments: {stderr_tail(result.stderr)}")
+            message = f"ffmpeg could not join segments: {stderr_tail(result.stderr)}"
+            raise ffmpeg_failed(message, result.stderr)
         os.replace(partial, out)
     finally:
         listing.unlink(missing_ok=True)

@@ -2,12 +2,24 @@
 
 OpenCV's pip wheels cannot write H.264, and a system ffmpeg may be missing or differ between
 machines, so probing, encoding and joining all go through the same pinned binary.
+
+A machine that cannot start ffmpeg now (out of processes, memory or file handles) and an ffmpeg
+that ran out of disk are outages (`atelier.errors.Outage`, `DiskFull`): the job is given back
+without spending an attempt. Any other failure is ffmpeg's own and reported with its message.
 """
 
 from __future__ import annotations
 
+import errno
 import subprocess
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
+
+from atelier.errors import DISK_FULL_TEXTS, DiskFull, Outage
+
+# What starting a process fails with when the machine is short of something for now.
+START_OUTAGES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ENOSPC})
 
 
 @cache
@@ -41,6 +53,30 @@ def run_ffmpeg(
         )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"ffmpeg did not finish within {timeout:g} s; it was stopped") from None
+    except OSError as error:
+        raise _not_started(error) from error
+
+
+def start_ffmpeg(command: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen(command)`, a start that fails for want of resources being an outage."""
+    try:
+        return subprocess.Popen(command, **options)
+    except OSError as error:
+        raise _not_started(error) from error
+
+
+def _not_started(error: OSError) -> Exception:
+    if error.errno in START_OUTAGES:
+        return Outage(f"ffmpeg could not start: {error}")
+    return error
+
+
+def ffmpeg_failed(message: str, stderr: str) -> Exception:
+    """The error for an ffmpeg that exited with a failure: `DiskFull` when it says the disk or
+    the quota is full, else RuntimeError, each with `message`."""
+    if any(text in stderr for text in DISK_FULL_TEXTS):
+        return DiskFull(message)
+    return RuntimeError(message)
 
 
 def stderr_tail(stderr: str, lines: int = 3) -> str:

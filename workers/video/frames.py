@@ -22,7 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from workers.video.ffmpeg import ffmpeg_exe
+from workers.video.ffmpeg import ffmpeg_exe, start_ffmpeg
 from workers.video.probe import VideoInfo
 
 _DECODED = re.compile(r"(\d+) frames decoded")
@@ -76,7 +76,7 @@ class FrameReader:
         size = math.prod(shape)
         index = self.first
         with tempfile.TemporaryFile() as report:
-            process = subprocess.Popen(
+            process = start_ffmpeg(
                 self._command(), stdout=subprocess.PIPE, stderr=report, bufsize=size
             )
             try:

@@ -1,0 +1,149 @@
+"""The disk of a worker fills up for a while and is freed again: a fast-engine job storing its
+result and a segmented video job whose segments ffmpeg writes fail with a real `ENOSPC`, are
+given back without spending an attempt each time, and finish once there is room. The disk stays
+full for at least 15 s and until both jobs have met it (a deployment's full disk lasted minutes:
+what matters is that a job meets it, more than once, and spends nothing).
+
+The worker runs in a user and mount namespace of its own (`unshare`), on a small tmpfs mounted
+over its data folder (holding a copy of what the producer stored there before); the test fills
+that tmpfs with a file, reached through the worker's `/proc/<pid>/root`, and deletes it to free
+the disk. No privilege is needed."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from atelier.batches import (
+    create_nst_batch,
+    create_video_job,
+    ingest_image,
+    ingest_video,
+    send_plan,
+)
+from atelier.celery_app import create_app
+from atelier.db import session_scope
+from atelier.schemas import NSTParams, VideoParams
+from tests.faults.harness import (
+    Cluster,
+    RedisServer,
+    cluster,
+    fault_runs,
+    jobs,
+    outcome,
+    record,
+    wait_finished,
+    wait_for,
+)
+from tests.support.procs import atelier_process, wait_for_log
+
+pytestmark = pytest.mark.slow
+FULL_FOR = 15.0
+DISK_MB = 64
+FAST = NSTParams(engine="fast", size=32)
+SEGMENTED = VideoParams(filter="pixelate", segment_seconds=0.5)
+
+
+def _namespaces_work(folder: Path) -> bool:
+    """Whether this machine lets an unprivileged user mount a tmpfs in a namespace of its own."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "probe", str(folder)]
+    probe = ["unshare", "--user", "--map-root-user", "--mount", *mount]
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(probe, check=False).returncode == 0
+
+
+def start_on_small_disk(c: Cluster, name: str, queues: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A worker whose data folder is a tmpfs of `DISK_MB` of its own, holding a copy of what the
+    folder held; returns it and where this process sees that folder."""
+    data = Path(c.env["ATELIER_DATA_DIR"])
+    disk = c.folder / "disk"
+    disk.mkdir()
+    mount = (
+        f'mount -t tmpfs -o size={DISK_MB}m atelier-disk "$1" && cp -a "$0/." "$1"'
+        ' && mount --bind "$1" "$0" && shift && exec "$@"'
+    )
+    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
+    prefix += [str(data), str(disk)]
+    log = c.folder / f"{name}.log"
+    args = ["worker", "--queues", queues, "--hostname", f"{name}@%h", "--concurrency", "2"]
+    proc = c.stack.enter_context(atelier_process(args, c.env, log, None, prefix=prefix))
+    c.procs.append(proc)
+    wait_for_log(log, " ready.", 120, proc)
+    return proc, Path(f"/proc/{proc.pid}/root{data}")
+
+
+def fill(folder: Path) -> Path:
+    """Write zeros into `folder` until its filesystem is full (a real ENOSPC); returns the file."""
+    filler = folder / "filler"
+    block = bytes(1 << 20)
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(block)
+                out.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+    return filler
+
+
+def _all_given_back(c: Cluster, ids: list[int]) -> bool:
+    """Whether every job of `ids` has been given back by an outage at least once."""
+    return all(row.max_attempts > c.settings.max_attempts for row in jobs(c.db_url, ids))
+
+
+def test_a_full_disk_holds_jobs_without_spending_attempts(
+    tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path], clip: Path
+):
+    if not _namespaces_work(tmp_path / "probe"):
+        pytest.skip("unprivileged user namespaces (unshare --user --mount) are not available")
+    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_LEASE_SECONDS="30") as c:
+        settings = c.settings
+        with session_scope(c.db_url) as session:  # stored before the worker copies its folder
+            contents = [ingest_image(session, settings, path).sha256 for path in squares[:2]]
+            style = ingest_image(session, settings, squares[-1]).sha256
+            video = ingest_video(session, settings, clip).sha256
+        worker, disk = start_on_small_disk(c, "cpu-0", "fast,video,default")
+        app = create_app(settings)
+        for run in range(1, fault_runs() + 1):
+            started = time.monotonic()
+            fast = create_nst_batch(settings, [contents[run % 2]], [style], FAST, force=True)
+            padded = SEGMENTED.model_copy(update={"padding": 0.1 + run / 100})
+            segmented = create_video_job(settings, video, padded)
+            filler = fill(disk)
+            for plan in (fast, segmented):
+                send_plan(app, settings, plan)
+            ids = [*fast.job_ids, *segmented.job_ids]
+            time.sleep(FULL_FOR)
+            wait_for(lambda ids=ids: _all_given_back(c, ids), 180, "both jobs to meet the disk")
+            filler.unlink()
+            wait_finished(c.db_url, ids, 300)
+            seconds = time.monotonic() - started
+            rows = jobs(c.db_url, ids)
+            given_back = [row.max_attempts - settings.max_attempts for row in rows]
+            spent = [row.attempts - back for row, back in zip(rows, given_back, strict=True)]
+            for name, got in (
+                ("fast-engine", outcome(c.db_url, ids[:1], 0)),
+                ("segmented video", outcome(c.db_url, ids[1:], rows[1].meta.get("frames", 0))),
+            ):
+                record(
+                    f"Fill a worker's disk for {FULL_FOR:.0f} s under a {name} job",
+                    run,
+                    "disk full",
+                    1,
+                    got,
+                    seconds,
+                    attempts_spent=spent[0 if name == "fast-engine" else 1] - 1,
+                )
+            log = c.log("cpu-0")
+            assert [row.state for row in rows] == ["succeeded"] * 2, c.logs()
+            assert spent == [1, 1], (spent, c.logs())  # the attempt that succeeded, no other
+            assert all(back >= 1 for back in given_back), (given_back, log)  # the disk was met
+            assert "the disk is full" in log, log
+            assert worker.poll() is None, log
