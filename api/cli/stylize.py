@@ -12,6 +12,7 @@ from rich.table import Table
 
 from api.cli.options import NST, GivenParams, with_params
 from api.cli.runtime import Runtime, console, get_or_exit, runtime
+from api.cli.weights import fetch
 from atelier.batches import BatchPlan, create_nst_batch, ingest_image, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -21,12 +22,10 @@ from atelier.models import Job, JobState
 from atelier.reports import loss_csv, loss_plot_png
 from atelier.schemas import NSTParams
 from atelier.settings import get_settings
+from atelier.weights import WEIGHTS_FILE, keras_models_dir, weights_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-VGG19_CACHE = (
-    Path.home() / ".keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-)
 
 
 def expand(paths: list[Path], hint: str | None = None) -> list[Path]:
@@ -223,24 +222,22 @@ def losses_cmd(
 
 
 def demo_weights() -> str:
-    """ImageNet weights when they are configured, cached or downloadable; else random weights."""
-    import httpx
-
+    """The weights spec for the Gatys demo: a configured file or `none` as set; else `imagenet`,
+    fetched first when not there yet (once: a verified file is kept); else, with nothing
+    reachable, random weights, and a line saying so."""
     settings = get_settings()
-    if "vgg_weights" in settings.model_fields_set or VGG19_CACHE.is_file():
-        return settings.vgg_weights
-    try:
-        httpx.head("https://storage.googleapis.com/", timeout=3)
+    configured = "vgg_weights" in settings.model_fields_set
+    if configured and weights_path(settings.vgg_weights) != keras_models_dir() / WEIGHTS_FILE:
+        return settings.vgg_weights  # a file or `none`, as set; the worker says if it is missing
+    if fetch(quiet=True):
         return "imagenet"
-    except httpx.HTTPError:
-        console.print(
-            "[yellow]No VGG19 ImageNet weights here and no network to fetch them: the demo runs on"
-            " random weights (`none`), which exercises the whole pipeline but does not paint."
-            f" For real results put the weights file at {VGG19_CACHE} or set"
-            " ATELIER_VGG_WEIGHTS=/path/to/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5."
-            "[/yellow]"
-        )
-        return "none"
+    console.print(
+        "[yellow]No VGG19 ImageNet weights here, and neither Keras' URL nor the package index"
+        " could provide them: the demo runs on random weights (`none`), which exercises the whole"
+        " pipeline but does not paint. `atelier weights fetch` says why, and the README"
+        " (VGG19 weights) how to provide the file.[/yellow]"
+    )
+    return "none"
 
 
 def demo_cmd(

