@@ -16,8 +16,11 @@ Each runs on a prefork worker, the `atelier worker` default.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from celery.exceptions import TimeLimitExceeded
 
@@ -109,5 +112,41 @@ def test_time_limits_end_hung_work_and_fail_its_jobs_at_once(
         assert "hard time limit (5 s)" in killed.error and killed.attempts == 1, killed.error
         task = create_app(c.settings).AsyncResult(task_id)
         assert task.state == "FAILURE" and isinstance(task.result, TimeLimitExceeded), task.state
+        _ends_ok(c, squares)
+        assert worker.poll() is None, c.logs()
+
+
+@contextmanager
+def _job_row_locked(db_url: str, job_id: int) -> Iterator[None]:
+    """Hold the job's row locked, as a slow transaction elsewhere would: a write to it waits."""
+    with psycopg.connect(db_url.replace("+psycopg", "", 1)) as conn:
+        conn.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def test_failing_a_job_at_its_hard_limit_does_not_hold_up_the_worker(
+    tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path]
+):
+    """The write that fails a job killed at its hard limit waits for the job's row; the
+    worker's main process does not wait with it: it ends the hung process and starts another
+    meanwhile, and the job is failed once its row is free."""
+    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_LEASE_SECONDS="600") as c:
+        hard, task_id = _fast_job_without_send(c, squares)
+        create_app(c.settings).send_task(FAST_STYLIZE, args=[[hard]], task_id=task_id, time_limit=5)
+        with table_locked(c.db_url, "assets"):
+            worker = c.start("w", WORKER, " ready.")
+            wait_for(lambda: waiting_on_locks(c.db_url), 120, "the job to hang")
+            (child,) = child_pids(worker.pid)
+            with _job_row_locked(c.db_url, hard):
+                replaced = lambda: child_pids(worker.pid) not in ([], [child])  # noqa: E731
+                wait_for(replaced, 60, "the hung process to be replaced")
+                assert job(c.db_url, hard).state == JobState.RUNNING  # its failure still waits
+        wait_finished(c.db_url, [hard], 60)
+        killed = job(c.db_url, hard)
+        assert killed.state == JobState.FAILED, (killed.state, killed.error, c.logs())
+        assert "hard time limit (5 s)" in killed.error and killed.attempts == 1, killed.error
         _ends_ok(c, squares)
         assert worker.poll() is None, c.logs()

@@ -8,11 +8,18 @@ saying why, as soon as the process is gone. It runs in the worker's main process
 which process ran the task: only jobs still held by that process (`node:pid` on the row) or by
 that attempt (a video's segments and join) are failed, so a job another worker has taken over
 since is left alone.
+
+Celery calls `on_timeout` in the main process's event loop, and kills the process only once it
+returns; the database write, retried across an outage for up to `ATELIER_DB_RETRY_SECONDS`, would
+hold up the whole worker (no new messages taken, the hung process not yet killed) for as long.
+So the write runs in a thread of its own and `on_timeout` returns at once. Should the write fail
+for good, the job's lease lapses and the reaper takes it over.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery import Task
@@ -36,8 +43,29 @@ class JobRequest(Request):
             " (stuck in native code, or waiting on something that never answered), so the worker"
             " replaced its process"
         )
-        failed = fail_jobs_of(self.name, self.args, f"{self.hostname}:{self.worker_pid}", reason)
-        log.error("task %s[%s]: jobs %s %s", self.name, self.id, failed, reason)
+        worker = f"{self.hostname}:{self.worker_pid}"
+        threading.Thread(
+            target=_fail_and_say_so,
+            args=(self.name, self.id, self.args, worker, reason),
+            name=f"hard-limit-{self.id}",
+            daemon=True,
+        ).start()
+
+
+def _fail_and_say_so(task_name: str, task_id: str, args: Any, worker: str, reason: str) -> None:
+    try:
+        failed = fail_jobs_of(task_name, args, worker, reason)
+    except Exception as error:  # noqa: BLE001 - a thread's error would otherwise go unseen
+        log.error(
+            "task %s[%s]: %s; its jobs could not be failed (%s), the reaper takes them over "
+            "once their lease lapses",
+            task_name,
+            task_id,
+            reason,
+            error,
+        )
+        return
+    log.error("task %s[%s]: jobs %s %s", task_name, task_id, failed, reason)
 
 
 def fail_jobs_of(task_name: str, args: Any, worker: str, reason: str) -> list[int]:
