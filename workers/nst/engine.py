@@ -1,5 +1,8 @@
 """The style-transfer engine: many content x style jobs, one optimisation, no side effects.
 
+Planning (scales, sizes, checking a job) lives in `workers.nst.plan`, with no TensorFlow; the
+step functions the engine compiles live in `workers.nst.steps`; this module runs them.
+
 `StyleTransferEngine.run` takes jobs that share one `NSTParams` and optimises them together as a
 batch tensor. It knows nothing about databases or queues: the caller gives arrays, gets arrays
 and loss rows back, and hears about progress through a callback.
@@ -49,10 +52,8 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -60,16 +61,19 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from atelier.errors import InputError, JobCancelled
+from atelier.errors import JobCancelled
 from atelier.media import fit_longest, resize_to
 from atelier.schemas import NSTParams
 from workers.cache import LRU
-from workers.nst import losses
+from workers.nst import steps
 from workers.nst.colors import keep_content_colors
 from workers.nst.device import configure_tensorflow, describe_device
-from workers.nst.optimizers import LBFGS, adam_update
-from workers.nst.tiles import Tile, feather_windows, layout, pixels_for_budget
-from workers.nst.vgg import build_extractor, min_side, precision_name
+from workers.nst.plan import EngineJob, Scale, check_job, needed_side, scaled, schedule
+from workers.nst.steps import Evaluate, Optimization
+from workers.nst.targets import StyleGrams, initial
+from workers.nst.targets import targets as make_targets
+from workers.nst.tiles import layout, pixels_for_budget
+from workers.nst.vgg import build_extractor, precision_name
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +84,6 @@ _XLA_ERRORS = (
     tf.errors.UnimplementedError,
     tf.errors.InternalError,
 )
-
-
-@dataclass
-class EngineJob:
-    """One content image (float32 HxWx3, 0-255) and its style images, each with a cache key
-    (the style file's sha256)."""
-
-    content: np.ndarray
-    styles: list[tuple[str, np.ndarray]]
 
 
 class LossRow(NamedTuple):
@@ -120,89 +115,6 @@ class ProgressEvent:
     previews: list[np.ndarray] | None  # uint8 images in input order when preview_every hits
 
 
-@dataclass(frozen=True)
-class Scale:
-    divisor: int
-    iterations: int
-
-
-def schedule(
-    params: NSTParams,
-    shapes: list[tuple[int, int]],
-    need: int,
-    max_pixels: int | None = None,
-) -> list[Scale]:
-    """Coarse-to-fine scales sharing `params.iterations` steps (see the module docstring)."""
-    divisors = [
-        2**level
-        for level in range(params.scales - 1, 0, -1)
-        if all(min(_scaled(shape, 2**level)) >= need for shape in shapes)
-    ] + [1]
-    if max_pixels is not None and not any(_fits(shapes, d, max_pixels) for d in divisors):
-        divisor = divisors[0] * 2
-        while all(min(_scaled(shape, divisor)) >= need for shape in shapes):
-            if _fits(shapes, divisor, max_pixels):
-                divisors.insert(0, divisor)
-                break
-            divisor *= 2
-    divisors = divisors[-params.iterations :]
-    coarse = max(1, params.iterations // (len(divisors) + 1)) if len(divisors) > 1 else 0
-    finest = params.iterations - coarse * (len(divisors) - 1)
-    return [Scale(d, coarse) for d in divisors[:-1]] + [Scale(1, finest)]
-
-
-def _fits(shapes: list[tuple[int, int]], divisor: int, max_pixels: int) -> bool:
-    return all(math.prod(_scaled(shape, divisor)) <= max_pixels for shape in shapes)
-
-
-def _scaled(shape: tuple[int, int], divisor: int) -> tuple[int, int]:
-    return max(1, round(shape[0] / divisor)), max(1, round(shape[1] / divisor))
-
-
-def _style_size(rows: int, cols: int, longest: int, need: int) -> tuple[int, int]:
-    """The style image's (height, width) with its longest side `longest`, enlarged if its
-    shortest side would be too small for the network (coarse scales, small style_scale)."""
-    height, width = fit_longest(rows, cols, longest)
-    if min(height, width) < need:
-        factor = need / min(rows, cols)
-        height, width = max(need, math.ceil(rows * factor)), max(need, math.ceil(cols * factor))
-    if max(height, width) > 8 * max(longest, need):
-        raise InputError(f"the style image ({cols}x{rows}) is too elongated to use")
-    return height, width
-
-
-def _style_at(image: np.ndarray, longest: int, need: int) -> np.ndarray:
-    """The style image at `_style_size`."""
-    height, width = _style_size(*image.shape[:2], longest, need)
-    return resize_to(image.astype(np.float32), height, width)
-
-
-def check_job(job: EngineJob, params: NSTParams) -> None:
-    """Raise InputError if `job` cannot run with `params`, at any scale it would use alone.
-
-    A batch runs a subset of those scales (see `schedule`), so a job that passes runs in any
-    batch: callers check each job first and fail the bad ones alone.
-    """
-    if not job.styles:
-        raise InputError("a style transfer job needs at least one style image")
-    if params.style_blend is not None and len(params.style_blend) != len(job.styles):
-        raise InputError(
-            f"style_blend has {len(params.style_blend)} weights for {len(job.styles)} style images"
-        )
-    need = min_side((*params.style_layers, params.content_layer))
-    height, width = fit_longest(*job.content.shape[:2], params.size)
-    if min(height, width) < need:
-        raise InputError(
-            f"the content image becomes {width}x{height} at size {params.size}; its "
-            f"shortest side must be at least {need} px to reach the chosen VGG layers "
-            "(raise `size` or use a less elongated image)"
-        )
-    for scale in schedule(params, [(height, width)], need):
-        longest = max(_scaled((height, width), scale.divisor))
-        for _, image in job.styles:
-            _style_size(*image.shape[:2], max(1, round(longest * params.style_scale)), need)
-
-
 def _to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
@@ -222,56 +134,6 @@ class _Group:
     @property
     def shape(self) -> tuple[int, int]:
         return self.contents.shape[1], self.contents.shape[2]
-
-
-@dataclass
-class _Targets:
-    content: tf.Tensor | list[tf.Tensor]  # (B, h, w, C) content-layer features; per tile if tiled
-    styles: tuple[tf.Tensor, ...]  # per style layer (B, C, C) blended Gram targets
-    layer_weights: tf.Tensor
-    loss_weights: tf.Tensor
-
-
-Evaluate = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
-
-
-class _Optimization:
-    """One group at one scale: its optimiser, and the running average of its iterates."""
-
-    def __init__(
-        self,
-        contents: np.ndarray,
-        step: Callable[[], np.ndarray],
-        current: Callable[[], tf.Tensor],
-        evaluate: Evaluate,
-        average: float,
-    ) -> None:
-        self.contents = contents  # (B, h, w, 3) at this scale, for previews in preserved colours
-        self._step = step  # runs one iteration, returns the (4, B) losses before it
-        self._current = current
-        self._evaluate = evaluate
-        self._decay = average
-        self._average: tf.Tensor | None = None
-        self._steps = 0
-
-    def step(self) -> np.ndarray:
-        parts = self._step()
-        if self._decay:
-            self._steps += 1
-            x = self._current()
-            previous = tf.zeros_like(x) if self._average is None else self._average
-            self._average = self._decay * previous + (1.0 - self._decay) * x
-        return parts
-
-    def image(self) -> tf.Tensor:
-        """The last iterate, or the bias-corrected average of the iterates."""
-        if self._average is None:
-            return self._current()
-        return self._average / (1.0 - self._decay**self._steps)
-
-    def losses(self) -> np.ndarray:
-        """(4, B) losses of `image()`."""
-        return self._evaluate(self.image())[0].numpy()
 
 
 class StyleTransferEngine:
@@ -299,13 +161,16 @@ class StyleTransferEngine:
         self.mixed_precision = self.precision != "float32"
         self.memory_mb = memory_mb
         self.device = describe_device()
-        self.style_targets_computed = 0
-        self._style_cache: OrderedDict[tuple[Any, ...], list[tf.Tensor]] = OrderedDict()
-        self._style_cache_size = style_cache_size
+        self._styles = StyleGrams(style_cache_size)
         self._functions: LRU[Any] = LRU(step_cache_size)
         # (optimizer, layers, height, width, batch) announced as compiled (a few small tuples).
         self._compiled: set[tuple[Any, ...]] = set()
         self._loss_scale = MIXED_PRECISION_LOSS_SCALE if self.precision == "float16" else 1.0
+
+    @property
+    def style_targets_computed(self) -> int:
+        """How many style targets this engine has computed (not taken from its cache)."""
+        return self._styles.computed
 
     def max_pixels(self, params: NSTParams) -> int | None:
         """Input pixels (batch included) one pass may take under the memory budget."""
@@ -337,21 +202,16 @@ class StyleTransferEngine:
         if not self._functions:
             stage(f"loading VGG19, weights {self.weights}")
         model = self._model(params)
-        need = min_side((*params.style_layers, params.content_layer))
+        need = needed_side(params)
         budget = self.max_pixels(params)
         groups = self._groups(jobs, params, budget)
         scales = schedule(params, [group.shape for group in groups], need, budget)
         total = sum(scale.iterations for scale in scales)
         rows: list[list[LossRow]] = [[] for _ in jobs]
         iteration = 0
-        runs: list[_Optimization] = []
+        runs: list[Optimization] = []
         for scale in scales:
-            for group in groups:
-                height, width = _scaled(group.shape, scale.divisor)
-                built = (params.optimizer, params.content_layer, params.style_layers)
-                if (*built, height, width, len(group.jobs)) not in self._compiled:
-                    self._compiled.add((*built, height, width, len(group.jobs)))
-                    stage(f"compiling for {width}×{height}")  # noqa: RUF001
+            self._announce(groups, scale, params, stage)
             runs = [
                 self._timed(g, self._start, g, scale, params, model, need, budget) for g in groups
             ]
@@ -359,11 +219,7 @@ class StyleTransferEngine:
                 if should_stop is not None and should_stop():
                     raise JobCancelled(f"cancelled at iteration {iteration} of {total}")
                 iteration += 1
-                for group, opt in zip(groups, runs, strict=True):
-                    parts = self._timed(group, opt.step)
-                    group.steps += 1
-                    for k, index in enumerate(group.indices):
-                        rows[index].append(LossRow(iteration, *(float(p) for p in parts[:, k])))
+                self._step(groups, runs, rows, iteration)
                 previews = None
                 if params.preview_every and iteration % params.preview_every == 0:
                     previews = self._previews(groups, runs, len(jobs), params)
@@ -374,6 +230,31 @@ class StyleTransferEngine:
         for group, opt in zip(groups, runs, strict=True):
             group.final = self._timed(group, opt.losses)
         return self._results(groups, rows, params, len(jobs), total)
+
+    def _announce(
+        self, groups: list[_Group], scale: Scale, params: NSTParams, stage: Callable[[str], None]
+    ) -> None:
+        """Tell `stage` of every step about to be compiled for the first time."""
+        for group in groups:
+            height, width = scaled(group.shape, scale.divisor)
+            built = (params.optimizer, params.content_layer, params.style_layers)
+            if (*built, height, width, len(group.jobs)) not in self._compiled:
+                self._compiled.add((*built, height, width, len(group.jobs)))
+                stage(f"compiling for {width}×{height}")  # noqa: RUF001
+
+    def _step(
+        self,
+        groups: list[_Group],
+        runs: list[Optimization],
+        rows: list[list[LossRow]],
+        iteration: int,
+    ) -> None:
+        """One iteration of every group, each job's losses appended to its rows."""
+        for group, opt in zip(groups, runs, strict=True):
+            parts = self._timed(group, opt.step)
+            group.steps += 1
+            for k, index in enumerate(group.indices):
+                rows[index].append(LossRow(iteration, *(float(p) for p in parts[:, k])))
 
     # -- preparation -------------------------------------------------------------------------
 
@@ -410,233 +291,41 @@ class StyleTransferEngine:
         model: Any,
         need: int,
         budget: int | None,
-    ) -> _Optimization:
-        height, width = _scaled(group.shape, scale.divisor)
+    ) -> Optimization:
+        height, width = scaled(group.shape, scale.divisor)
         contents = group.contents
         if scale.divisor > 1:
             contents = np.stack([resize_to(c, height, width) for c in group.contents])
-        x0 = self._initial(group, contents, params)
+        x0 = initial(group.image, contents, group.jobs, params)
         tiles = None
         if budget is not None and len(group.jobs) * height * width > budget:
             tiles = layout(height, width, budget, need)
-        if tiles is None:
-            content_features: tf.Tensor | list[tf.Tensor] = self._content_features(model, contents)
-        else:
-            content_features = [
-                self._content_features(model, contents[:, t.rows, t.cols]) for t in tiles
-            ]
-        longest = max(height, width)
-        per_job = [
-            losses.blend(
-                [
-                    self._style_grams(key, image, longest, params, model, need, budget)
-                    for key, image in job.styles
-                ],
-                params.style_blend or [1.0] * len(job.styles),
-            )
-            for job in group.jobs
-        ]
-        targets = _Targets(
-            content=content_features,
-            styles=tuple(tf.stack(layer) for layer in zip(*per_job, strict=True)),
-            layer_weights=tf.constant(
-                params.style_layer_weights or [1.0] * len(params.style_layers), tf.float32
-            ),
-            loss_weights=tf.constant(
-                [params.content_weight, params.style_weight, params.tv_weight], tf.float32
-            ),
+        targets = make_targets(
+            self._styles, group.jobs, contents, tiles, params, model, need, budget
         )
         key = ("grad", params.content_layer, params.style_layers)
         if tiles is None:
             evaluate: Evaluate = lambda x: self._call(  # noqa: E731
-                key, self._value_and_grad, x, *_args(targets)
+                key, self._value_and_grad, x, *targets.args()
             )
         else:
-            evaluate = self._tiled(key, targets, tiles, height, width)
+            evaluate = steps.tiled(
+                self._call, key, self._value_and_grad, targets, tiles, (height, width)
+            )
         if params.optimizer == "lbfgs":
-            optimizer = LBFGS(evaluate, x0, params.learning_rate)
+            return steps.lbfgs(evaluate, x0, contents, params)
+        step, current = steps.adam(
+            self._call, self._adam_step, params, targets, x0, evaluate if tiles else None
+        )
+        return Optimization(contents, step, current, evaluate, params.average)
 
-            def lbfgs_step() -> np.ndarray:
-                parts = optimizer.parts.numpy()
-                optimizer.step()
-                return parts
-
-            return _Optimization(
-                contents, lbfgs_step, lambda: optimizer.image, evaluate, params.average
-            )
-        step, current = self._adam(params, targets, x0, evaluate if tiles else None)
-        return _Optimization(contents, step, current, evaluate, params.average)
-
-    @staticmethod
-    def _content_features(model: Any, contents: np.ndarray) -> tf.Tensor:
-        return tf.cast(model(tf.constant(contents), training=False)[-1], tf.float32)
-
-    def _initial(self, group: _Group, contents: np.ndarray, params: NSTParams) -> tf.Tensor:
-        height, width = contents.shape[1:3]
-        if group.image is not None:
-            return tf.constant(np.stack([resize_to(img, height, width) for img in group.image]))
-        if params.init == "noise":
-            rng = np.random.default_rng(params.seed)
-            noise = rng.uniform(0.0, 255.0, size=(height, width, 3)).astype(np.float32)
-            return tf.constant(np.repeat(noise[None], len(group.jobs), axis=0))
-        if params.init == "fast":
-            from workers.fast.init import fast_starts
-
-            return tf.constant(fast_starts(contents, [job.styles for job in group.jobs], params))
-        if params.init == "style":
-            first = [
-                resize_to(job.styles[0][1].astype(np.float32), height, width) for job in group.jobs
-            ]
-            return tf.constant(np.stack(first))
-        return tf.constant(contents)
-
-    def _style_grams(
-        self,
-        key: str,
-        image: np.ndarray,
-        longest: int,
-        params: NSTParams,
-        model: Any,
-        need: int,
-        budget: int | None,
-    ) -> list[tf.Tensor]:
-        """The style's Gram matrix at every style layer, from the LRU cache when possible."""
-        cache_key = (key, longest, params.style_scale, params.style_layers, budget)
-        cached = self._style_cache.get(cache_key)
-        if cached is not None:
-            self._style_cache.move_to_end(cache_key)
-            return cached
-        style = _style_at(image, max(1, round(longest * params.style_scale)), need)
-        if budget is None or style.shape[0] * style.shape[1] <= budget:
-            parts = [(style, 1.0)]
-        else:  # too large for one pass: the pixel-weighted mean of its tiles' Gram matrices
-            parts = [
-                (style[t.rows, t.cols], t.height * t.width)
-                for t in _partition(style.shape[0], style.shape[1], budget, need)
-            ]
-        share = sum(weight for _, weight in parts)
-        grams: list[tf.Tensor] = []
-        for piece, weight in parts:
-            outputs = model(tf.constant(piece[None]), training=False)
-            layer_grams = [losses.gram(f)[0] * (weight / share) for f in outputs[:-1]]
-            if grams:
-                layer_grams = [a + b for a, b in zip(grams, layer_grams, strict=True)]
-            grams = layer_grams
-        self.style_targets_computed += 1
-        self._style_cache[cache_key] = grams
-        while len(self._style_cache) > self._style_cache_size:
-            self._style_cache.popitem(last=False)
-        return grams
-
-    # -- optimisers --------------------------------------------------------------------------
-
-    def _adam(
-        self,
-        params: NSTParams,
-        targets: _Targets,
-        x0: tf.Tensor,
-        evaluate: Evaluate | None,
-    ) -> tuple[Callable[[], np.ndarray], Callable[[], tf.Tensor]]:
-        """Adam's step and current image: one fused compiled step, or (tiled) the tiled
-        gradient followed by the update."""
-        key = ("adam", params.content_layer, params.style_layers)
-        lr = tf.constant(params.learning_rate, tf.float32)
-        state = {"x": x0, "m": tf.zeros_like(x0), "v": tf.zeros_like(x0), "t": 0}
-
-        def step() -> np.ndarray:
-            state["t"] += 1
-            t = tf.constant(state["t"], tf.float32)
-            if evaluate is not None:
-                parts, grad = evaluate(state["x"])
-                state["x"], state["m"], state["v"] = adam_update(
-                    state["x"], grad, state["m"], state["v"], t, lr
-                )
-                return parts.numpy()
-            state["x"], state["m"], state["v"], parts = self._call(
-                key, self._adam_step, state["x"], state["m"], state["v"], t, *_args(targets), lr
-            )
-            return parts.numpy()
-
-        return step, lambda: state["x"]
-
-    def _tiled(
-        self,
-        key: tuple[Any, ...],
-        targets: _Targets,
-        tiles: list[Tile],
-        height: int,
-        width: int,
-    ) -> Evaluate:
-        """Loss and gradient of whole images computed tile by tile: gradients blended with the
-        feather windows, losses averaged with each window's share of the image."""
-        windows = [tf.constant(w) for w in feather_windows(tiles, height, width)]
-        shares = [float(tf.reduce_sum(w)) / (height * width) for w in windows]
-        assert isinstance(targets.content, list)
-        contents = targets.content
-
-        def evaluate(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            grad = tf.zeros_like(x)
-            total = tf.zeros((4, x.shape[0]), tf.float32)
-            for tile, window, share, content in zip(tiles, windows, shares, contents, strict=True):
-                parts, tile_grad = self._call(
-                    key,
-                    self._value_and_grad,
-                    x[:, tile.rows, tile.cols],
-                    content,
-                    targets.styles,
-                    targets.layer_weights,
-                    targets.loss_weights,
-                )
-                pad = [
-                    [0, 0],
-                    [tile.top, height - tile.top - tile.height],
-                    [tile.left, width - tile.left - tile.width],
-                    [0, 0],
-                ]
-                grad += tf.pad(tile_grad * window, pad)
-                total += share * parts
-            return total, grad
-
-        return evaluate
+    # -- compiled steps ----------------------------------------------------------------------
 
     def _value_and_grad(self, model: Any) -> Callable[..., Any]:
-        scale = self._loss_scale
-
-        def value_and_grad(
-            x: tf.Tensor,
-            content: tf.Tensor,
-            styles: tuple[tf.Tensor, ...],
-            layer_weights: tf.Tensor,
-            loss_weights: tf.Tensor,
-        ) -> tuple[tf.Tensor, tf.Tensor]:
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                outputs = model(x, training=False)
-                parts = losses.objective(outputs, x, content, styles, layer_weights, loss_weights)
-                scaled = tf.reduce_sum(parts[0]) * scale
-            return parts, tape.gradient(scaled, x) / scale
-
-        return value_and_grad
+        return steps.value_and_grad(model, self._loss_scale)
 
     def _adam_step(self, model: Any) -> Callable[..., Any]:
-        value_and_grad = self._value_and_grad(model)
-
-        def adam_step(
-            x: tf.Tensor,
-            m: tf.Tensor,
-            v: tf.Tensor,
-            t: tf.Tensor,
-            content: tf.Tensor,
-            styles: tuple[tf.Tensor, ...],
-            layer_weights: tf.Tensor,
-            loss_weights: tf.Tensor,
-            lr: tf.Tensor,
-        ) -> tuple[tf.Tensor, ...]:
-            parts, grad = value_and_grad(x, content, styles, layer_weights, loss_weights)
-            x, m, v = adam_update(x, grad, m, v, t, lr)
-            return x, m, v, parts
-
-        return adam_step
+        return steps.adam_step(model, self._loss_scale)
 
     def _call(
         self, key: tuple[Any, ...], make: Callable[[Any], Callable[..., Any]], *args: Any
@@ -671,7 +360,7 @@ class StyleTransferEngine:
             group.seconds += time.perf_counter() - started
 
     def _previews(
-        self, groups: list[_Group], runs: list[_Optimization], count: int, params: NSTParams
+        self, groups: list[_Group], runs: list[Optimization], count: int, params: NSTParams
     ) -> list[np.ndarray]:
         previews: list[np.ndarray] = [np.empty(0)] * count
         for group, opt in zip(groups, runs, strict=True):
@@ -707,21 +396,3 @@ class StyleTransferEngine:
                     weights=self.weights,
                 )
         return [result for result in results if result is not None]
-
-
-def _args(targets: _Targets) -> tuple[Any, ...]:
-    return (targets.content, targets.styles, targets.layer_weights, targets.loss_weights)
-
-
-def _partition(height: int, width: int, max_pixels: int, need: int) -> list[Tile]:
-    """Non-overlapping tiles of about `max_pixels` (sides at least `need`) covering HxW."""
-    side = max(need, math.isqrt(max_pixels))
-    rows = max(1, min(height // need, math.ceil(height / side)))
-    cols = max(1, min(width // need, math.ceil(width / side)))
-    tops = [round(i * height / rows) for i in range(rows + 1)]
-    lefts = [round(j * width / cols) for j in range(cols + 1)]
-    return [
-        Tile(tops[i], lefts[j], tops[i + 1] - tops[i], lefts[j + 1] - lefts[j])
-        for i in range(rows)
-        for j in range(cols)
-    ]

@@ -19,9 +19,11 @@ from atelier.assets import record_asset
 from atelier.celery_app import NST_STYLIZE
 from atelier.db import session_scope
 from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
+from atelier.media import load_rgb
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.cache import LRU
+from workers.nst.plan import EngineJob, check_job, needed_side
 from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 
@@ -67,10 +69,6 @@ def _run(contexts: list[JobContext], settings: Settings) -> None:
 def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
     """The job's images, decoded no larger than the job needs and checked against `params`
     (InputError names what is wrong with them)."""
-    from atelier.media import load_rgb
-    from workers.nst.engine import EngineJob, check_job
-    from workers.nst.vgg import min_side
-
     storage = ctx.storage
     content = load_rgb(
         storage.local_path(ctx.job.inputs["content"]), settings.max_pixels, params.size
@@ -78,7 +76,7 @@ def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
     # A style is used at size x style_scale, enlarged when its shortest side would be under
     # what the layers need; `init=style` also resizes it to the content's size.
     longest = max(params.size, round(params.size * params.style_scale))
-    shortest = min_side((*params.style_layers, params.content_layer))
+    shortest = needed_side(params)
     styles = [
         (
             sha,
