@@ -202,31 +202,10 @@ def submit_cmd(
     try:
         remote.call("GET", "/v1/batches", params={"limit": 1})  # a wrong token: before uploads
         if video is not None:
-            if not video.is_file():
-                raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")
-            (sha,) = _upload(remote, [video])
-            names[sha] = safe_stem(video.name, "video")
-            body = {"video": sha, "params": params.model_dump(mode="json"), "label": label}
-            batch = remote.call("POST", "/v1/videos", json=body).json()
+            batch = _send_video(remote, video, params, label, names)
         else:
-            files = {
-                "content": expand(content or [], "'CONTENT'"),
-                "styles": expand(style or [], "'--style'"),
-            }
-            sent = iter(_upload(remote, [*files["content"], *files["styles"]]))
-            shas: dict[str, list[str]] = {"content": [], "styles": []}
-            for role, paths in files.items():
-                for path in paths:
-                    sha = next(sent)
-                    names[sha] = safe_stem(path.name, sha[:12])
-                    shas[role].append(sha)
-            body = {
-                **shas,
-                "params": params.model_dump(mode="json", exclude_none=True),
-                "label": label,
-                "force": force,
-            }
-            batch = remote.call("POST", "/v1/batches", json=body).json()
+            body = {"label": label, "force": force}
+            batch = _send_grid(remote, content or [], style or [], params, body, names)
     except RemoteError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
@@ -236,8 +215,47 @@ def submit_cmd(
     )
     for warning in batch.get("warnings", []):
         console.print(f"[yellow]warning from the API: {warning}[/yellow]", soft_wrap=True)
-    if not wait:
-        return
+    if wait:
+        _follow(remote, batch, names, out)
+
+
+def _send_video(
+    remote: Remote, video: Path, params: Any, label: str | None, names: dict[str, str]
+) -> dict[str, Any]:
+    """Upload the video and create its batch; `names` learns the video's file name."""
+    if not video.is_file():
+        raise typer.BadParameter(f"{video} is not a file", param_hint="'--video'")
+    (sha,) = _upload(remote, [video])
+    names[sha] = safe_stem(video.name, "video")
+    body = {"video": sha, "params": params.model_dump(mode="json"), "label": label}
+    return remote.call("POST", "/v1/videos", json=body).json()
+
+
+def _send_grid(
+    remote: Remote,
+    content: list[Path],
+    style: list[Path],
+    params: Any,
+    body: dict[str, Any],
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """Upload the grid's images and create its batch (`body` adds label and force); `names`
+    learns each image's file name."""
+    files = {"content": expand(content, "'CONTENT'"), "styles": expand(style, "'--style'")}
+    sent = iter(_upload(remote, [*files["content"], *files["styles"]]))
+    shas: dict[str, list[str]] = {"content": [], "styles": []}
+    for role, paths in files.items():
+        for path in paths:
+            sha = next(sent)
+            names[sha] = safe_stem(path.name, sha[:12])
+            shas[role].append(sha)
+    body = {**shas, "params": params.model_dump(mode="json", exclude_none=True), **body}
+    return remote.call("POST", "/v1/batches", json=body).json()
+
+
+def _follow(remote: Remote, batch: dict[str, Any], names: dict[str, str], out: Path | None) -> None:
+    """Follow the batch to its end, download its results into `out` if given, and exit 1
+    unless every job succeeded."""
     try:
         batch = _wait(remote, batch)
         if out is not None:
@@ -245,7 +263,8 @@ def submit_cmd(
     except KeyboardInterrupt:
         console.print(
             f"\n[yellow]stopped waiting; batch {batch['id']} keeps running on the server. "
-            f"Follow it at {follow} or {remote.url}/ (the gallery).[/yellow]"
+            f"Follow it at {remote.url}/v1/batches/{batch['id']} or {remote.url}/ "
+            "(the gallery).[/yellow]"
         )
         raise typer.Exit(130) from None
     except RemoteError as error:

@@ -18,11 +18,13 @@ import contextlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
+import numpy as np
 
 from atelier.errors import InputError, JobCancelled
 from atelier.schemas import VideoParams
@@ -30,7 +32,7 @@ from workers.video.detect import Box, make_detector
 from workers.video.encode import AudioTrack, FfmpegWriter
 from workers.video.filters import PAINTING, apply_filter
 from workers.video.frames import FrameReader
-from workers.video.layout import compose_board, plan_board
+from workers.video.layout import BoardGeometry, compose_board, plan_board
 from workers.video.probe import VideoInfo, probe_video
 from workers.video.track import TrackOptions, track_faces
 
@@ -111,58 +113,22 @@ def process_video(
     end = info.frame_count if end_frame is None else min(end_frame, info.frame_count)
     if not 0 <= start_frame < end:
         raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
-    total = end - start_frame
     every = params.detect_every
     tracking = TrackOptions.for_rate(info.fps, every)
-    reach = tracking.reach(every)
-    first_key = max(0, start_frame - reach) // every * every
-    next_key = -(-(end - 1 + reach) // every) * every
-
+    first_key, next_key = _keyframes(tracking.reach(every), every, start_frame, end)
     detector = make_detector(params.detector, model_path, params.profile)
-    panels = params.panel_filters()
-    painter = None
-    if PAINTING in panels:
-        if style_path is None:
-            raise InputError("the painting filter needs a painting (`style`)")
-        from workers.video.painting import Painter
-
-        painter = Painter(style_path)
-    geometry = plan_board(params.layout, info.width, info.height)
-    audio = None
-    if with_audio and params.keep_audio and info.has_audio:
-        whole = start_frame == 0 and end == info.frame_count
-        audio = AudioTrack(
-            src,
-            info.audio_codec,
-            start=float(info.time(start_frame)) if start_frame else 0.0,
-            duration=None if whole else float(info.time(end) - info.time(start_frame)),
-        )
+    board = _Board(params, info, _painter(params, style_path))
+    audio = _audio(src, info, params, start_frame, end) if with_audio else None
     # Frames keep the input's times, counted from the range's first frame. A finished file from
     # frame 0 starts its video when the input's does (after its sound, in some files); a
     # segment starts at 0, and joining puts it in place.
     origin = info.pts[start_frame]
     delay = info.time(0) if with_audio and start_frame == 0 else Fraction(0)
     shown = (*info.pts, info.end_pts)
-
-    def checkpoint(done: int) -> None:
-        if should_stop is not None and should_stop():
-            raise JobCancelled(f"cancelled after {done} of {total} frames")
-        if on_progress is not None:
-            on_progress(done, total)
-
-    checkpoint(0)
-    faces: list[list[Box]] = []  # boxes not yet handed to `on_faces` (all of them without it)
-    done = tracked = with_faces = searched = lost = 0
-    first_lost: int | None = None
-
-    def hand_over() -> None:
-        if on_faces is not None and faces:
-            on_faces(start_frame + done - len(faces), faces.copy())
-            faces.clear()
-
-    writer = FfmpegWriter(
-        dst, geometry.width, geometry.height, info.time_base, sar=info.sar, delay=delay, audio=audio
-    )
+    run = _Run(start_frame, end - start_frame, on_progress, should_stop, on_faces)
+    run.checkpoint()
+    size = (board.geometry.width, board.geometry.height)
+    writer = FfmpegWriter(dst, *size, info.time_base, sar=info.sar, delay=delay, audio=audio)
     frames = iter(FrameReader(src, info, first_key, next_key))
     with writer, contextlib.closing(frames):
         for index, frame, boxes, bridged, runs, gone in track_faces(
@@ -172,52 +138,132 @@ def process_video(
                 continue
             if index >= end:
                 break
-            if frame.shape[:2] != (info.height, info.width):
-                frame = cv2.resize(frame, (info.width, info.height))
-            board = compose_board(
-                [
-                    painter(frame)
-                    if name == PAINTING and painter and params.painting_frames
-                    else apply_filter(
-                        frame,
-                        boxes,
-                        name,
-                        mask=params.mask,
-                        padding=params.padding,
-                        painter=painter,
-                    )
-                    for name in panels
-                ],
-                geometry,
-            )
-            writer.write(board, shown[index] - origin, shown[index + 1] - shown[index])
-            faces.append(boxes)
-            done += 1
-            tracked += bridged
-            with_faces += bool(boxes)
-            searched += runs
-            lost += gone
-            if gone and first_lost is None:
-                first_lost = index
-            if done % REPORT_EVERY == 0 and done < total:
-                hand_over()
-                checkpoint(done)
-        if not done:
+            pts, duration = shown[index] - origin, shown[index + 1] - shown[index]
+            writer.write(board(frame, boxes), pts, duration)
+            run.add(index, boxes, bridged, runs, gone)
+        if not run.done:
             raise InputError(f"no decodable frames in {src.name} from frame {start_frame}")
-        hand_over()
-        checkpoint(done)
-    return VideoStats(
-        frames=done,
-        fps=info.fps,
-        width=geometry.width,
-        height=geometry.height,
-        faces=faces,
-        seconds=time.perf_counter() - started,
-        duration=float(info.time(start_frame + done) - info.time(start_frame)),
-        start=float(info.time(start_frame)),
-        tracked=tracked,
-        with_faces=with_faces,
-        searched=searched,
-        lost=lost,
-        first_lost=first_lost,
+        run.hand_over()
+        run.checkpoint()
+    return run.stats(info, board.geometry, time.perf_counter() - started)
+
+
+def _keyframes(reach: int, every: int, start_frame: int, end: int) -> tuple[int, int]:
+    """The detection keyframes `reach` frames before the range and after its last frame: the
+    frames to decode so the range's boxes are those of the whole video."""
+    return max(0, start_frame - reach) // every * every, -(-(end - 1 + reach) // every) * every
+
+
+def _painter(params: VideoParams, style_path: Path | str | None) -> Callable[..., Any] | None:
+    """The fast engine's painter of the `painting` filter, when a panel uses it."""
+    if PAINTING not in params.panel_filters():
+        return None
+    if style_path is None:
+        raise InputError("the painting filter needs a painting (`style`)")
+    from workers.video.painting import Painter
+
+    return Painter(style_path)
+
+
+def _audio(
+    src: Path, info: VideoInfo, params: VideoParams, start_frame: int, end: int
+) -> AudioTrack | None:
+    """The input's sound over frames [start_frame, end), when it has some and it is kept."""
+    if not (params.keep_audio and info.has_audio):
+        return None
+    whole = start_frame == 0 and end == info.frame_count
+    return AudioTrack(
+        src,
+        info.audio_codec,
+        start=float(info.time(start_frame)) if start_frame else 0.0,
+        duration=None if whole else float(info.time(end) - info.time(start_frame)),
     )
+
+
+class _Board:
+    """One output frame from an input frame: its panels filtered and tiled."""
+
+    def __init__(
+        self, params: VideoParams, info: VideoInfo, painter: Callable[..., Any] | None
+    ) -> None:
+        self.params = params
+        self.info = info
+        self.painter = painter
+        self.panels = params.panel_filters()
+        self.geometry = plan_board(params.layout, info.width, info.height)
+
+    def __call__(self, frame: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        info, params, painter = self.info, self.params, self.painter
+        if frame.shape[:2] != (info.height, info.width):
+            frame = cv2.resize(frame, (info.width, info.height))
+        return compose_board(
+            [
+                painter(frame)
+                if name == PAINTING and painter and params.painting_frames
+                else apply_filter(
+                    frame, boxes, name, mask=params.mask, padding=params.padding, painter=painter
+                )
+                for name in self.panels
+            ],
+            self.geometry,
+        )
+
+
+@dataclass
+class _Run:
+    """A run's reporting (progress, cancellation, face boxes handed over) and its counts."""
+
+    start_frame: int
+    total: int
+    on_progress: Callable[[int, int], None] | None
+    should_stop: Callable[[], bool] | None
+    on_faces: Callable[[int, list[list[Box]]], None] | None
+    faces: list[list[Box]] = field(default_factory=list)  # not yet handed to `on_faces`
+    done: int = 0
+    tracked: int = 0
+    with_faces: int = 0
+    searched: int = 0
+    lost: int = 0
+    first_lost: int | None = None
+
+    def checkpoint(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise JobCancelled(f"cancelled after {self.done} of {self.total} frames")
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    def hand_over(self) -> None:
+        if self.on_faces is not None and self.faces:
+            self.on_faces(self.start_frame + self.done - len(self.faces), self.faces.copy())
+            self.faces.clear()
+
+    def add(self, index: int, boxes: list[Box], bridged: int, runs: int, gone: int) -> None:
+        """Count frame `index` written; report every `REPORT_EVERY` frames."""
+        self.faces.append(boxes)
+        self.done += 1
+        self.tracked += bridged
+        self.with_faces += bool(boxes)
+        self.searched += runs
+        self.lost += gone
+        if gone and self.first_lost is None:
+            self.first_lost = index
+        if self.done % REPORT_EVERY == 0 and self.done < self.total:
+            self.hand_over()
+            self.checkpoint()
+
+    def stats(self, info: VideoInfo, geometry: BoardGeometry, seconds: float) -> VideoStats:
+        return VideoStats(
+            frames=self.done,
+            fps=info.fps,
+            width=geometry.width,
+            height=geometry.height,
+            faces=self.faces,
+            seconds=seconds,
+            duration=float(info.time(self.start_frame + self.done) - info.time(self.start_frame)),
+            start=float(info.time(self.start_frame)),
+            tracked=self.tracked,
+            with_faces=self.with_faces,
+            searched=self.searched,
+            lost=self.lost,
+            first_lost=self.first_lost,
+        )
