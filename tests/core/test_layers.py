@@ -29,6 +29,7 @@ FORBIDDEN = {
     ],
     "process-commands": [("api/cli/stylize.py", "workers.tasks")],
     "light-producers": [("scheduler/retention.py", "cv2"), ("atelier/models.py", "onnxruntime")],
+    "light-nst-planning": [("workers/nst/plan.py", "tensorflow")],
     "bench-meets-tests-in-support": [("bench/nst.py", "tests.fast.conftest")],
     "tests-import-bench-to-test-it": [("tests/fast/test_fast_engine.py", "bench.fast")],
     "support-stands-alone": [("tests/support/procs.py", "tests.core.test_layers")],
