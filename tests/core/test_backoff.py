@@ -44,3 +44,15 @@ def test_callers_that_met_one_outage_retry_at_different_moments(caplog: pytest.L
     assert len(pauses) == 32
     assert all(FIRST_PAUSE / 2 <= p <= FIRST_PAUSE for p in pauses)
     assert len(set(pauses)) >= 16, pauses
+
+
+def test_a_job_given_back_waits_a_jittered_doubling_delay():
+    """The delay before a job given back by an error runs again doubles with its attempt, up to
+    a minute, and is drawn from the upper half of that, so jobs failed together come back apart."""
+    from workers.tasks.runner import LONGEST_BACKOFF, backoff
+
+    for attempt in (1, 2, 3, 8):
+        longest = min(LONGEST_BACKOFF, 2.0**attempt)
+        delays = [backoff(attempt) for _ in range(500)]
+        assert all(longest / 2 <= d <= longest for d in delays), attempt
+        assert len({round(d, 3) for d in delays}) > 100, attempt
