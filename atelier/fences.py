@@ -91,3 +91,11 @@ def explain_lost(session: Session | Any, lease: Lease) -> Exception:
     if state == JobState.CANCELLED:
         return JobCancelled(f"job {lease.job_id} was cancelled")
     return LeaseLost(f"job {lease.job_id} attempt {lease.attempt} is no longer current")
+
+
+def already_succeeded(session: Session, lease: Lease, result_asset_id: int | None) -> bool:
+    """Whether this attempt's success is already recorded (a retried commit that had landed)."""
+    row = session.execute(
+        select(Job.state, Job.attempts, Job.result_asset_id).where(Job.id == lease.job_id)
+    ).one_or_none()
+    return row is not None and tuple(row) == (JobState.SUCCEEDED, lease.attempt, result_asset_id)

@@ -21,6 +21,7 @@ followers (`atelier.notify`) when it commits.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from atelier.attempts import claimed_by, end_attempts, open_attempt
 from atelier.db import session_scope
 from atelier.dbclock import as_aware, db_now, sql_now
 from atelier.dbretry import retry_transient
@@ -38,13 +40,14 @@ from atelier.fences import (
     ClaimOutcome,
     Lease,
     Seen,
+    already_succeeded,
     as_seen,
     exhausted_reason,
     explain_lost,
     fenced,
 )
 from atelier.history import add_losses, forget, replace_frames
-from atelier.models import FrameStat, Job, JobState
+from atelier.models import AttemptOutcome, FrameStat, Job, JobState
 from atelier.notify import job_changed
 
 __all__ = ["Claim", "ClaimOutcome", "Lease", "Seen", "exhausted_reason"]
@@ -52,20 +55,34 @@ __all__ = ["Claim", "ClaimOutcome", "Lease", "Seen", "exhausted_reason"]
 log = logging.getLogger(__name__)
 
 
-@retry_transient
-def claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
-    """Try to take job `job_id` for a new attempt (see the module docstring).
+def claim(
+    db_url: str, job_id: int, worker: str, lease_seconds: float, task_id: str | None = None
+) -> Claim:
+    """Try to take job `job_id` for a new attempt (see the module docstring), recorded as a
+    `JobAttempt` of `worker` under the message `task_id`.
 
-    A job whose identical twin is running (the database's unique index on the fingerprints of
-    running jobs) stays queued and gets TWIN: the twin's `succeed` completes it.
+    The claim carries a token of its own, written on its attempt: retried after its commit
+    landed but its answer was lost (`atelier.dbretry`), it finds the job running under that
+    token and goes on with the attempt instead of finding the job busy. A job whose identical
+    twin is running (the database's unique index on the fingerprints of running jobs) stays
+    queued and gets TWIN: the twin's `succeed` completes it.
     """
+    return _claim_once(db_url, job_id, worker, lease_seconds, task_id, uuid.uuid4().hex)
+
+
+@retry_transient
+def _claim_once(
+    db_url: str, job_id: int, worker: str, lease_seconds: float, task_id: str | None, token: str
+) -> Claim:
     try:
-        return _claim(db_url, job_id, worker, lease_seconds)
+        return _claim(db_url, job_id, worker, lease_seconds, task_id, token)
     except IntegrityError:
         return Claim(ClaimOutcome.TWIN)
 
 
-def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim:
+def _claim(
+    db_url: str, job_id: int, worker: str, lease_seconds: float, task_id: str | None, token: str
+) -> Claim:
     lease = timedelta(seconds=lease_seconds)
     with session_scope(db_url) as session:
         now = sql_now(session)
@@ -92,13 +109,25 @@ def _claim(db_url: str, job_id: int, worker: str, lease_seconds: float) -> Claim
             .returning(Job)
         ).scalar_one_or_none()
         if claimed is not None:
-            attempt = claimed.attempts
-            if attempt > 1:
+            if claimed.attempts > 1:
                 forget(session, job_id)  # what an earlier, dead attempt recorded
+            open_attempt(session, claimed, task_id, token, now)
             job_changed(session, [job_id])
-            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, attempt, worker), claimed)
+            return Claim(
+                ClaimOutcome.CLAIMED, Lease(db_url, job_id, claimed.attempts, worker), claimed
+            )
         job = session.get(Job, job_id)
+        ours = job is not None and job.state == JobState.RUNNING and claimed_by(session, job, token)
         stale_at = db_now(session) - lease
+    if ours:  # this claim's own commit, landed before its answer was lost
+        assert job is not None
+        return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, job.attempts, worker), job)
+    return _not_claimed(db_url, job, stale_at)
+
+
+def _not_claimed(db_url: str, job: Job | None, stale_at: datetime) -> Claim:
+    """Why a claim that changed nothing did not: the job is gone, finished, out of attempts (it
+    is failed with the reason), or held by a live attempt."""
     if job is None:
         return Claim(ClaimOutcome.MISSING)
     if JobState(job.state).finished:
@@ -206,8 +235,9 @@ def succeed(
                 heartbeat_at=now,
             )
         ).rowcount
-        if done != 1 and not _already_succeeded(session, lease, result_asset_id):
+        if done != 1 and not already_succeeded(session, lease, result_asset_id):
             raise explain_lost(session, lease)
+        end_attempts(session, lease.job_id, AttemptOutcome.SUCCEEDED, attempt=lease.attempt)
         changed = [lease.job_id]
         fingerprint = session.scalar(select(Job.fingerprint).where(Job.id == lease.job_id))
         if fingerprint is not None and result_asset_id is not None:
@@ -234,14 +264,6 @@ def succeed(
         job_changed(session, changed)
 
 
-def _already_succeeded(session: Session, lease: Lease, result_asset_id: int | None) -> bool:
-    """Whether this attempt's success is already recorded (a retried commit that had landed)."""
-    row = session.execute(
-        select(Job.state, Job.attempts, Job.result_asset_id).where(Job.id == lease.job_id)
-    ).one_or_none()
-    return row is not None and tuple(row) == (JobState.SUCCEEDED, lease.attempt, result_asset_id)
-
-
 @retry_transient
 def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> bool:
     """Fail the job for good, keeping the error text for the user; False when the attempt was
@@ -254,6 +276,7 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> bool:
         if session.execute(fenced(lease).values(**values)).rowcount != 1:
             log.warning("job %s: not failing, attempt %s is stale", lease.job_id, lease.attempt)
             return False
+        end_attempts(session, lease.job_id, AttemptOutcome.FAILED, error, attempt=lease.attempt)
         job_changed(session, [lease.job_id])
     return True
 
@@ -263,16 +286,16 @@ def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> l
     """Fail for good the jobs of `job_ids` still running under `worker` (a process that was
     killed: it can no longer say so itself); returns their ids."""
     with session_scope(db_url) as session:
-        failed = list(
-            session.scalars(
-                update(Job)
-                .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
-                .values(state=JobState.FAILED, error=error[:4000], finished_at=sql_now(session))
-                .returning(Job.id)
-            )
-        )
-        job_changed(session, failed)
-    return failed
+        failed = session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
+            .values(state=JobState.FAILED, error=error[:4000], finished_at=sql_now(session))
+            .returning(Job.id, Job.attempts)
+        ).all()
+        for job_id, attempt in failed:
+            end_attempts(session, job_id, AttemptOutcome.FAILED, error, attempt=attempt)
+        job_changed(session, [job_id for job_id, _ in failed])
+    return [job_id for job_id, _ in failed]
 
 
 @retry_transient
@@ -290,6 +313,8 @@ def release(lease: Lease, error: str | None, spent: bool = True) -> bool:
     with session_scope(lease.db_url) as session:
         released = session.execute(fenced(lease).values(progress=0.0, **values)).rowcount == 1
         if released:
+            outcome = AttemptOutcome.RELEASED
+            end_attempts(session, lease.job_id, outcome, values["error"], attempt=lease.attempt)
             job_changed(session, [lease.job_id])
     return released
 
@@ -298,10 +323,15 @@ def _change_seen(
     db_url: str, seen: Seen, lease_cut: datetime, values: Callable[[Session], dict[str, Any]]
 ) -> bool:
     """Write `values(session)` to the job if it is still as `seen` (see `as_seen`) and notify;
-    False when it is not (nothing written)."""
+    False when it is not (nothing written). A running attempt that leaves `running` here ends as
+    abandoned, with the job's new error as the reason."""
     with session_scope(db_url) as session:
-        if session.execute(as_seen(seen, lease_cut).values(**values(session))).rowcount != 1:
+        written = values(session)
+        if session.execute(as_seen(seen, lease_cut).values(**written)).rowcount != 1:
             return False
+        if seen.state == JobState.RUNNING and "state" in written:
+            outcome, error = AttemptOutcome.ABANDONED, written.get("error")
+            end_attempts(session, seen.job_id, outcome, error, attempt=seen.attempts)
         job_changed(session, [seen.job_id])
     return True
 
@@ -373,5 +403,6 @@ def cancel(db_url: str, job_id: int) -> bool:
             .values(state=JobState.CANCELLED, finished_at=sql_now(session))
         ).rowcount
         if changed:
+            end_attempts(session, job_id, AttemptOutcome.CANCELLED)
             job_changed(session, [job_id])
     return changed == 1

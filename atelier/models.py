@@ -134,6 +134,38 @@ class Job(Base):
     result_asset: Mapped[Asset | None] = relationship(foreign_keys=[result_asset_id])
 
 
+class AttemptOutcome(enum.StrEnum):
+    """How an attempt ended; RUNNING while it has not."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RELEASED = "released"  # given back to the queue: a transient error, or its worker stopping
+    ABANDONED = "abandoned"  # its lease lapsed: re-queued, taken over or given up on
+    CANCELLED = "cancelled"
+
+
+class JobAttempt(Base):
+    """One attempt at a job, kept when the next one starts: who ran it, under which message,
+    when, and how it ended. `token` is its claim's own: a claim retried after its commit landed
+    (the answer lost) finds its attempt by it and goes on instead of finding the job busy."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_attempt_job_attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16), default=AttemptOutcome.RUNNING)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class LossRecord(Base):
     """One optimizer iteration of one NST job; (job, iteration) is unique, so no duplicates."""
 

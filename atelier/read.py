@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from atelier.attempts import history
 from atelier.models import Asset, Batch, Job, JobKind, JobState
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -35,6 +36,20 @@ class AssetOut(BaseModel):
     created_at: datetime
     content_url: str
     thumbnail_url: str
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    worker: str
+    task_id: str | None = Field(description="The Celery task (message) it ran under.")
+    claimed_at: datetime
+    heartbeat_at: datetime | None = Field(description="Its last renewal of the lease.")
+    ended_at: datetime | None
+    outcome: str = Field(
+        description="running | succeeded | failed | released (given back to the queue) | "
+        "abandoned (its lease lapsed) | cancelled"
+    )
+    error: str | None
 
 
 class JobOut(BaseModel):
@@ -61,6 +76,11 @@ class JobOut(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     seconds: float | None = None
+    history: list[AttemptOut] | None = Field(
+        None,
+        description="Every attempt at the job, first first, with its worker and error (one "
+        "job's detail only; null in lists).",
+    )
 
 
 class Page(BaseModel, Generic[Item]):
@@ -161,8 +181,12 @@ def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
 
 
 def job_detail(session: Session, job: Job) -> JobOut:
-    """One job as `GET /v1/jobs/{id}` and `atelier status --job` show it."""
-    return jobs_out(session, [job])[0]
+    """One job as `GET /v1/jobs/{id}` and `atelier status --job` show it, with its attempts."""
+    detail = jobs_out(session, [job])[0]
+    detail.history = [
+        AttemptOut.model_validate(row, from_attributes=True) for row in history(session, job.id)
+    ]
+    return detail
 
 
 def batch_progress(states: Sequence[tuple[str, float]]) -> tuple[dict[str, int], float, bool]:

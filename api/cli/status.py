@@ -15,6 +15,7 @@ from api.cli.runtime import get_or_exit, runtime
 from atelier.db import session_scope
 from atelier.models import Batch, Job
 from atelier.read import (
+    AttemptOut,
     BatchOut,
     BatchSummary,
     JobOut,
@@ -123,7 +124,17 @@ def job_table(job: JobOut) -> Table:
     }
     for field, value in rows.items():
         table.add_row(field, value)
+    for attempt in job.history or []:
+        table.add_row(f"attempt {attempt.attempt}", _attempt(attempt))
     return table
+
+
+def _attempt(attempt: AttemptOut) -> str:
+    """One attempt on one line: how it ended, where, when, and its error."""
+    ended = f", ended {attempt.ended_at}" if attempt.ended_at else ""
+    task = f" (task {attempt.task_id})" if attempt.task_id else ""
+    line = f"{_state(attempt.outcome)} on {attempt.worker}{task}, claimed {attempt.claimed_at}"
+    return line + ended + (f": {attempt.error}" if attempt.error else "")
 
 
 def show(renderable: Table) -> None:

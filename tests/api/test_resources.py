@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.http.app import create_app
+from atelier import jobs
 from atelier.db import session_scope
 from atelier.models import Batch, Job, JobState, LossRecord, utcnow
 from tests.api.conftest import jpeg_bytes, png_bytes, upload
@@ -222,6 +223,24 @@ def test_job_result_losses_and_cancel(client, api_settings):
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]
     assert client.post(f"/v1/jobs/{failed}/cancel").status_code == 409
     assert client.post("/v1/jobs/999999/cancel").status_code == 404
+
+
+def test_a_jobs_detail_shows_every_attempt_with_its_worker_and_error(client, api_settings):
+    db = api_settings.resolved_database_url
+    (job_id,) = make_jobs(db, ["queued"])
+    for n in (1, 2):
+        lease = jobs.claim(db, job_id, f"w{n}@box:{n}", 60, task_id=f"t{n}").lease
+        jobs.release(lease, f"ConnectionError: try {n}")
+    jobs.succeed(jobs.claim(db, job_id, "w3@box:3", 60, task_id="t3").lease, None, {}, 0.5)
+    history = client.get(f"/v1/jobs/{job_id}").json()["history"]
+    assert [
+        (a["attempt"], a["worker"], a["task_id"], a["outcome"], a["error"]) for a in history
+    ] == [
+        (1, "w1@box:1", "t1", "released", "ConnectionError: try 1"),
+        (2, "w2@box:2", "t2", "released", "ConnectionError: try 2"),
+        (3, "w3@box:3", "t3", "succeeded", None),
+    ]
+    assert client.get("/v1/jobs", params={"batch": 1}).json()["items"][0]["history"] is None
 
 
 def test_cancel_a_whole_batch(client, api_settings):

@@ -39,7 +39,10 @@ def test_silent_work_keeps_its_lease_and_the_renewals_stop_with_it(pg_url: str, 
             seen.append(_heartbeat_at(pg_url, job_id))
             time.sleep(5 * HEARTBEAT)  # no progress report at all
 
-    assert run_claimed([context], silent_work) == {"claimed": [job_id]}
+    assert run_claimed([context], silent_work) == {
+        "claimed": [job_id],
+        "attempts": {str(job_id): 1},
+    }
     assert seen == sorted(seen) and len(set(seen)) == len(seen), seen  # renewed every time
     settled = _heartbeat_at(pg_url, job_id)
     time.sleep(3 * HEARTBEAT)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import ProgrammingError
 from atelier.db import current_revision, get_engine, migrate
 from tests.support.procs import REPO
 
-TABLES = {"assets", "batches", "jobs", "loss_history", "frame_stats", "inbox_files"}
+TABLES = {"assets", "batches", "jobs", "job_attempts", "loss_history", "frame_stats", "inbox_files"}
 
 
 def _head() -> str:

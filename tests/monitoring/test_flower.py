@@ -224,6 +224,8 @@ def test_flower_sees_the_worker_its_tasks_and_a_running_jobs_progress(
             assert info["name"] == PING
             assert info["worker"] == node
             assert info["args"] == f"[[{job_id}]]"
+            # The task's result names the attempt it ran (the job's first).
+            assert f"'attempts': {{'{job_id}': 1}}" in info["result"], info["result"]
             listed = api.get("/api/tasks", params={"taskname": PING}).json()
             assert listed[task_id]["name"] == PING and listed[task_id]["state"] == "SUCCESS"
 
@@ -312,7 +314,7 @@ def _check_progress(api: httpx.Client, settings: Settings, app: Any, tmp_path: P
 
 
 def _assert_progress_meta(meta: dict[str, Any], job_id: int) -> None:
-    assert meta["job_id"] == job_id
+    assert meta["job_id"] == job_id and meta["attempt"] == 1
     assert meta["of"] == ITERATIONS and 1 <= meta["iteration"] <= ITERATIONS
     assert 0 < meta["progress"] <= 1
     assert set(meta["losses"]) >= {"total", "content", "style", "tv"}

@@ -91,7 +91,8 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_state >= 0.5 or force:
             self._last_state = now
-            self._publish({"job_id": self.lease.job_id, "progress": progress, **meta})
+            state = {"job_id": self.lease.job_id, "attempt": self.lease.attempt}
+            self._publish({**state, "progress": progress, **meta})
         if now - self._last_beat >= self.settings.heartbeat_seconds or force:
             self.flush(progress, meta)
 
@@ -151,7 +152,11 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
     busy: list[int] = []
     for job_id in job_ids:
         got = jobs.claim(
-            settings.resolved_database_url, job_id, worker_name(task), settings.lease_seconds
+            settings.resolved_database_url,
+            job_id,
+            worker_name(task),
+            settings.lease_seconds,
+            task_id=task.request.id,
         )
         if got.outcome is jobs.ClaimOutcome.CLAIMED:
             assert got.lease is not None and got.job is not None
@@ -178,7 +183,8 @@ def claim_jobs(task: Task, job_ids: Sequence[int], settings: Settings) -> list[J
 def run_claimed(
     contexts: list[JobContext], work: Callable[[list[JobContext]], None]
 ) -> dict[str, Any]:
-    """Run `work` on claimed jobs and settle each job's row according to what happened."""
+    """Run `work` on claimed jobs and settle each job's row according to what happened. The
+    task's result (what Flower shows) names the jobs it claimed and the attempt of each."""
     if not contexts:
         return {"claimed": []}
     ids = [ctx.lease.job_id for ctx in contexts]
@@ -198,7 +204,10 @@ def run_claimed(
             task = contexts[0].task
             settle_error(task, [(c.lease, c.job.max_attempts) for c in contexts], error, task.name)
     _end_task_as_jobs_ended(contexts[0].task, contexts[0].lease.db_url, ids)
-    return {"claimed": ids}
+    return {
+        "claimed": ids,
+        "attempts": {str(ctx.lease.job_id): ctx.lease.attempt for ctx in contexts},
+    }
 
 
 def _log_why_stopped(contexts: list[JobContext]) -> None:

@@ -283,7 +283,8 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     def progress(done: int, total: int) -> None:
         self.update_state(
             state="PROGRESS",
-            meta={"job_id": job_id, "segment": index, "frame": start + done, "of": end},
+            meta={"job_id": job_id, "attempt": attempt, "segment": index, "frame": start + done}
+            | {"of": end},
         )
         if time.monotonic() - beat[0] >= settings.heartbeat_seconds:
             beat[0] = time.monotonic()
