@@ -13,12 +13,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from atelier.dbclock import sql_now
-from atelier.models import AttemptOutcome, Job, JobAttempt
+from atelier.history import forget
+from atelier.models import AttemptOutcome, Job, JobAttempt, JobState
 
 
 def open_attempt(session: Session, job: Job, task_id: str | None, token: str, now: Any) -> None:
     """Record the attempt `job` was just claimed for; the attempts before it that never ended
-    (their lease lapsed and this claim took over) end as abandoned."""
+    (their lease lapsed and this claim took over) end as abandoned. A new attempt starts from
+    scratch: what earlier attempts recorded (loss and frame rows) is dropped."""
+    if job.attempts > 1:
+        forget(session, job.id)
     end_attempts(
         session,
         job.id,
@@ -42,7 +46,9 @@ def open_attempt(session: Session, job: Job, task_id: str | None, token: str, no
 
 
 def claimed_by(session: Session, job: Job, token: str) -> bool:
-    """Whether the current, running attempt of `job` is the one claimed with `token`."""
+    """Whether `job` is running its current attempt as the one claimed with `token`."""
+    if job.state != JobState.RUNNING:
+        return False
     found = session.scalar(
         select(JobAttempt.attempt).where(
             JobAttempt.job_id == job.id,

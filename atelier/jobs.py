@@ -1,9 +1,7 @@
-"""The job state machine, with fencing, so a job is never lost and never done twice.
-
-Every write of a job's state is a function of this module: the worker's claim, heartbeat, loss
-and frame rows, success, failure and release; the user's cancel; the reaper's requeue, renewal
-and giving up; a batch's reuse of a finished twin. A test reads the source tree and fails when
-`jobs.state` is written anywhere else.
+"""The job state machine, with fencing, so a job is never lost and never done twice. Every
+write of a job's state is here (a test fails on a writer elsewhere): the worker's claim,
+heartbeat, loss and frame rows, success, failure and release; the user's cancel; the reaper's
+requeue, renewal and giving up; a batch's reuse of a finished twin.
 
 A worker *claims* a job with a compare-and-set on its row: `queued` (or `running` with a lease
 gone stale) becomes `running` and `attempts` goes up by one. That attempt number is the fencing
@@ -46,11 +44,9 @@ from atelier.fences import (
     explain_lost,
     fenced,
 )
-from atelier.history import add_losses, forget, replace_frames
+from atelier.history import add_losses, replace_frames
 from atelier.models import AttemptOutcome, FrameStat, Job, JobState
 from atelier.notify import job_changed
-
-__all__ = ["Claim", "ClaimOutcome", "Lease", "Seen", "exhausted_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +105,15 @@ def _claim(
             .returning(Job)
         ).scalar_one_or_none()
         if claimed is not None:
-            if claimed.attempts > 1:
-                forget(session, job_id)  # what an earlier, dead attempt recorded
             open_attempt(session, claimed, task_id, token, now)
             job_changed(session, [job_id])
             return Claim(
                 ClaimOutcome.CLAIMED, Lease(db_url, job_id, claimed.attempts, worker), claimed
             )
         job = session.get(Job, job_id)
-        ours = job is not None and job.state == JobState.RUNNING and claimed_by(session, job, token)
         stale_at = db_now(session) - lease
-    if ours:  # this claim's own commit, landed before its answer was lost
-        assert job is not None
-        return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, job.attempts, worker), job)
+        if job is not None and claimed_by(session, job, token):  # its commit landed, answer lost
+            return Claim(ClaimOutcome.CLAIMED, Lease(db_url, job_id, job.attempts, worker), job)
     return _not_claimed(db_url, job, stale_at)
 
 
