@@ -114,9 +114,13 @@ def scan_inboxes(
     settings: Settings, app: Celery, inboxes: Sequence[Inbox] | None = None
 ) -> list[ScanReport]:
     """Scan `inboxes` once, by default the ones `settings` configure (see the module
-    docstring)."""
+    docstring); the files remembered of inboxes no longer configured are forgotten."""
     reports = []
-    for inbox in load_inboxes(settings) if inboxes is None else inboxes:
+    scanned = load_inboxes(settings) if inboxes is None else inboxes
+    names = {inbox.name for inbox in scanned}
+    for key in [key for key in _known if key[0] not in names]:
+        del _known[key]
+    for inbox in scanned:
         try:
             reports.append(scan_inbox(settings, app, inbox))
         except AtelierError as error:  # a bad style or parameter: the next scan tries again
@@ -138,7 +142,8 @@ def scan_inbox(settings: Settings, app: Celery, inbox: Inbox) -> ScanReport:
 
 # Files this process already recorded: (inbox, path) -> (size, mtime), so that a folder of old
 # files is not hashed again on every scan. The database stays the authority. Each scan forgets
-# the files no longer in the folder, so the cache holds at most what the folders hold now.
+# the files no longer in the folder, and those of inboxes no longer configured, so the cache
+# holds at most what the configured folders hold now.
 _known: dict[tuple[str, str], tuple[int, int]] = {}
 
 

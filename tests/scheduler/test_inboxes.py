@@ -288,8 +288,8 @@ def test_the_beat_sends_its_inbox_configuration_to_the_worker(tmp_path: Path, pg
 
 
 def test_files_removed_from_the_folder_are_forgotten(tmp_path: Path, embedded_runtime):
-    """The cache of files already seen holds only what the folder holds now: an inbox that
-    sees a million files come and go does not keep a million entries."""
+    """The cache of files already seen holds only what the configured folders hold now: an
+    inbox that sees a million files come and go does not keep a million entries."""
     inbox = tmp_path / "inbox"
     style = _image(tmp_path / "styles" / "wave.png", (0, 0, 200))
     kept = _image(inbox / "kept.png", (1, 2, 3))
@@ -302,3 +302,5 @@ def test_files_removed_from_the_folder_are_forgotten(tmp_path: Path, embedded_ru
         (inbox / f"gone{index}.png").unlink()
     assert scan_inboxes(settings, app)[0].taken == []
     assert list(inbox_module._known) == [("photos", str(kept))]
+    # An inbox no longer configured is forgotten at the next scan of the others.
+    assert scan_inboxes(settings, app, []) == [] and inbox_module._known == {}
