@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     storage_retry_seconds: float = Field(
         60.0, ge=0, description="How long object-store calls retry while the store is away."
     )
+    min_free_disk_mb: int = Field(
+        200,
+        ge=0,
+        description="Free space in the storage folder (with storage_url: the cache and scratch"
+        " folder) under which `atelier doctor` fails and /healthz reports `disk: low`.",
+    )
     storage_redirect_seconds: int = Field(
         0,
         ge=0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,12 +22,12 @@ from rich.markup import escape
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from atelier.diskspace import free_space
 from atelier.settings import Settings, get_settings
 from atelier.weights import WEIGHTS_FILE, how_to_provide, keras_models_dir, weights_path
 from atelier.weights_fetch import verify
 
 LOW_DISK = 2 * 1024**3  # a warning below this much free space in storage
-NO_DISK = 200 * 1024**2  # a failure below this
 TENSORFLOW_PROBE = (
     "import tensorflow as tf; "
     "print('|'.join(d.name for d in tf.config.list_physical_devices('GPU')))"
@@ -284,14 +283,14 @@ def check_gpu(_settings: Settings) -> Check:
 
 
 def check_disk(settings: Settings) -> Check:
-    where = settings.resolved_storage_dir
-    existing = next(p for p in (where, *where.parents) if p.exists())
-    free = shutil.disk_usage(existing).free
-    detail = f"{free / 1024**3:.1f} GiB free in {where}"
+    """FAIL under ATELIER_MIN_FREE_DISK_MB free in storage (jobs would be held, uploads refused
+    with 507), a warning under `LOW_DISK`."""
+    space = free_space(settings)
+    detail = f"{space.free / 1024**3:.1f} GiB free in {space.folder}"
     fix = "free some space, or set ATELIER_RETENTION_DAYS so old files are removed"
-    if free < NO_DISK:
-        return Check("disk", Status.FAIL, detail, fix)
-    if free < LOW_DISK:
+    if space.low:
+        return Check("disk", Status.FAIL, f"{detail}, under ATELIER_MIN_FREE_DISK_MB", fix)
+    if space.free < LOW_DISK:
         return Check("disk", Status.WARN, detail, fix)
     return Check("disk", Status.OK, detail)
 

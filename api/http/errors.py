@@ -3,8 +3,10 @@
 A client (or a person with curl) gets one shape for everything: a missing route, a bad field, a
 refused upload, an unreachable broker. A database, broker or object store that cannot be reached
 (or a pool with no free connection in time) is an outage, not a bug: 503 with `Retry-After`, and
-for the gallery's pages an HTML page a browser can show. Unexpected errors are logged with their
-traceback and answered with a plain 500 that leaks nothing.
+for the gallery's pages an HTML page a browser can show. A full disk or store (an upload that
+cannot be stored) is one too: 507 with `Retry-After`. What counts as an outage is decided in one
+place for the API and the workers alike (`atelier.errors.outage`). Unexpected errors are logged
+with their traceback and answered with a plain 500 that leaks nothing.
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import OperationalError as DatabaseUnreachable
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from api.http.pages import PAGE_HEADERS
 from api.http.schemas import ErrorBody
-from atelier.errors import InputError
-from atelier.storage_errors import is_transient_storage_error
+from atelier.errors import InputError, outage
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+DISK_RETRY_AFTER_SECONDS = 60  # space is freed by people or retention, not in seconds
+INSUFFICIENT_STORAGE = 507
 OUTAGES: tuple[type[Exception], ...] = (
     PoolTimeout,
     BrokerUnreachable,
@@ -41,8 +43,7 @@ ERROR_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Atelier is unavailable</title>
 <link rel="stylesheet" href="/static/gallery.css"></head>
 <body><main><h1>Atelier is unavailable</h1>
-<p>Its {what} cannot be reached right now. Jobs already submitted are kept; try again in a few
-seconds.</p></main></body></html>
+<p>{why} Jobs already submitted are kept; try again {when}.</p></main></body></html>
 """
 
 
@@ -106,13 +107,9 @@ async def _input_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def is_outage(error: BaseException) -> bool:
-    """True for a lost or refused connection to the database or the broker, or a pool wait that
-    ran out, as opposed to an error in a query (a bug)."""
-    # The driver's OperationalError: refused, reset, server shutting down, or SQLite's
-    # `database is locked`: the server or the file is there but does not answer now.
-    if isinstance(error, (*OUTAGES, DatabaseUnreachable)) or is_transient_storage_error(error):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    """True for a lost or refused connection to the database, the broker or the object store, a
+    pool wait that ran out, or a full disk, as opposed to an error in a query (a bug)."""
+    return outage(error) is not None
 
 
 def wants_html(request: Request) -> bool:
@@ -124,23 +121,23 @@ def wants_html(request: Request) -> bool:
 
 
 def unavailable(request: Request, error: BaseException) -> Response:
-    """503 for an outage: what is down, when to retry, and HTML for a browser on the gallery."""
-    what = (
-        "database"
-        if isinstance(error, PoolTimeout | DBAPIError)
-        else "object store"
-        if is_transient_storage_error(error)
-        else "broker"
-    )
+    """503 for an outage (507 for a full disk): what is wrong, when to retry, and HTML for a
+    browser on the gallery."""
+    what = outage(error) or "broker"
     log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, what, error)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if what == "disk":
+        status, wait = INSUFFICIENT_STORAGE, DISK_RETRY_AFTER_SECONDS
+        why, when = "Its disk is full: nothing can be stored now.", "once space is freed"
+        message = "the server's disk is full; nothing can be stored until space is freed"
+    else:
+        status, wait = 503, RETRY_AFTER_SECONDS
+        why, when = f"Its {what} cannot be reached right now.", "in a few seconds"
+        message = f"the {what} is unavailable; retry in a few seconds"
+    headers = {"Retry-After": str(wait)}
     if wants_html(request):
-        return HTMLResponse(
-            ERROR_PAGE.format(what=what), status_code=503, headers={**headers, **PAGE_HEADERS}
-        )
-    return error_response(
-        503, f"the {what} is unavailable; retry in a few seconds", headers=headers
-    )
+        page = ERROR_PAGE.format(why=why, when=when)
+        return HTMLResponse(page, status_code=status, headers={**headers, **PAGE_HEADERS})
+    return error_response(status, message, headers=headers)
 
 
 async def _client_gone(request: Request, _exc: Exception) -> Response:
@@ -158,8 +155,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    for outage in (*OUTAGES, DBAPIError):
-        app.add_exception_handler(outage, _unexpected)
+    # Handled where they are raised (not by the last-resort handler, which re-raises to the
+    # server's log): the outages, and OSError, which a full disk raises.
+    for away in (*OUTAGES, DBAPIError, OSError):
+        app.add_exception_handler(away, _unexpected)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
@@ -186,4 +185,6 @@ _MEANING = {
     422: "The request or its parameters are invalid.",
     429: "Too many requests of this kind from your address: retry after `Retry-After`.",
     503: "The database, the broker or the object store is unavailable.",
+    507: "The server's disk (or object store) is full: nothing can be stored until space is"
+    " freed; retry after `Retry-After`.",
 }

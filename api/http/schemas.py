@@ -173,6 +173,10 @@ class VideoCreate(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok when every dependency answered.")
+    status: str = Field(
+        description="ok when every dependency answered and there is room to store; `low disk`"
+        " when free space is under ATELIER_MIN_FREE_DISK_MB; unavailable otherwise."
+    )
     database: str
     broker: str
+    disk: str = Field(description="`ok: N MiB free in FOLDER`, or `low: …` under the minimum.")

@@ -295,7 +295,8 @@ def test_errors_are_json(client):
 
 def test_health_reports_the_broker(api_settings, redis_url):
     with TestClient(create_app(api_settings.model_copy(update={"broker_url": redis_url}))) as c:
-        assert c.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+        found = c.get("/healthz").json()
+        assert (found["database"], found["broker"], found["status"]) == ("ok", "ok", "ok")
     dead = api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(dead)) as c:
         response = c.get("/healthz")

@@ -11,8 +11,6 @@ the disk. No privilege is needed."""
 
 from __future__ import annotations
 
-import errno
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.support.procs import atelier_process, wait_for_log
+from tests.support.small_disk import fill, namespaces_work, on_small_disk
 
 pytestmark = pytest.mark.slow
 FULL_FOR = 15.0
@@ -49,48 +48,17 @@ FAST = NSTParams(engine="fast", size=32)
 SEGMENTED = VideoParams(filter="pixelate", segment_seconds=0.5)
 
 
-def _namespaces_work(folder: Path) -> bool:
-    """Whether this machine lets an unprivileged user mount a tmpfs in a namespace of its own."""
-    folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "probe", str(folder)]
-    probe = ["unshare", "--user", "--map-root-user", "--mount", *mount]
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(probe, check=False).returncode == 0
-
-
 def start_on_small_disk(c: Cluster, name: str, queues: str) -> tuple[subprocess.Popen[bytes], Path]:
     """A worker whose data folder is a tmpfs of `DISK_MB` of its own, holding a copy of what the
     folder held; returns it and where this process sees that folder."""
     data = Path(c.env["ATELIER_DATA_DIR"])
-    disk = c.folder / "disk"
-    disk.mkdir()
-    mount = (
-        f'mount -t tmpfs -o size={DISK_MB}m atelier-disk "$1" && cp -a "$0/." "$1"'
-        ' && mount --bind "$1" "$0" && shift && exec "$@"'
-    )
-    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
-    prefix += [str(data), str(disk)]
+    prefix = on_small_disk(data, DISK_MB, c.folder / "disk")
     log = c.folder / f"{name}.log"
     args = ["worker", "--queues", queues, "--hostname", f"{name}@%h", "--concurrency", "2"]
     proc = c.stack.enter_context(atelier_process(args, c.env, log, None, prefix=prefix))
     c.procs.append(proc)
     wait_for_log(log, " ready.", 120, proc)
     return proc, Path(f"/proc/{proc.pid}/root{data}")
-
-
-def fill(folder: Path) -> Path:
-    """Write zeros into `folder` until its filesystem is full (a real ENOSPC); returns the file."""
-    filler = folder / "filler"
-    block = bytes(1 << 20)
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(block)
-                out.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC, error
-    return filler
 
 
 def _all_given_back(c: Cluster, ids: list[int]) -> bool:
@@ -101,7 +69,7 @@ def _all_given_back(c: Cluster, ids: list[int]) -> bool:
 def test_a_full_disk_holds_jobs_without_spending_attempts(
     tmp_path: Path, pg_url: str, fault_redis: RedisServer, squares: list[Path], clip: Path
 ):
-    if not _namespaces_work(tmp_path / "probe"):
+    if not namespaces_work(tmp_path / "probe"):
         pytest.skip("unprivileged user namespaces (unshare --user --mount) are not available")
     with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_LEASE_SECONDS="30") as c:
         settings = c.settings

@@ -107,9 +107,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(env: Mapping[str, str], log: Path, timeout: float = 60) -> Iterator[str]:
+def serve(
+    env: Mapping[str, str], log: Path, timeout: float = 60, prefix: Sequence[str] = ()
+) -> Iterator[str]:
     """Run `atelier api` on a free loopback port with `env` (ATELIER_* settings) until the block
-    ends; yields its base URL."""
+    ends; yields its base URL. `prefix`: a command that runs it (one that sets up a namespace)."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
     full.update(env)
@@ -117,6 +119,7 @@ def serve(env: Mapping[str, str], log: Path, timeout: float = 60) -> Iterator[st
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "api.cli",

@@ -40,7 +40,7 @@ videos, never markup)."""
     openapi_extra=UPLOAD_OPENAPI,
     responses={
         200: {"model": AssetOut, "description": "Already stored: the existing asset."},
-        **responses(400, 401, 413, 415, 422),
+        **responses(400, 401, 413, 415, 422, 507),
     },
 )
 async def upload_asset(
@@ -57,8 +57,8 @@ async def upload_asset(
 
     Refused with 413 over `ATELIER_MAX_UPLOAD_BYTES`, 415 when it is neither a supported image
     nor a video, 422 for an image over `ATELIER_MAX_PIXELS` or one that cannot be decoded, or a
-    video whose frames are over `ATELIER_MAX_VIDEO_PIXELS`. Sending the same bytes again answers
-    200 with the asset already stored.
+    video whose frames are over `ATELIER_MAX_VIDEO_PIXELS`, 507 with `Retry-After` when the disk
+    is full. Sending the same bytes again answers 200 with the asset already stored.
     """
     settings = svc.settings
     received = await receive_upload(

@@ -1,4 +1,5 @@
-"""`/healthz`: can this API reach its database and its broker right now?"""
+"""`/healthz`: can this API reach its database and its broker right now, and is there room to
+store uploads?"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from api.http.deps import Services, services
 from api.http.schemas import Health
 from atelier.db import get_engine
+from atelier.diskspace import free_space
 
 router = APIRouter(tags=["health"])
 
@@ -43,9 +45,13 @@ def _broker(svc: Services) -> str:
     responses={503: {"model": Health, "description": "The database or the broker is down."}},
 )
 def healthz(response: Response, svc: Annotated[Services, Depends(services)]) -> Health:
-    """Open to everyone (no token): 200 when the database and the broker both answer."""
+    """Open to everyone (no token): 200 when the database and the broker both answer. `disk`
+    reports the free space where uploads are stored; under ATELIER_MIN_FREE_DISK_MB it says
+    `low: …` and `status` is `low disk`, still 200 (everything but storing works)."""
     database, broker = _database(svc), _broker(svc)
+    space = free_space(svc.settings)
     healthy = database == "ok" and broker == "ok"
     if not healthy:
         response.status_code = 503
-    return Health(status="ok" if healthy else "unavailable", database=database, broker=broker)
+    status = "unavailable" if not healthy else "low disk" if space.low else "ok"
+    return Health(status=status, database=database, broker=broker, disk=space.describe())
