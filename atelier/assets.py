@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,3 +51,19 @@ def record_asset(
     except IntegrityError:
         return session.execute(select(Asset).where(Asset.sha256 == stored.sha256)).scalar_one()
     return asset
+
+
+def hold_assets(session: Session, shas: Iterable[str]) -> set[str]:
+    """The sha256s of `shas` that are stored and not expired, their rows locked (shared) until
+    the caller's transaction ends. A producer writes a job's row in that transaction, so
+    retention, which locks the assets it may expire before it reads which ones jobs need
+    (`scheduler/retention.py`), either sees the job or expires the asset first, never a job that
+    points at a removed file."""
+    wanted = sorted(set(shas))
+    return set(
+        session.scalars(
+            select(Asset.sha256)
+            .where(Asset.sha256.in_(wanted), Asset.deleted_at.is_(None))
+            .with_for_update(read=True)
+        )
+    )

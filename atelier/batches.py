@@ -15,7 +15,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atelier.assets import record_asset
+from atelier.assets import hold_assets, record_asset
 from atelier.celery_app import NST_STYLIZE, VIDEO_FILTER, nst_task_for
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -183,9 +183,7 @@ def write_nst_batch(
     ]
     columns = style_groups(style_shas, combos[0])
     check_size(len(content_shas), len(columns), len(combos), settings.max_grid)
-    known = set(
-        session.scalars(select(Asset.sha256).where(Asset.sha256.in_([*content_shas, *style_shas])))
-    )
+    known = hold_assets(session, [*content_shas, *style_shas])
     missing = sorted((set(content_shas) | set(style_shas)) - known)
     if missing:
         raise InputError(f"unknown asset(s): {', '.join(m[:12] for m in missing)}")
@@ -293,9 +291,10 @@ def create_video_job(
 ) -> BatchPlan:
     """Write a one-job batch for a video; the worker validates the file itself."""
     with session_scope(settings.resolved_database_url) as session:
-        for sha in (video_sha, params.style):
-            if sha and session.scalar(select(Asset.id).where(Asset.sha256 == sha)) is None:
-                raise InputError(f"unknown asset: {sha[:12]}")
+        wanted = [sha for sha in (video_sha, params.style) if sha]
+        missing = sorted(set(wanted) - hold_assets(session, wanted))
+        if missing:
+            raise InputError(f"unknown asset: {missing[0][:12]}")
         batch = Batch(
             kind=JobKind.VIDEO, label=label, source=source, params=params.model_dump(mode="json")
         )

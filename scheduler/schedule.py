@@ -27,7 +27,9 @@ def beat_schedule(settings: Settings, inboxes: Sequence[Inbox] = ()) -> dict[str
     age is set.
 
     The inboxes' configuration travels in every scan message (the task's `inboxes` argument),
-    so it is the beat's `ATELIER_INBOXES` that counts, not the scanning worker's.
+    and the retention age and the inboxes' styles in every retention message (`days`,
+    `protected`), so it is the beat's `ATELIER_INBOXES` and `ATELIER_RETENTION_DAYS` that count,
+    not those of the worker that runs the pass.
     """
     schedule = {
         "reaper": _entry(REAP, settings.reaper_interval),
@@ -39,5 +41,9 @@ def beat_schedule(settings: Settings, inboxes: Sequence[Inbox] = ()) -> dict[str
             "kwargs": {"inboxes": [inbox.model_dump(mode="json") for inbox in inboxes]},
         }
     if settings.retention_days > 0:
-        schedule["retention"] = _entry(RETENTION, settings.retention_interval)
+        protected = sorted({style for inbox in inboxes for style in inbox.styles})
+        schedule["retention"] = {
+            **_entry(RETENTION, settings.retention_interval),
+            "kwargs": {"days": settings.retention_days, "protected": protected},
+        }
     return schedule

@@ -3,6 +3,7 @@ also sweeps the scratch area as it starts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -31,8 +32,12 @@ def inboxes(self: Task, inboxes: list[dict[str, Any]] | None = None) -> dict:
 
 
 @shared_task(name=RETENTION, ignore_result=True)
-def retention() -> dict:
-    report = purge_expired(get_settings())
+def retention(days: float | None = None, protected: list[str] | None = None) -> dict:
+    """Remove what the beat's configuration says has expired: its `days` and the styles of its
+    inboxes (`protected`) travel in the message; sent without them, this worker's own
+    `ATELIER_RETENTION_DAYS` and `ATELIER_INBOXES`."""
+    age = None if days is None else timedelta(days=days)
+    report = purge_expired(get_settings(), age, protected=protected)
     return {"removed": len(report.removed), "bytes": report.bytes_freed}
 
 
