@@ -25,6 +25,8 @@ FAULT_WORDS = {
     "outage": "PostgreSQL stopped",
     "store": "object store killed",
     "ctrl-c": "Ctrl-C",
+    "lost answer": "claim answer lost",
+    "stranded": "stranded job",
 }
 
 HEADER = """# Fault tests
@@ -69,6 +71,14 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`
   (not `running`) when the command has exited, and take exactly 2 attempts: the stopped one,
   then the resumed one.
+- **Lose the answer to a claim's commit**: one `default` worker whose database connections go
+  through a proxy (`tests/support/pgproxy.py`); for a message of 2 ping jobs, the proxy passes
+  each claim's transaction to PostgreSQL, which commits it, and closes the connection instead of
+  passing back the answer. Every job must take exactly 1 attempt, recorded once.
+- **Strand a mixed-size grid (no message sent)**: a `fast` worker and the reaper; a grid of two
+  sizes (32 and 48 px, fast engine) is written and its messages never sent, as by a producer that
+  died between commit and send. The reaper must send it one size per message (the notes count
+  the messages), and every job must take exactly 1 attempt.
 - **Hung work** (`test_hung_work.py`, not in the tables: each job ends by design, cancelled or
   failed, never retried): a job's work waits inside PostgreSQL for an exclusive lock held on the
   `assets` table, so it reports nothing. Cancelled, its process must be ended while the lock is
@@ -80,8 +90,8 @@ row's, and no other stored under the job's name); its history has one row per it
 `loss_history` 1..N) or per frame (video, `frame_stats` 0..N-1), no gaps, no duplicates; the
 attempts. After a kill the job must have taken exactly 2 attempts, the second on another worker;
 after dropped connections it must have finished on the same worker process; after a cancel,
-a segment wait or a database outage every job must have taken exactly 1 attempt, with no job
-re-sent by the reaper.
+a segment wait, a database outage or a lost claim answer every job must have taken exactly 1
+attempt, with no job re-sent by the reaper; a stranded grid's jobs exactly 1 attempt each.
 
 *Lost*: jobs that did not succeed (still unfinished, or failed). *Duplicated*: jobs with more than
 one result asset, or history rows written twice. *Jobs by attempts*: `2: 8` means 8 jobs took 2
@@ -136,6 +146,15 @@ jobs at once (`workers/tasks/requests.py`). The same test found that a soft limi
 a database call surfaced as the driver's `OperationalError` and was retried as a transient error;
 it now fails the job as a time limit.
 
+A claim whose commit landed but whose answer was lost was retried, found the job running under
+its own fresh lease and answered BUSY: the message came back a lease later, and the job spent a
+second attempt. Each claim now carries a token written on its attempt's record
+(`job_attempts`), and a retried claim that finds its own token goes on with its attempt.
+
+A stranded grid of several sizes came back from the reaper as one message under the time limit
+of whichever job was read first, so its large jobs could fail at the small ones' limit. The
+reaper now sends one parameter set per message, as producers do.
+
 The figures below are with all these changes.
 """
 
@@ -151,6 +170,35 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 def _attempts(counts: Counter[int]) -> str:
     return ", ".join(f"{attempt}: {n}" for attempt, n in sorted(counts.items()))
+
+
+def _note(r: dict[str, Any]) -> str:
+    """What the "Every run" table says of one run, from the figures it recorded."""
+    if "killed_at" in r:
+        note = f"killed at {r['killed_at']:.0%} done"
+    elif "at_restart" in r:
+        states = r["at_restart"].items()
+        note = "at the restart: " + ", ".join(f"{v} {k}" for k, v in states)
+        if "redis_away_s" in r:
+            note += f"; Redis away {r['redis_away_s']} s"
+    elif "cancelled_rows" in r:
+        note = f"the cancelled job kept {r['cancelled_rows']} loss rows"
+    elif "progress_seen" in r:
+        seen = r["progress_seen"]
+        note = f"segmented job's progress seen: {', '.join(f'{p:.0%}' for p in seen)}"
+        if "waited_s" in r:
+            note = f"segments waited {r['waited_s']} s; {note}"
+    elif "store_away_s" in r:
+        note = f"object store away {r['store_away_s']} s"
+    elif "db_away_s" in r:
+        note = f"PostgreSQL away {r['db_away_s']} s"
+    elif "stopped_in_s" in r:
+        note = f"the command exited {r['stopped_in_s']} s after Ctrl-C"
+    elif "messages" in r:
+        note = f"the reaper sent it as {r['messages']} messages"
+    else:
+        note = ""
+    return note
 
 
 def render(entries: list[dict[str, Any]], wall: float | None = None, conditions: str = "") -> str:
@@ -179,28 +227,7 @@ def render(entries: list[dict[str, Any]], wall: float | None = None, conditions:
     lines.append("|---|---|---|---|---|")
     for name, runs in scenarios.items():
         for r in runs:
-            if "killed_at" in r:
-                note = f"killed at {r['killed_at']:.0%} done"
-            elif "at_restart" in r:
-                states = r["at_restart"].items()
-                note = "at the restart: " + ", ".join(f"{v} {k}" for k, v in states)
-                if "redis_away_s" in r:
-                    note += f"; Redis away {r['redis_away_s']} s"
-            elif "cancelled_rows" in r:
-                note = f"the cancelled job kept {r['cancelled_rows']} loss rows"
-            elif "progress_seen" in r:
-                seen = r["progress_seen"]
-                note = f"segmented job's progress seen: {', '.join(f'{p:.0%}' for p in seen)}"
-                if "waited_s" in r:
-                    note = f"segments waited {r['waited_s']} s; {note}"
-            elif "store_away_s" in r:
-                note = f"object store away {r['store_away_s']} s"
-            elif "db_away_s" in r:
-                note = f"PostgreSQL away {r['db_away_s']} s"
-            elif "stopped_in_s" in r:
-                note = f"the command exited {r['stopped_in_s']} s after Ctrl-C"
-            else:
-                note = ""
+            note = _note(r)
             lines.append(f"| {name} | {r['run']} | {r['faults']} | {r['seconds']} | {note} |")
     first = min(r["at"] for r in entries)
     when = datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%d %H:%M UTC")
