@@ -14,22 +14,22 @@ import pytest
 
 from tests.support.load import serve
 from tests.support.procs import ATELIER, REPO, atelier_env
+from tests.support.services import deployment_env
 from tests.support.small_disk import namespaces_work, on_small_disk
 
 
 def test_an_upload_to_a_full_disk_answers_507_and_healthz_says_the_disk_is_low(
-    tmp_path: Path, pg_url: str, redis_url: str, squares: list[Path]
+    tmp_path: Path, squares: list[Path]
 ):
     if not namespaces_work(tmp_path / "probe"):
         pytest.skip("unprivileged user namespaces (unshare --user --mount) are not available")
-    data = tmp_path / "data"
-    env = {
-        "ATELIER_DATABASE_URL": pg_url,
-        "ATELIER_BROKER_URL": redis_url,
-        "ATELIER_DATA_DIR": str(data),
-        "ATELIER_VGG_WEIGHTS": "none",
-    }
-    prefix = on_small_disk(data, 1, tmp_path / "disk", full=True)
+    with deployment_env(tmp_path) as env:
+        _upload_to_a_full_disk(tmp_path, env, squares[0])
+    assert "Traceback" not in (tmp_path / "api.log").read_text()
+
+
+def _upload_to_a_full_disk(tmp_path: Path, env: dict[str, str], image: Path) -> None:
+    prefix = on_small_disk(Path(env["ATELIER_DATA_DIR"]), 1, tmp_path / "disk", full=True)
     with serve(env, tmp_path / "api.log", prefix=prefix) as base:
         health = httpx.get(f"{base}/healthz", timeout=10)
         assert health.status_code == 200, health.text
@@ -37,14 +37,13 @@ def test_an_upload_to_a_full_disk_answers_507_and_healthz_says_the_disk_is_low(
         assert health.json()["disk"].startswith("low: 0 MiB free"), health.text
         sent = httpx.post(
             f"{base}/v1/assets",
-            content=squares[0].read_bytes(),
+            content=image.read_bytes(),
             headers={"Content-Type": "application/octet-stream"},
             timeout=30,
         )
         assert sent.status_code == 507, sent.text
         assert int(sent.headers["Retry-After"]) > 0
         assert "disk is full" in sent.json()["error"], sent.text
-    assert "Traceback" not in (tmp_path / "api.log").read_text()
 
 
 def _doctor_disk(tmp_path: Path, minimum_mb: int) -> dict:

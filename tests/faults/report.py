@@ -66,6 +66,14 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   every input from the store), and the store is started again 10 s later. Reads and uploads
   retry (`ATELIER_STORAGE_RETRY_SECONDS`); every job must take exactly 1 attempt, with nothing
   re-sent by the reaper.
+- **Fill a worker's disk**: a `fast,video,default` worker (two pool processes) runs in a user
+  and mount namespace of its own with its data folder on a 64 MiB tmpfs; once a fast-engine
+  job's and a segmented video job's inputs are there, the tmpfs is filled with a file and both
+  messages are sent. Storing the fast job's result and ffmpeg writing a segment fail with a real
+  `ENOSPC`; the disk stays full for at least 15 s and until both jobs have been given back by it
+  (the deployment's full disk lasted minutes: what counts is that jobs meet it, more than once),
+  then the file is deleted. Attempts given back by an outage are not spent: the figures count
+  the attempts spent, and every job must have spent exactly 1 (the one that succeeded).
 - **Ctrl-C on an embedded `atelier stylize`, then `atelier worker`**: the embedded default
   (SQLite, filesystem broker, the worker inside the command); SIGINT once a job of the 2-job
   batch is under way; then `atelier worker` until the batch is done. The jobs must be `queued`

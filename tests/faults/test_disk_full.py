@@ -27,17 +27,8 @@ from atelier.batches import (
 from atelier.celery_app import create_app
 from atelier.db import session_scope
 from atelier.schemas import NSTParams, VideoParams
-from tests.faults.harness import (
-    Cluster,
-    RedisServer,
-    cluster,
-    fault_runs,
-    jobs,
-    outcome,
-    record,
-    wait_finished,
-    wait_for,
-)
+from tests.faults import harness
+from tests.faults.harness import Cluster, RedisServer
 from tests.support.procs import atelier_process, wait_for_log
 from tests.support.small_disk import fill, namespaces_work, on_small_disk
 
@@ -63,7 +54,7 @@ def start_on_small_disk(c: Cluster, name: str, queues: str) -> tuple[subprocess.
 
 def _all_given_back(c: Cluster, ids: list[int]) -> bool:
     """Whether every job of `ids` has been given back by an outage at least once."""
-    return all(row.max_attempts > c.settings.max_attempts for row in jobs(c.db_url, ids))
+    return all(row.max_attempts > c.settings.max_attempts for row in harness.jobs(c.db_url, ids))
 
 
 def test_a_full_disk_holds_jobs_without_spending_attempts(
@@ -71,7 +62,7 @@ def test_a_full_disk_holds_jobs_without_spending_attempts(
 ):
     if not namespaces_work(tmp_path / "probe"):
         pytest.skip("unprivileged user namespaces (unshare --user --mount) are not available")
-    with cluster(tmp_path, pg_url, fault_redis.url, ATELIER_LEASE_SECONDS="30") as c:
+    with harness.cluster(tmp_path, pg_url, fault_redis.url, ATELIER_LEASE_SECONDS="30") as c:
         settings = c.settings
         with session_scope(c.db_url) as session:  # stored before the worker copies its folder
             contents = [ingest_image(session, settings, path).sha256 for path in squares[:2]]
@@ -79,7 +70,7 @@ def test_a_full_disk_holds_jobs_without_spending_attempts(
             video = ingest_video(session, settings, clip).sha256
         worker, disk = start_on_small_disk(c, "cpu-0", "fast,video,default")
         app = create_app(settings)
-        for run in range(1, fault_runs() + 1):
+        for run in range(1, harness.fault_runs() + 1):
             started = time.monotonic()
             fast = create_nst_batch(settings, [contents[run % 2]], [style], FAST, force=True)
             padded = SEGMENTED.model_copy(update={"padding": 0.1 + run / 100})
@@ -89,29 +80,36 @@ def test_a_full_disk_holds_jobs_without_spending_attempts(
                 send_plan(app, settings, plan)
             ids = [*fast.job_ids, *segmented.job_ids]
             time.sleep(FULL_FOR)
-            wait_for(lambda ids=ids: _all_given_back(c, ids), 180, "both jobs to meet the disk")
+            harness.wait_for(
+                lambda ids=ids: _all_given_back(c, ids), 180, "both jobs to meet the disk"
+            )
             filler.unlink()
-            wait_finished(c.db_url, ids, 300)
-            seconds = time.monotonic() - started
-            rows = jobs(c.db_url, ids)
-            given_back = [row.max_attempts - settings.max_attempts for row in rows]
-            spent = [row.attempts - back for row, back in zip(rows, given_back, strict=True)]
-            for name, got in (
-                ("fast-engine", outcome(c.db_url, ids[:1], 0)),
-                ("segmented video", outcome(c.db_url, ids[1:], rows[1].meta.get("frames", 0))),
-            ):
-                record(
-                    f"Fill a worker's disk for {FULL_FOR:.0f} s under a {name} job",
-                    run,
-                    "disk full",
-                    1,
-                    got,
-                    seconds,
-                    attempts_spent=spent[0 if name == "fast-engine" else 1] - 1,
-                )
-            log = c.log("cpu-0")
-            assert [row.state for row in rows] == ["succeeded"] * 2, c.logs()
-            assert spent == [1, 1], (spent, c.logs())  # the attempt that succeeded, no other
-            assert all(back >= 1 for back in given_back), (given_back, log)  # the disk was met
-            assert "the disk is full" in log, log
-            assert worker.poll() is None, log
+            harness.wait_finished(c.db_url, ids, 300)
+            _check_run(c, ids, run, time.monotonic() - started)
+            assert worker.poll() is None, c.log("cpu-0")
+
+
+def _check_run(c: Cluster, ids: list[int], run: int, seconds: float) -> None:
+    """Record the run (the attempts counted are those spent: claims less those given back) and
+    check it: both jobs succeeded, each in the one attempt it spent, after meeting the disk."""
+    rows = harness.jobs(c.db_url, ids)
+    given_back = [row.max_attempts - c.settings.max_attempts for row in rows]
+    spent = [row.attempts - back for row, back in zip(rows, given_back, strict=True)]
+    frames = rows[1].meta.get("frames", 0)
+    for index, (name, expect_rows) in enumerate((("fast-engine", 0), ("video", frames))):
+        got = harness.outcome(c.db_url, ids[index : index + 1], expect_rows)
+        got.attempts = spent[index : index + 1]
+        harness.record(
+            f"Fill a worker's disk (at least {FULL_FOR:.0f} s) under a {name} job",
+            run,
+            "disk full",
+            1,
+            got,
+            seconds,
+            given_back=given_back[index],
+        )
+    log = c.log("cpu-0")
+    assert [row.state for row in rows] == ["succeeded"] * 2, c.logs()
+    assert spent == [1, 1], (spent, c.logs())  # the attempt that succeeded, no other
+    assert all(back >= 1 for back in given_back), (given_back, log)  # the disk was met
+    assert "the disk is full" in log, log

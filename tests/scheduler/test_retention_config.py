@@ -28,6 +28,7 @@ from atelier.storage import Storage
 from scheduler.retention import purge_expired
 from tests.faults.harness import waiting_on_locks
 from tests.support.procs import atelier_process
+from tests.support.services import deployment_env
 
 DAY = timedelta(days=1)
 
@@ -69,21 +70,19 @@ def test_a_job_written_while_retention_runs_keeps_its_files(pg_url: str, tmp_pat
 
 
 @pytest.mark.slow
-def test_retention_and_inboxes_run_as_the_beat_is_configured(
-    pg_url: str, redis_url: str, tmp_path: Path
-):
+def test_retention_and_inboxes_run_as_the_beat_is_configured(tmp_path: Path):
     """A real beat with ATELIER_RETENTION_DAYS and ATELIER_INBOXES, a real worker with neither."""
-    common = {
-        "ATELIER_DATABASE_URL": pg_url,
-        "ATELIER_BROKER_URL": redis_url,
-        "ATELIER_DATA_DIR": str(tmp_path / "data"),
-        "ATELIER_VGG_WEIGHTS": "none",
-    }
-    settings = Settings(_env_file=None, database_url=pg_url, data_dir=tmp_path / "data")
-    migrate(pg_url)
+    with deployment_env(tmp_path) as common:
+        _beat_configures_retention(tmp_path, common)
+
+
+def _beat_configures_retention(tmp_path: Path, common: dict[str, str]) -> None:
+    db_url = common["ATELIER_DATABASE_URL"]
+    settings = Settings(_env_file=None, database_url=db_url, data_dir=tmp_path / "data")
+    migrate(db_url)
     expired, inbox_style = _old_asset(settings, b"nobody needs me"), _old_asset(settings, b"style")
-    inbox = {"scans": {"folder": str(tmp_path / "scans"), "styles": [inbox_style]}}
     (tmp_path / "scans").mkdir()
+    inbox = {"scans": {"folder": str(tmp_path / "scans"), "styles": [inbox_style]}}
     beat_env = {
         **common,
         "ATELIER_RETENTION_DAYS": "7",
