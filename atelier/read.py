@@ -18,7 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from atelier.attempts import history
-from atelier.models import Asset, Batch, Job, JobKind, JobState
+from atelier.models import Asset, AttemptOutcome, Batch, Job, JobKind, JobState
 
 Item = TypeVar("Item", bound=BaseModel)
 Row = TypeVar("Row", Batch, Job)
@@ -186,6 +186,9 @@ def job_detail(session: Session, job: Job) -> JobOut:
     detail.history = [
         AttemptOut.model_validate(row, from_attributes=True) for row in history(session, job.id)
     ]
+    for attempt in detail.history:  # the running attempt renews its lease on the job's row
+        if attempt.outcome == AttemptOutcome.RUNNING and attempt.attempt == job.attempts:
+            attempt.heartbeat_at = job.heartbeat_at
     return detail
 
 

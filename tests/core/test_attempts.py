@@ -72,6 +72,14 @@ def test_an_attempt_taken_over_failed_or_cancelled_says_so(db: str):
         (1, "dead", "abandoned"),
         (2, "alive", "running"),
     ]
+    lease = jobs.claim(db, failed, "never", 60)  # finished: nothing to do
+    assert lease.outcome is jobs.ClaimOutcome.FINISHED
+    with session_scope(db) as session:
+        row = session.get(Job, taken)
+        jobs.heartbeat(jobs.Lease(db, taken, 2, "alive"), 0.5)
+        session.refresh(row)
+        running = job_detail(session, row).history[-1]
+    assert running.heartbeat_at == row.heartbeat_at  # its lease as the job's row has it
     assert _history(db, failed) == [(1, "w", None, "failed", "InputError: not an image")]
     assert [o for *_, o, _ in _history(db, cancelled)] == ["cancelled"]
 
