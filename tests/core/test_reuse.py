@@ -11,6 +11,7 @@ from sqlalchemy import update
 from atelier.batches import create_nst_batch, ingest_image
 from atelier.db import migrate, session_scope
 from atelier.models import Job, JobState
+from atelier.notify import job_feed
 from atelier.schemas import NSTParams
 from atelier.settings import Settings
 from atelier.weights import WEIGHTS_FILE
@@ -77,3 +78,16 @@ def test_weights_files_are_matched_by_content_not_path(images, tmp_path: Path):
     assert other.reused_from_id is None
     same = _submit_and_finish(settings.model_copy(update={"vgg_weights": str(a_copy)}), shas)
     assert same.reused_from_id == made.id and same.params["weights"] == str(a_copy)
+
+
+def test_a_reused_job_is_announced_to_followers(images):
+    """A reused job is `succeeded` the moment it is written; followers of the batch hear of it
+    as of any other transition."""
+    settings, shas = images
+    settings = settings.model_copy(update={"vgg_weights": "none"})
+    _submit_and_finish(settings, shas)
+    with job_feed(settings.resolved_database_url) as feed:
+        assert feed is not None
+        plan = create_nst_batch(settings, shas[:1], shas[1:], PARAMS)
+        assert plan.reused == plan.job_ids
+        assert feed.wait(10) == set(plan.reused)
