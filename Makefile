@@ -18,7 +18,11 @@ demo: $(STAMP)
 services:
 	scripts/ensure-services.sh
 
+# The real-network quality tests read the VGG19 ImageNet weights from the Keras cache: fetched
+# once (a verified copy is kept); without any source they skip, the rest of the suite runs.
 test: $(STAMP) services
+	ATELIER_VGG_WEIGHTS=imagenet $(BIN)/atelier weights fetch \
+		|| echo "no VGG19 ImageNet weights: the real-network quality tests will skip"
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
