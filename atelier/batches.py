@@ -88,14 +88,13 @@ def ingest_video(
     is one, with the size and duration its header declares (its jobs' time limits come from
     them); what is inside is the worker's probe's to judge."""
     from atelier.sniff import sniff_file
-    from atelier.video_frames import header_report
-    from atelier.video_header import video_header
+    from atelier.video_header import header_report, parse_header
 
     sniffed = sniff_file(path)
     if sniffed is None or sniffed.kind != "video":
         what = "an empty file" if path.stat().st_size == 0 else "not a video Atelier can read"
         raise InputError(f"{path} is {what} (mp4, mov, webm, mkv or avi)")
-    header = video_header(header_report(path))  # before storing: a refusal leaves nothing
+    header = parse_header(header_report(path))  # before storing: a refusal leaves nothing
     try:
         stored = open_storage(settings).put_file(path, settings.max_upload_bytes)
     except InputError as error:

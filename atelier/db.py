@@ -6,14 +6,15 @@ import fcntl
 import logging
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from atelier.cache import LRU
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -41,7 +42,6 @@ class PoolSize:
 
 
 _ENGINES_KEPT = 8
-_engines: OrderedDict[str, tuple[Engine, sessionmaker[Session]]] = OrderedDict()
 _pools: dict[str, PoolSize] = {}
 _lock = threading.Lock()
 
@@ -54,9 +54,7 @@ def use_pool(url: str, pool: PoolSize) -> None:
             _pools[url] = pool
             return
         _pools[url] = pool
-        built = _engines.pop(url, None)
-    if built is not None:
-        _evicted(url, built)
+    _engines.pop(url)  # disposed by `_evicted`
 
 
 def _build(url: str) -> Engine:
@@ -81,17 +79,20 @@ def _build(url: str) -> Engine:
     return engine
 
 
-def _evicted(_url: str, built: tuple[Engine, sessionmaker[Session]]) -> None:
+def _evicted(_url: Hashable, built: tuple[Engine, sessionmaker[Session]]) -> None:
     """An engine dropped from the cache closes its pooled connections now; otherwise they stay
     open until the engine happens to be garbage collected."""
     built[0].dispose()
+
+
+_engines: LRU[tuple[Engine, sessionmaker[Session]]] = LRU(_ENGINES_KEPT, on_evict=_evicted)
 
 
 def _forget_parent_connections() -> None:
     """In a forked child, every cached engine starts with an empty pool (see `get_engine`);
     the parent's connections are left open for the parent. One hook for the whole cache, not
     one per engine, so an engine dropped from the cache is not kept alive by its hook."""
-    for engine, _sessions in list(_engines.values()):
+    for engine, _sessions in _engines.values():
         engine.dispose(close=False)
 
 
@@ -99,19 +100,11 @@ os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def _engine_and_sessions(url: str) -> tuple[Engine, sessionmaker[Session]]:
-    dropped = []
-    with _lock:
-        built = _engines.get(url)
-        if built is None:
-            engine = _build(url)
-            built = _engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
-            while len(_engines) > _ENGINES_KEPT:
-                dropped.append(_engines.popitem(last=False))
-        else:
-            _engines.move_to_end(url)
-    for old_url, old in dropped:
-        _evicted(old_url, old)
-    return built
+    def make() -> tuple[Engine, sessionmaker[Session]]:
+        engine = _build(url)
+        return engine, sessionmaker(engine, expire_on_commit=False)
+
+    return _engines.get_or_make(url, make)
 
 
 def get_engine(url: str) -> Engine:

@@ -35,11 +35,17 @@ class WeightsUnavailable(AtelierError):
     """VGG19 weights could not be loaded. Final until an operator provides them."""
 
 
-class JobCancelled(AtelierError):
+class JobStopped(AtelierError):
+    """This attempt must stop its job's work now and write nothing more for it: the job was
+    cancelled, or another attempt owns it. Tasks catch this one class; the subclasses say
+    which, for what the job's row then says."""
+
+
+class JobCancelled(JobStopped):
     """The job was cancelled while it ran; the worker stops at its next check."""
 
 
-class LeaseLost(AtelierError):
+class LeaseLost(JobStopped):
     """Another attempt now owns the job: this one must stop without writing anything."""
 
 

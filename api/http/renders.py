@@ -10,45 +10,22 @@ from __future__ import annotations
 import io
 import subprocess
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 from PIL import Image
 
 from api.http.errors import ApiError
+from atelier.cache import LRU
 from atelier.errors import InputError
 from atelier.reports import loss_plot_png
 from atelier.settings import Settings
-from atelier.video_frames import check_frame_pixels, header_report
+from atelier.video_header import check_frame_pixels, header_report, parse_header
 
 _PLOT_LOCK = threading.Lock()  # matplotlib's pyplot keeps global state: one figure at a time
-
-
-class _LRU:
-    """A small thread-safe cache of rendered bytes."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-
-_thumbs = _LRU(512)
-_plots = _LRU(256)
-_sheets = _LRU(32)
+_thumbs = LRU[bytes](512)
+_plots = LRU[bytes](256)
+_sheets = LRU[bytes](32)
 
 
 def _video_frame(path: Path, size: int, max_pixels: int) -> Image.Image:
@@ -58,7 +35,7 @@ def _video_frame(path: Path, size: int, max_pixels: int) -> Image.Image:
     import imageio_ffmpeg
 
     try:
-        check_frame_pixels(header_report(path), max_pixels, "the video")
+        check_frame_pixels(parse_header(header_report(path)), max_pixels, "the video")
     except InputError as error:
         raise ApiError(422, f"no thumbnail: {error}") from error
     command = [
@@ -104,7 +81,9 @@ def _thumbnail(path: Path, media_type: str, size: int, max_video_pixels: int) ->
 def thumbnail_jpeg(
     path: Path, sha256: str, media_type: str, size: int, max_video_pixels: int
 ) -> bytes:
-    return _thumbs.get((sha256, size), lambda: _thumbnail(path, media_type, size, max_video_pixels))
+    return _thumbs.get_or_make(
+        (sha256, size), lambda: _thumbnail(path, media_type, size, max_video_pixels)
+    )
 
 
 def loss_plot(job_id: int, rows: Sequence[Sequence[float]], title: str) -> bytes:
@@ -113,14 +92,14 @@ def loss_plot(job_id: int, rows: Sequence[Sequence[float]], title: str) -> bytes
             return loss_plot_png(rows, title)
 
     last = tuple(rows[-1]) if rows else ()
-    return _plots.get((job_id, len(rows), last, title), draw)
+    return _plots.get_or_make((job_id, len(rows), last, title), draw)
 
 
 def batch_sheet(settings: Settings, batch_id: int, state: Hashable) -> bytes:
     """The contact sheet of an NST batch, redrawn only when a job's state or result changed."""
     from atelier.export import batch_sheet_png
 
-    return _sheets.get(
+    return _sheets.get_or_make(
         (str(settings.resolved_storage_dir), batch_id, state),
         lambda: batch_sheet_png(settings, batch_id),
     )

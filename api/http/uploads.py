@@ -3,7 +3,7 @@
 The body (raw, or the `file` part of a multipart form, parsed as it streams) is written into a
 private store inside the storage's scratch area, with the size limit enforced while it arrives.
 Only when the file has passed every check (type sniffed from its bytes, image header and pixel
-count read by `atelier.media`, a video's frame size read from its header by `atelier.video_frames`)
+count read by `atelier.media`, a video's frame size read from its header by `atelier.video_header`)
 is it renamed into the real store, so a refused upload — too big, not an image, a decompression
 bomb — leaves nothing behind, and a half-received one is never seen.
 """
@@ -24,8 +24,7 @@ from atelier.errors import InputError
 from atelier.media import probe_image
 from atelier.sniff import Sniffed, sniff_file
 from atelier.storage import Storage, StoredFile
-from atelier.video_frames import check_frame_pixels, header_report
-from atelier.video_header import video_header
+from atelier.video_header import check_frame_pixels, header_report, parse_header
 
 UPLOAD_OPENAPI = {
     "requestBody": {
@@ -184,9 +183,8 @@ def _check_and_store(
             received.sniffed = Sniffed("image", info.media_type or sniffed.media_type)
             received.width, received.height = info.width, info.height
         else:  # a video: size and duration from its header, before anything decodes a frame
-            report = header_report(staged.path)
-            check_frame_pixels(report, max_video_pixels, "the video")
-            header = video_header(report)
+            header = parse_header(header_report(staged.path))
+            check_frame_pixels(header, max_video_pixels, "the video")
             received.width, received.height = header.width, header.height
             received.duration = header.duration
         received.stored = storage.adopt(staged.path)

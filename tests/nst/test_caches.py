@@ -15,7 +15,6 @@ from atelier.settings import Settings
 from atelier.storage import Storage
 from tests.conftest import TEST_DATA
 from tests.support.procs import REPO
-from workers.cache import LRU
 from workers.nst.vgg import EXTRACTOR_CACHE_SIZE
 from workers.tasks.nst import _load
 from workers.tasks.runner import JobContext
@@ -69,15 +68,3 @@ def test_a_style_shared_by_jobs_is_decoded_once(tmp_path: Path):
     first, second = load(), load()
     assert first[0][1] is second[0][1]  # the same decoded array, not a second decode
     assert max(first[0][1].shape[:2]) < 100  # decoded near the 32 px the job uses
-
-
-def test_the_lru_is_bounded_by_weight_and_keeps_the_newest():
-    lru: LRU[str] = LRU(10, weigh=len)
-    for key in "abc":
-        lru.get_or_make(key, lambda: "1234")
-    assert "a" not in lru and lru.total == 8  # 12 > 10: the least recent went
-    lru.get_or_make("b", lambda: "never made")  # b is now the most recent
-    lru.get_or_make("d", lambda: "1234")
-    assert "c" not in lru and "b" in lru and lru.total == 8
-    assert lru.get_or_make("huge", lambda: "x" * 20) == "x" * 20
-    assert len(lru) == 1 and lru.total == 20  # alone over the bound, but in use

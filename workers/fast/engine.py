@@ -23,7 +23,6 @@ paints a content image with that vector. What this module adds around the two ne
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +30,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from atelier.cache import LRU
 from atelier.errors import InputError
 from atelier.media import fit_longest
 from workers.fast.network import CONTENT_SIDE, STYLE_SIDE, MagentaNetworks
@@ -116,26 +116,22 @@ class FastStyleEngine:
         self.digests = self.networks.digests
         self.style_vectors_computed = 0
         self.timings = Timings()
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = style_cache_size
+        self._vectors: LRU[np.ndarray] = LRU(style_cache_size)
 
     # -- style vectors -----------------------------------------------------------------------
 
     def style_vector(self, key: str | None, image: np.ndarray) -> np.ndarray:
         """The image's style vector, from the cache when `key` was seen."""
-        if key is not None and key in self._vectors:
-            self._vectors.move_to_end(key)
-            return self._vectors[key]
-        started = time.perf_counter()
-        vector = self.networks.predict(style_input(image))
-        self.timings.predict += time.perf_counter() - started
-        self.timings.calls["predict"] += 1
-        self.style_vectors_computed += 1
-        if key is not None:
-            self._vectors[key] = vector
-            while len(self._vectors) > self._cache_size:
-                self._vectors.popitem(last=False)
-        return vector
+
+        def compute() -> np.ndarray:
+            started = time.perf_counter()
+            vector = self.networks.predict(style_input(image))
+            self.timings.predict += time.perf_counter() - started
+            self.timings.calls["predict"] += 1
+            self.style_vectors_computed += 1
+            return vector
+
+        return compute() if key is None else self._vectors.get_or_make(key, compute)
 
     def mixed_vector(
         self,

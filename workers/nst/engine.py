@@ -61,10 +61,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from atelier.cache import LRU
 from atelier.errors import JobCancelled
 from atelier.media import fit_longest, resize_to
 from atelier.schemas import NSTParams
-from workers.cache import LRU
 from workers.nst import steps
 from workers.nst.colors import keep_content_colors
 from workers.nst.device import configure_tensorflow, describe_device

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from atelier.cache import LRU
 from atelier.media import resize_to
 from atelier.schemas import NSTParams
-from workers.cache import LRU
 from workers.nst import losses
 from workers.nst.plan import EngineJob, partition, style_at
 from workers.nst.steps import Targets

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atelier.cache import LRU
 from atelier.errors import WeightsUnavailable
 from atelier.vgg19 import BLOCK_CHANNELS as BLOCK_CHANNELS  # the network's shape lives in the core
 from atelier.vgg19 import BLOCK_CONVS as BLOCK_CONVS
@@ -32,7 +33,6 @@ from atelier.vgg19 import forward_flops as forward_flops
 from atelier.vgg19 import min_side as min_side
 from atelier.weights import WEIGHTS_FILE, WEIGHTS_URL, how_to_provide, weights_path
 from atelier.weights_fetch import download_url, verify
-from workers.cache import LRU
 
 if TYPE_CHECKING:
     import keras

@@ -8,7 +8,6 @@ results appear one by one. A job whose input is bad fails alone.
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
@@ -16,11 +15,12 @@ from celery import Task, shared_task
 
 from atelier import jobs
 from atelier.celery_app import FAST_STYLIZE
-from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
+from atelier.errors import InputError, JobFailed, JobStopped
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
+from workers.tasks.stylize import by_params, load_each, succeed
 
 log = logging.getLogger(__name__)
 ENGINE_NAME = "magenta-arbitrary-int8-onnx"
@@ -33,12 +33,8 @@ def stylize(self: Task, job_ids: list[int]) -> dict:
 
 
 def _run(contexts: list[JobContext], settings: Settings) -> None:
-    groups: dict[str, list[JobContext]] = {}
-    for ctx in contexts:
-        key = NSTParams.model_validate(ctx.job.params).model_dump_json()
-        groups.setdefault(key, []).append(ctx)
-    for members in groups.values():
-        _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
+    for params, members in by_params(contexts):
+        _run_group(members, params, settings)
 
 
 def _load(ctx: JobContext, settings: Settings) -> Any:
@@ -63,18 +59,10 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
             try:
                 meta = {"engine": "fast", "stage": "loading the fast network"}
                 ctx.report(0.0, meta, force=True)
-            except (JobCancelled, LeaseLost) as stop:
+            except JobStopped as stop:
                 log.info("job %s: %s", ctx.lease.job_id, stop)
     engine = shared_engine()
-    live: list[JobContext] = []
-    work = []
-    for ctx in contexts:
-        try:
-            work.append(_load(ctx, settings))
-            live.append(ctx)
-        except (InputError, FileNotFoundError) as error:
-            reason = str(error) if isinstance(error, InputError) else "input file is missing"
-            jobs.fail(ctx.lease, reason)
+    live, work = load_each(contexts, lambda ctx: _load(ctx, settings))
     for index, ctx in enumerate(live):
         meta = {"engine": "fast", "image": index + 1, "of": len(live)}
         try:
@@ -89,32 +77,17 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
         except InputError as error:
             jobs.fail(ctx.lease, str(error))
             continue
-        except (JobCancelled, LeaseLost) as stop:
+        except JobStopped as stop:
             log.info("job %s: %s", ctx.lease.job_id, stop)
             continue
         try:
             _finish(ctx, result, engine.digests, params)
-        except (JobCancelled, LeaseLost) as stop:
+        except JobStopped as stop:
             log.info("job %s: %s", ctx.lease.job_id, stop)
-
-
-def _png(image: Any, digests: dict[str, str]) -> bytes:
-    from PIL import Image, PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", "Atelier")
-    info.add_text("atelier:engine", "fast")
-    for name, digest in digests.items():
-        info.add_text(f"atelier:{name}", digest)
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
 
 
 def _finish(ctx: JobContext, result: Any, digests: dict[str, str], params: NSTParams) -> None:
     """Store the image completely, then mark the job done with what made it."""
-    height, width = result.image.shape[:2]
-    asset_id = ctx.store_result(_png(result.image, digests), width, height)
     meta = {
         "engine": "fast",
         "weights": ENGINE_NAME,
@@ -123,7 +96,6 @@ def _finish(ctx: JobContext, result: Any, digests: dict[str, str], params: NSTPa
         "device": "cpu (onnxruntime)",
         "strength": params.strength,
         "tiles": result.tiles,
-        "width": result.image.shape[1],
-        "height": result.image.shape[0],
     }
-    jobs.succeed(ctx.lease, asset_id, meta, result.seconds)
+    text = {"atelier:engine": "fast", **{f"atelier:{n}": d for n, d in digests.items()}}
+    succeed(ctx, result.image, text, meta, result.seconds)

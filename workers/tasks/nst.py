@@ -7,25 +7,24 @@ optimized as one batch tensor by the engine, and each result is stored before it
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from typing import Any
 
 from celery import Task, shared_task
 
-from atelier import jobs
 from atelier.assets import record_asset
+from atelier.cache import LRU
 from atelier.celery_app import NST_STYLIZE
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
+from atelier.errors import JobFailed, JobStopped
 from atelier.media import load_rgb
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
-from workers.cache import LRU
 from workers.nst.plan import EngineJob, check_job, needed_side
 from workers.tasks.requests import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
+from workers.tasks.stylize import by_params, load_each, png, succeed
 
 log = logging.getLogger(__name__)
 # A worker keeps one engine per weights spec (its network, compiled steps and style targets):
@@ -57,13 +56,8 @@ def engine_for(weights: str) -> Any:
 
 
 def _run(contexts: list[JobContext], settings: Settings) -> None:
-    groups: dict[str, list[JobContext]] = {}
-    for ctx in contexts:
-        groups.setdefault(NSTParams.model_validate(ctx.job.params).model_dump_json(), []).append(
-            ctx
-        )
-    for members in groups.values():
-        _run_group(members, NSTParams.model_validate(members[0].job.params), settings)
+    for params, members in by_params(contexts):
+        _run_group(members, params, settings)
 
 
 def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
@@ -95,15 +89,7 @@ def _load(ctx: JobContext, params: NSTParams, settings: Settings) -> Any:
 
 
 def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings) -> None:
-    live: list[JobContext] = []
-    work = []
-    for ctx in contexts:
-        try:
-            work.append(_load(ctx, params, settings))
-            live.append(ctx)
-        except (InputError, FileNotFoundError) as error:
-            reason = str(error) if isinstance(error, InputError) else "input file is missing"
-            jobs.fail(ctx.lease, reason)
+    live, work = load_each(contexts, lambda ctx: _load(ctx, params, settings))
     if not live:
         return
     weights = params.weights or settings.vgg_weights
@@ -119,7 +105,7 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
                 meta["preview"] = _store_preview(ctx, event.previews[index], event.iteration)
             try:
                 ctx.report(event.iteration / event.of, meta, losses=[row])
-            except (JobCancelled, LeaseLost) as stop:
+            except JobStopped as stop:
                 log.info("job %s: %s", ctx.lease.job_id, stop)
                 stopped.add(index)
 
@@ -132,7 +118,7 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
                 continue
             try:
                 ctx.report(0.0, {"stage": text, **device}, force=True)
-            except (JobCancelled, LeaseLost) as stop:
+            except JobStopped as stop:
                 log.info("job %s: %s", ctx.lease.job_id, stop)
                 stopped.add(index)
 
@@ -152,7 +138,7 @@ def _run_group(contexts: list[JobContext], params: NSTParams, settings: Settings
             continue
         try:
             _finish(ctx, result, weights)
-        except (JobCancelled, LeaseLost) as stop:
+        except JobStopped as stop:
             # Cancelled (or taken over) since its last report: the other jobs of the group
             # are finished all the same.
             log.info("job %s: %s", ctx.lease.job_id, stop)
@@ -168,20 +154,9 @@ def _losses(row: Any) -> dict[str, float]:
     }
 
 
-def _png(image: Any, weights: str) -> bytes:
-    from PIL import Image, PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", "Atelier")
-    info.add_text("atelier:weights", weights)
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
-
-
 def _store_preview(ctx: JobContext, image: Any, iteration: int) -> str:
     """Keep an intermediate image; its hash goes into the job's progress meta."""
-    stored = ctx.storage.put_bytes(_png(image, "preview"))
+    stored = ctx.storage.put_bytes(png(image, {"atelier:weights": "preview"}))
     with session_scope(ctx.lease.db_url) as session:
         record_asset(
             session,
@@ -199,8 +174,6 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
     """Flush the last loss rows (which also checks the job is still this attempt's and not
     cancelled), then store the image completely, then mark the job done."""
     ctx.flush(1.0)
-    height, width = result.image.shape[:2]
-    asset_id = ctx.store_result(_png(result.image, weights), width, height)
     meta = {
         "device": result.device,
         "weights": result.weights,
@@ -208,7 +181,5 @@ def _finish(ctx: JobContext, result: Any, weights: str) -> None:
         "iterations": len(result.losses),
         "iterations_per_second": round(result.iterations_per_second, 3),
         "losses": _losses(result.final),
-        "width": result.image.shape[1],
-        "height": result.image.shape[0],
     }
-    jobs.succeed(ctx.lease, asset_id, meta, result.seconds)
+    succeed(ctx, result.image, {"atelier:weights": weights}, meta, result.seconds)

@@ -36,9 +36,8 @@ from atelier.backoff import jittered
 from atelier.db import session_scope
 from atelier.errors import (
     AtelierError,
-    JobCancelled,
     JobFailed,
-    LeaseLost,
+    JobStopped,
     Verdict,
     WorkerStopping,
     in_chain,
@@ -193,7 +192,7 @@ def run_claimed(
         with _keep_leases(contexts):
             work(contexts)
         log.info("jobs %s finished in %.1f s", ids, time.monotonic() - started)
-    except (JobCancelled, LeaseLost):
+    except JobStopped:
         _log_why_stopped(contexts)
     except WorkerStopping:
         _give_back(contexts)
@@ -350,7 +349,7 @@ def keep_leases(
                     continue  # a progress report has just renewed it (and written its rows)
                 try:
                     jobs.heartbeat(lease)
-                except (JobCancelled, LeaseLost):
+                except JobStopped:
                     held.remove(lease)
                 except Exception as error:  # noqa: BLE001 - e.g. the database away: next round
                     log.warning("job %s: cannot renew the lease: %s", lease.job_id, error)

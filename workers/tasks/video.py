@@ -37,7 +37,7 @@ from atelier import jobs
 from atelier.assets import record_asset
 from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
 from atelier.db import session_scope
-from atelier.errors import InputError, JobCancelled, JobFailed, LeaseLost
+from atelier.errors import InputError, JobFailed, JobStopped
 from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
@@ -312,7 +312,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
             )
             rows.flush()
             storage.put_work(key, out)
-    except (JobCancelled, LeaseLost):
+    except JobStopped:
         storage.drop_work(folder)  # this attempt's segments are of no use now
         raise
     except Exception as error:
@@ -378,7 +378,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
                 ),
             )
             _finish(lease, storage, out, outcome, params)
-    except (JobCancelled, LeaseLost) as stop:
+    except JobStopped as stop:
         log.info("job %s: %s", job_id, stop)
     except Exception as error:  # noqa: BLE001 - settled by the error policy
         if at_time_limit(error):

@@ -21,12 +21,12 @@ its false boxes 0.6 per frame; with these, 95% and 0.2.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from atelier.cache import LRU
 from workers.video.detect import Box, grow, scored_boxes, shrink
 
 MODEL = Path(__file__).resolve().parent / "models" / "centerface.onnx"
@@ -128,15 +128,12 @@ class _OpenCvRunner:
 
     def __init__(self, path: Path, keep: int = 6) -> None:
         self.path = path
-        self.keep = keep
-        self.nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+        self.nets: LRU[cv2.dnn.Net] = LRU(keep)
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
-        size = blob.shape[2:]
-        net = self.nets.pop(size, None) or cv2.dnn.readNetFromONNX(str(self.path))
-        self.nets[size] = net
-        while len(self.nets) > self.keep:
-            self.nets.popitem(last=False)
+        net = self.nets.get_or_make(
+            tuple(blob.shape[2:]), lambda: cv2.dnn.readNetFromONNX(str(self.path))
+        )
         net.setInput(blob)
         return list(net.forward(list(OUTPUTS)))
 

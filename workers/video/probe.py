@@ -21,12 +21,9 @@ from pathlib import Path
 import cv2
 
 from atelier.errors import InputError
-from atelier.video_frames import check_frame_pixels
+from atelier.video_header import check_frame_pixels, parse_header
 from workers.video.ffmpeg import run_ffmpeg, stderr_tail
 
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio): (\w+)(.*)$", re.M)
-_FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)\b")
 _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.M)
 _SAR = re.compile(r"^#sar 0: (\d+)/(\d+)$", re.M)
 _PACKET = re.compile(
@@ -66,33 +63,6 @@ class VideoInfo:
         """When frame `index` is shown, in seconds from the start of the file; `frame_count`
         gives the time the last frame ends."""
         return (self.end_pts if index == self.frame_count else self.pts[index]) * self.time_base
-
-
-@dataclass(frozen=True)
-class _Header:
-    duration: float | None
-    video_codec: str | None
-    video_fps: float | None
-    audio_codec: str | None
-
-
-def _parse_header(stderr: str) -> _Header:
-    """Read the `Input #0` part of ffmpeg's report (the `Output` part lists streams too)."""
-    inputs = re.split(r"^Output #|^Stream mapping:", stderr, maxsplit=1, flags=re.M)[0]
-    duration = _DURATION.search(inputs)
-    video_codec = video_fps = audio_codec = None
-    for kind, codec, rest in _STREAM.findall(inputs):
-        if kind == "Video" and video_codec is None and "attached pic" not in rest:
-            video_codec = codec
-            fps = _FPS.search(rest)
-            video_fps = float(fps.group(1)) if fps else None
-        elif kind == "Audio" and audio_codec is None:
-            audio_codec = codec
-    seconds = None
-    if duration:
-        hours, minutes, secs = duration.groups()
-        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    return _Header(seconds, video_codec, video_fps, audio_codec)
 
 
 @dataclass(frozen=True)
@@ -152,7 +122,7 @@ def _refuse_unreadable(path: Path, stderr: str, name: str) -> None:
 def read_audio_codec(path: Path) -> str | None:
     """The codec of the first audio stream of `path`, or None when it has none (container only,
     no packet is read)."""
-    return _parse_header(run_ffmpeg(["-i", str(path)]).stderr).audio_codec
+    return parse_header(run_ffmpeg(["-i", str(path)]).stderr).audio_codec
 
 
 def probe_video(
@@ -176,14 +146,14 @@ def probe_video(
 
     result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "framecrc", "-"])
     _refuse_unreadable(path, result.stderr, name)
-    header = _parse_header(result.stderr)
+    header = parse_header(result.stderr)
     if header.video_codec is None:
         holds = " (it holds only audio)" if header.audio_codec else ""
         raise InputError(f"no video stream in {name}{holds}")
     if result.returncode != 0:
         raise InputError(f"cannot read {name}: {stderr_tail(result.stderr)}")
     if max_pixels is not None:
-        check_frame_pixels(result.stderr, max_pixels, name)
+        check_frame_pixels(header, max_pixels, name)
     timing = _parse_packets(result.stdout, header.video_fps or 0.0)
     frame_count = len(timing.pts) if timing else 0
 
