@@ -7,7 +7,7 @@ when the worker that probed the video sends them. Celery enforces them on a pref
 jobs with a message; at the hard limit, a little later, the worker kills the process and starts a
 new one, so work that is stuck (in C code, or waiting on something that never answers) cannot hold
 a worker for ever, and the worker fails the jobs the killed process held
-(`workers.tasks.requests`). The soft limit can be lost when it lands while TensorFlow traces a
+(`workers.tasks.hard_limits`). The soft limit can be lost when it lands while TensorFlow traces a
 step (AutoGraph swallows the exception); the hard limit still holds. A solo pool cannot interrupt
 its only process and ignores both.
 

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from api.http.pages import PAGE_HEADERS
-from api.http.schemas import ErrorBody
+from api.http.payloads import ErrorBody
 from atelier.errors import InputError, outage
 
 log = logging.getLogger(__name__)

@@ -150,7 +150,7 @@ never heard of it; whole videos carried no time limit; `atelier worker -c 1` ran
 where no time limit acts; and a job killed at its hard limit stayed `running` until the reaper
 re-sent it to hang again. The worker now defaults to prefork, ends the process of work whose jobs
 have all ended (`_keep_leases`), limits videos from their header, and fails a killed process's
-jobs at once (`workers/tasks/requests.py`). The same test found that a soft limit landing inside
+jobs at once (`workers/tasks/hard_limits.py`). The same test found that a soft limit landing inside
 a database call surfaced as the driver's `OperationalError` and was retried as a transient error;
 it now fails the job as a time limit.
 

@@ -7,7 +7,7 @@ import numpy as np
 from atelier.media import resize_to
 from atelier.schemas import NSTParams
 from tests.nst.conftest import SIZE
-from workers.fast.init import fast_starts
+from workers.fast.starts import fast_starts
 from workers.nst.engine import EngineJob
 
 

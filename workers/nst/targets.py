@@ -126,7 +126,7 @@ def initial(
         noise = rng.uniform(0.0, 255.0, size=(height, width, 3)).astype(np.float32)
         return tf.constant(np.repeat(noise[None], len(jobs), axis=0))
     if params.init == "fast":
-        from workers.fast.init import fast_starts
+        from workers.fast.starts import fast_starts
 
         return tf.constant(fast_starts(contents, [job.styles for job in jobs], params))
     if params.init == "style":

@@ -18,7 +18,7 @@ from atelier.celery_app import FAST_STYLIZE
 from atelier.errors import InputError, JobFailed, JobStopped
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
-from workers.tasks.requests import JobTask
+from workers.tasks.hard_limits import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 from workers.tasks.stylize import by_params, load_each, succeed
 

@@ -22,7 +22,7 @@ from atelier.media import load_rgb
 from atelier.schemas import NSTParams
 from atelier.settings import Settings, get_settings
 from workers.nst.plan import EngineJob, check_job, needed_side
-from workers.tasks.requests import JobTask
+from workers.tasks.hard_limits import JobTask
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed
 from workers.tasks.stylize import by_params, load_each, png, succeed
 

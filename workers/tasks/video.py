@@ -42,7 +42,7 @@ from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage, open_storage
-from workers.tasks.requests import JobTask
+from workers.tasks.hard_limits import JobTask
 from workers.tasks.runner import (
     JobContext,
     at_time_limit,

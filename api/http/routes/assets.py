@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.objects import object_response
+from api.http.payloads import no_nul
 from api.http.renders import thumbnail_jpeg
-from api.http.schemas import no_nul
 from api.http.uploads import UPLOAD_OPENAPI, receive_upload
 from atelier.assets import record_asset
 from atelier.db import session_scope

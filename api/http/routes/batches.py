@@ -14,9 +14,9 @@ from api.http import dispatch
 from api.http.deps import Services, services
 from api.http.errors import ApiError, responses
 from api.http.events import batch_events
+from api.http.payloads import BatchCreate, VideoCreate
 from api.http.renders import batch_sheet
 from api.http.routes.assets import DOWNLOAD_HEADERS
-from api.http.schemas import BatchCreate, VideoCreate
 from atelier.batches import create_nst_batch, create_video_job, style_groups
 from atelier.db import session_scope
 from atelier.grid import check_size, count, first

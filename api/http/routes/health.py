@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import text
 
 from api.http.deps import Services, services
-from api.http.schemas import Health
+from api.http.payloads import Health
 from atelier.db import get_engine
 from atelier.diskspace import free_space
 
