@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.scale import busy_rate, gpu_workers_fed, measure, table
+from bench.scale import gpu_workers_fed, measure, table
+from bench.scale_cluster import busy_rate
 
 pytestmark = pytest.mark.slow  # a real worker process
 

@@ -159,7 +159,7 @@ def refine(
 ) -> Refined:
     """Search the frames `between` keyframes `first` and `last` (index, detections) where motion
     asks for it (see the module docstring)."""
-    from workers.video.track import match_boxes
+    from workers.video.links import match_boxes
 
     (a, found_a), (b, found_b) = first, last
     if not between:
