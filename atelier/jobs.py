@@ -189,12 +189,16 @@ def record_frames(
     """
     frames = list(frames)
     with session_scope(lease.db_url) as session:
-        if session.execute(fenced(lease).values(heartbeat_at=sql_now(session))).rowcount != 1:
-            raise explain_lost(session, lease)
+        # The rows first, the job's row last: rows that wait (for a lock on `frame_stats`) must
+        # not hold the job's row meanwhile, or the lease keeper could not renew its lease. A
+        # stale attempt's rows go with the transaction, rolled back when the fence refuses it.
         replace_frames(session, lease.job_id, start, end, frames)
+        values: dict[str, Any] = {"heartbeat_at": sql_now(session)}
         if of:
             recorded = session.scalar(select(func.count()).where(FrameStat.job_id == lease.job_id))
-            session.execute(fenced(lease).values(progress=min(0.99, recorded / of)))
+            values["progress"] = min(0.99, recorded / of)
+        if session.execute(fenced(lease).values(**values)).rowcount != 1:
+            raise explain_lost(session, lease)
         job_changed(session, [lease.job_id])
 
 
