@@ -1,23 +1,20 @@
 """What the fault tests share: a Redis server of their own (`tests.support.servers`), a cluster
-of real Atelier processes, jobs submitted the way producers do, and a record of what each run
-observed.
+of real Atelier processes, jobs submitted the way producers do and waited for, faults inside
+PostgreSQL (`tests.faults.database`), and a record of what each run observed
+(`tests.faults.outcomes`). Scenarios import all of it from here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import psycopg
-from sqlalchemy import func, select
+from typing import TypeVar
 
 from atelier.batches import (
     create_nst_batch,
@@ -28,22 +25,24 @@ from atelier.batches import (
 )
 from atelier.celery_app import create_app
 from atelier.db import migrate, session_scope
-from atelier.models import Asset, FrameStat, Job, JobState, LossRecord
+from atelier.models import Job, JobState
 from atelier.schemas import NSTParams, VideoParams
 from atelier.settings import Settings
+from tests.faults.database import table_locked as table_locked
+from tests.faults.database import terminate_backends as terminate_backends
+from tests.faults.database import waiting_on_locks as waiting_on_locks
+from tests.faults.outcomes import Outcome as Outcome
+from tests.faults.outcomes import assert_clean as assert_clean
+from tests.faults.outcomes import fault_runs as fault_runs
+from tests.faults.outcomes import jobs
+from tests.faults.outcomes import outcome as outcome
+from tests.faults.outcomes import record as record
 from tests.support.procs import atelier_process, stop_all, wait_for_log
 from tests.support.servers import RedisServer as RedisServer  # the fault tests' Redis
 from tests.support.servers import have_redis_server as have_redis_server
 from tests.support.servers import private_redis as private_redis
 
-SUMMARY_ENV = "ATELIER_FAULTS_SUMMARY"
-RUNS_ENV = "ATELIER_FAULT_RUNS"
 T = TypeVar("T")
-
-
-def fault_runs() -> int:
-    """How many times each scenario repeats its fault (ATELIER_FAULT_RUNS, default 1)."""
-    return max(1, int(os.environ.get(RUNS_ENV, "1")))
 
 
 @dataclass
@@ -230,11 +229,6 @@ def job(db_url: str, job_id: int) -> Job:
         return row
 
 
-def jobs(db_url: str, job_ids: Sequence[int]) -> list[Job]:
-    with session_scope(db_url) as session:
-        return list(session.scalars(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id)))
-
-
 def all_finished(db_url: str, job_ids: Sequence[int]) -> bool:
     return all(JobState(row.state).finished for row in jobs(db_url, job_ids))
 
@@ -268,166 +262,3 @@ def wait_running(db_url: str, job_id: int, low: float, high: float, timeout: flo
 
 def wait_finished(db_url: str, job_ids: Sequence[int], timeout: float) -> None:
     wait_for(lambda: all_finished(db_url, job_ids), timeout, f"jobs {list(job_ids)} to finish")
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed while we looked
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
-
-
-def local_ports(pid: int) -> set[int]:
-    """The local TCP ports of process `pid`'s sockets, read from /proc (Linux)."""
-    inodes = _socket_inodes(pid)
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            parts = line.split()
-            if parts[9] in inodes:
-                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def _admin_url(db_url: str) -> str:
-    return db_url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-@contextmanager
-def table_locked(db_url: str, table: str) -> Iterator[None]:
-    """Hold an exclusive lock on `table` (as a long migration or `VACUUM FULL` would): anyone
-    who reads or writes it waits, inside the database, until the block ends."""
-    with psycopg.connect(_admin_url(db_url)) as conn:
-        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            conn.rollback()
-
-
-def waiting_on_locks(db_url: str) -> list[int]:
-    """The server pids of this database's connections waiting for a lock."""
-    with psycopg.connect(_admin_url(db_url), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        ).fetchall()
-    return [pid for (pid,) in rows]
-
-
-def terminate_backends(db_url: str, pid: int) -> int:
-    """`pg_terminate_backend` every connection process `pid` holds to the database; returns how
-    many were terminated."""
-    ports = sorted(local_ports(pid))
-    if not ports:
-        return 0
-    with psycopg.connect(_admin_url(db_url), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND client_port = ANY(%s)"
-            " AND pid <> pg_backend_pid()",
-            (ports,),
-        ).fetchall()
-    return sum(1 for (done,) in rows if done)
-
-
-@dataclass
-class Outcome:
-    """What the database says about a set of jobs after a fault."""
-
-    jobs: int
-    succeeded: int
-    failed: int
-    lost: int  # did not succeed: still unfinished at the end, or failed
-    attempts: list[int]
-    # Result assets of each job: the one its row points at and any stored under its name by
-    # another attempt (identical bytes share one asset, so only differing extra results show).
-    results: list[int]
-    duplicate_rows: int  # history rows beyond one per iteration / frame
-    incomplete: list[int]  # jobs whose history is not exactly one row per iteration / frame
-
-    @property
-    def duplicated(self) -> int:
-        """Jobs done more than once: several results, or history rows written twice."""
-        return sum(1 for n in self.results if n > 1) + (1 if self.duplicate_rows else 0)
-
-
-def outcome(db_url: str, job_ids: Sequence[int], expect_rows: int) -> Outcome:
-    """Count results and history rows. `expect_rows`: iterations of an NST job (rows 1..N) or
-    frames of a video job (rows 0..N-1); 0 for jobs that keep no history (the fast engine)."""
-    rows = jobs(db_url, job_ids)
-    duplicates = 0
-    incomplete = []
-    results = []
-    with session_scope(db_url) as session:
-        for row in rows:
-            table, key, first = (
-                (FrameStat, FrameStat.frame, 0)
-                if row.kind == "video"
-                else (LossRecord, LossRecord.iteration, 1)
-            )
-            total, distinct, low, high = session.execute(
-                select(
-                    func.count(), func.count(func.distinct(key)), func.min(key), func.max(key)
-                ).where(table.job_id == row.id)
-            ).one()
-            duplicates += total - distinct
-            expected = (expect_rows, expect_rows, first, first + expect_rows - 1)
-            if (total, distinct, low, high) != (expected if expect_rows else (0, 0, None, None)):
-                incomplete.append(row.id)
-            labelled = session.scalars(
-                select(Asset.id).where(Asset.kind == "result", Asset.label == f"job {row.id}")
-            )
-            results.append(len({*labelled, row.result_asset_id} - {None}))
-    states = [JobState(r.state) for r in rows]
-    return Outcome(
-        jobs=len(job_ids),
-        succeeded=states.count(JobState.SUCCEEDED),
-        failed=states.count(JobState.FAILED),
-        lost=len(job_ids) - states.count(JobState.SUCCEEDED),
-        attempts=[r.attempts for r in rows],
-        results=results,
-        duplicate_rows=duplicates,
-        incomplete=incomplete,
-    )
-
-
-def assert_clean(got: Outcome, rows: Sequence[Job], context: str) -> None:
-    """What every scenario demands: all jobs succeeded, each with one result that its row points
-    at, and a history with one row per iteration / frame."""
-    assert got.succeeded == got.jobs, f"{got}\n{context}"
-    assert got.results == [1] * got.jobs, f"{got}\n{context}"
-    assert all(r.result_asset_id is not None for r in rows), context
-    assert got.duplicate_rows == 0 and got.incomplete == [], f"{got}\n{context}"
-
-
-def record(
-    scenario: str, run: int, fault: str, faults: int, got: Outcome, seconds: float, **figures: Any
-) -> None:
-    """Append what a fault run observed to the summary file (ATELIER_FAULTS_SUMMARY), if set:
-    `faults` of kind `fault` (kill, restart, drop) were injected and the jobs took `seconds`
-    from submission to the last one finished. Called before the test's assertions, so a failed
-    run is counted too."""
-    target = os.environ.get(SUMMARY_ENV)
-    if not target:
-        return
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {
-        "scenario": scenario,
-        "run": run,
-        "at": time.time(),
-        "fault": fault,
-        "faults": faults,
-        "seconds": round(seconds, 1),
-        **asdict(got),
-        "duplicated": got.duplicated,
-        **figures,
-    }
-    with path.open("a") as out:
-        out.write(json.dumps(entry) + "\n")

@@ -1,4 +1,5 @@
-"""Render FAULTS.md from the fault suite's summary (the JSON lines `harness.record` writes).
+"""Render FAULTS.md from the fault suite's summary (the JSON lines that
+`tests.faults.outcomes.record` writes).
 
 ATELIER_FAULT_RUNS=3 ATELIER_FAULTS_SUMMARY=faults.jsonl \
     .venv/bin/pytest tests/faults --timeout 1800
