@@ -42,9 +42,9 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
 - **SIGKILL an NST worker mid-job**: two `nst` workers; once the job's heartbeats report it
   10-75 % done, SIGKILL the worker running it and start a replacement.
 - **SIGKILL a video worker mid-job**: the same with two `video` workers and a face-filter job.
-- **Restart Redis during a batch of 20 NST jobs**: two `nst` workers on a 4 x 5 grid (messages of
-  4 jobs); once some jobs are part way and others wait, `SHUTDOWN NOSAVE` Redis, wait a second and
-  start it again: every message, waiting or held by a worker, is gone.
+- **Restart Redis during a batch of 12 NST jobs**: two `nst` workers on a 3 x 4 grid (three
+  messages of 4 jobs); once some jobs are part way and others wait, `SHUTDOWN NOSAVE` Redis,
+  wait a second and start it again: every message, waiting or held by a worker, is gone.
 - **Drop the worker's PostgreSQL connections mid-job**: one `nst` worker; `pg_terminate_backend`
   on every connection of the worker process, up to 3 times half a second apart, while its job runs.
 - **Cancel one job of a 4-job NST message just before it is stored**: one `nst` worker, 1 content
@@ -55,16 +55,16 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   split into 4 segments (`segment_seconds` 0.5), then four whole 2x2 boards (each with other
   filters) sent right after it, which the worker runs before it reaches the segments. A run
   counts only if the segments waited longer than the 5 s lease (its wait is in the notes).
-- **Stop PostgreSQL for 10 s**: a PostgreSQL server of the test's own, stopped with `pg_ctl stop
-  -m immediate` while an NST job runs and restarted 10 s later; a video job's message is sent
+- **Stop PostgreSQL for 5 s**: a PostgreSQL server of the test's own, stopped with `pg_ctl stop
+  -m immediate` while an NST job runs and restarted 5 s later; a video job's message is sent
   while it is away, so an idle `video` worker takes it during the outage. The lease is 30 s here
   (`ATELIER_LEASE_SECONDS=30`), longer than the outage, as the deployment's 120 s is longer than a
   restart.
-- **Kill the object store for 10 s**: a SeaweedFS server of the test's own holds the files
+- **Kill the object store for 5 s**: a SeaweedFS server of the test's own holds the files
   (`ATELIER_STORAGE_URL`); once a fast-engine job's and a video job's inputs are in it, it is
   SIGKILLed, the jobs' messages are sent to a `fast,video,default` worker with two pool
   processes (both jobs wait for the store at once) whose data folder is its own (it must fetch
-  every input from the store), and the store is started again 10 s later. Reads and uploads
+  every input from the store), and the store is started again 5 s later. Reads and uploads
   retry (`ATELIER_STORAGE_RETRY_SECONDS`); every job must take exactly 1 attempt, with nothing
   re-sent by the reaper.
 - **Fill a worker's disk**: a `fast,video,default` worker (two pool processes) runs in a user

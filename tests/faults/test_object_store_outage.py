@@ -1,4 +1,4 @@
-"""The object store (SeaweedFS, a server of the test's own) killed for ten seconds while a
+"""The object store (SeaweedFS, a server of the test's own) killed for five seconds while a
 fast-engine job and a video job (a 1 s clip) are delivered together to a worker (two pool
 processes) that shares no folder with anyone: reading their inputs and storing their results
 wait for the store and retry (`ATELIER_STORAGE_RETRY_SECONDS`), so both jobs finish in their
@@ -35,7 +35,7 @@ from tests.faults.harness import (
 from tests.support.seaweed import fresh_prefix, private_seaweed
 
 pytestmark = pytest.mark.slow
-OUTAGE = 10.0
+OUTAGE = 5.0  # ten heartbeats
 FAST = NSTParams(engine="fast", size=32)
 VIDEO = VideoParams(filter="blur")
 

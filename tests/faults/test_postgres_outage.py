@@ -1,4 +1,4 @@
-"""PostgreSQL stopped for ten seconds under a running NST job, while a video job's message is
+"""PostgreSQL stopped for five seconds under a running NST job, while a video job's message is
 delivered to an idle worker. Heartbeats, progress and state writes wait for the database and
 retry, so both jobs finish in their first attempt, with no help from the reaper: the running job
 goes on where it was, and the video message delivered during the outage is not lost.
@@ -39,7 +39,7 @@ from tests.support.private_postgres import PrivatePostgres, postgres_bin, privat
 pytestmark = pytest.mark.slow
 NST = NSTParams(size=32, iterations=40, seed=13)
 VIDEO = VideoParams(filter="blur")
-OUTAGE = 10.0
+OUTAGE = 5.0  # ten heartbeats
 STEADY = {"ATELIER_LEASE_SECONDS": "30", "ATELIER_DB_RETRY_SECONDS": "60"}
 
 
