@@ -23,7 +23,7 @@ services:
 test: $(STAMP) services
 	ATELIER_VGG_WEIGHTS=imagenet $(BIN)/atelier weights fetch \
 		|| echo "no VGG19 ImageNet weights: the real-network quality tests will skip"
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n 4 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from tests.support import seaweed as seaweed_support
 from tests.support import services
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
+
+# pytest-xdist starts its workers with COLUMNS=80 and LINES=24, which a serial run (a shell does
+# not export them) lacks: the CLI's consoles, made at import, would then fold every table to 80
+# columns in one mode and not in the other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 @pytest.fixture(scope="session")

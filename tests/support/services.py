@@ -49,11 +49,29 @@ def fresh_postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+REDIS_DATABASES = 16  # redis-server's default `databases`
+
+
+def redis_test_db() -> int:
+    """The Redis logical database of this test process: ATELIER_TEST_REDIS_DB (default 12, so
+    concurrent suites can be kept apart) plus the number of the pytest-xdist worker (`gw2`: 2),
+    so the parallel workers of one suite never flush each other's queues."""
+    base = int(os.environ.get("ATELIER_TEST_REDIS_DB", "12"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db = base + int(worker.removeprefix("gw"))
+    if not 0 <= db < REDIS_DATABASES:
+        pytest.fail(
+            f"Redis database {db} (ATELIER_TEST_REDIS_DB={base} + xdist worker {worker}) does"
+            f" not exist: Redis has {REDIS_DATABASES}; lower ATELIER_TEST_REDIS_DB or use fewer"
+            " workers"
+        )
+    return db
+
+
 @contextmanager
 def fresh_redis_db() -> Iterator[str]:
-    """A flushed Redis logical database for one test (ATELIER_TEST_REDIS_DB, default 15, so
-    concurrent suites can be kept apart). Yields its URL."""
-    url = f"{REDIS_URL}/{os.environ.get('ATELIER_TEST_REDIS_DB', '15')}"
+    """A flushed Redis logical database for one test (`redis_test_db`). Yields its URL."""
+    url = f"{REDIS_URL}/{redis_test_db()}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:
