@@ -55,8 +55,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -66,9 +65,9 @@ from atelier.errors import JobCancelled
 from atelier.media import fit_longest, resize_to
 from atelier.schemas import NSTParams
 from workers.nst import steps
-from workers.nst.colors import keep_content_colors
 from workers.nst.device import configure_tensorflow, describe_device
 from workers.nst.plan import EngineJob, Scale, check_job, needed_side, scaled, schedule
+from workers.nst.results import EngineResult, Group, LossRow, ProgressEvent, previews, results
 from workers.nst.steps import Evaluate, Optimization
 from workers.nst.targets import StyleGrams, initial
 from workers.nst.targets import targets as make_targets
@@ -84,56 +83,6 @@ _XLA_ERRORS = (
     tf.errors.UnimplementedError,
     tf.errors.InternalError,
 )
-
-
-class LossRow(NamedTuple):
-    """Losses of one job at one iteration, weighted (content + style + tv == total)."""
-
-    iteration: int
-    total: float
-    content: float
-    style: float
-    tv: float
-
-
-@dataclass
-class EngineResult:
-    image: np.ndarray  # uint8 HxWx3
-    losses: list[LossRow]  # one row per iteration, all scales, iteration counted from 1
-    final: LossRow  # losses of the returned image (before colour preservation and rounding)
-    seconds: float  # wall time of the job's shape group (its jobs ran together)
-    iterations_per_second: float  # optimiser iterations of the group per second
-    device: str
-    weights: str
-
-
-@dataclass
-class ProgressEvent:
-    iteration: int  # 1..of, across all scales
-    of: int
-    losses: list[LossRow]  # the latest row of every job, in input order
-    previews: list[np.ndarray] | None  # uint8 images in input order when preview_every hits
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
-
-
-@dataclass
-class _Group:
-    """Jobs whose contents have the same shape at the requested size."""
-
-    indices: list[int]
-    jobs: list[EngineJob]
-    contents: np.ndarray  # (B, H, W, 3) at the finest scale
-    image: np.ndarray | None = None  # latest result (B, h, w, 3), carried between scales
-    final: np.ndarray | None = None  # (4, B) losses of the returned images
-    seconds: float = 0.0
-    steps: int = 0
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.contents.shape[1], self.contents.shape[2]
 
 
 class StyleTransferEngine:
@@ -220,19 +169,19 @@ class StyleTransferEngine:
                     raise JobCancelled(f"cancelled at iteration {iteration} of {total}")
                 iteration += 1
                 self._step(groups, runs, rows, iteration)
-                previews = None
+                shown = None
                 if params.preview_every and iteration % params.preview_every == 0:
-                    previews = self._previews(groups, runs, len(jobs), params)
+                    shown = previews(groups, runs, len(jobs), params)
                 if on_progress is not None:
-                    on_progress(ProgressEvent(iteration, total, [r[-1] for r in rows], previews))
+                    on_progress(ProgressEvent(iteration, total, [r[-1] for r in rows], shown))
             for group, opt in zip(groups, runs, strict=True):
                 group.image = opt.image().numpy()
         for group, opt in zip(groups, runs, strict=True):
             group.final = self._timed(group, opt.losses)
-        return self._results(groups, rows, params, len(jobs), total)
+        return results(groups, rows, params, total, (self.device, self.weights))
 
     def _announce(
-        self, groups: list[_Group], scale: Scale, params: NSTParams, stage: Callable[[str], None]
+        self, groups: list[Group], scale: Scale, params: NSTParams, stage: Callable[[str], None]
     ) -> None:
         """Tell `stage` of every step about to be compiled for the first time."""
         for group in groups:
@@ -244,7 +193,7 @@ class StyleTransferEngine:
 
     def _step(
         self,
-        groups: list[_Group],
+        groups: list[Group],
         runs: list[Optimization],
         rows: list[list[LossRow]],
         iteration: int,
@@ -263,7 +212,7 @@ class StyleTransferEngine:
             self.weights, params.content_layer, params.style_layers, self.precision
         )
 
-    def _groups(self, jobs: list[EngineJob], params: NSTParams, budget: int | None) -> list[_Group]:
+    def _groups(self, jobs: list[EngineJob], params: NSTParams, budget: int | None) -> list[Group]:
         by_shape: dict[tuple[int, int], tuple[list[int], list[EngineJob], list[np.ndarray]]] = {}
         for index, job in enumerate(jobs):
             if job.content.ndim != 3 or job.content.shape[2] != 3:
@@ -280,12 +229,12 @@ class StyleTransferEngine:
             chunk = len(members) if budget is None else max(1, budget // (height * width))
             for at in range(0, len(members), chunk):
                 part = slice(at, at + chunk)
-                groups.append(_Group(indices[part], members[part], np.stack(contents[part])))
+                groups.append(Group(indices[part], members[part], np.stack(contents[part])))
         return groups
 
     def _start(
         self,
-        group: _Group,
+        group: Group,
         scale: Scale,
         params: NSTParams,
         model: Any,
@@ -349,50 +298,12 @@ class StyleTransferEngine:
             self._functions.clear()
             return self._call(key, make, *args)
 
-    # -- results -----------------------------------------------------------------------------
+    # -- timing ------------------------------------------------------------------------------
 
     @staticmethod
-    def _timed(group: _Group, function: Callable[..., Any], *args: Any) -> Any:
+    def _timed(group: Group, function: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
         try:
             return function(*args)
         finally:
             group.seconds += time.perf_counter() - started
-
-    def _previews(
-        self, groups: list[_Group], runs: list[Optimization], count: int, params: NSTParams
-    ) -> list[np.ndarray]:
-        previews: list[np.ndarray] = [np.empty(0)] * count
-        for group, opt in zip(groups, runs, strict=True):
-            images = opt.image().numpy()
-            for k, index in enumerate(group.indices):
-                image = images[k]
-                if params.preserve_colors:
-                    image = keep_content_colors(image, opt.contents[k])
-                previews[index] = _to_uint8(image)
-        return previews
-
-    def _results(
-        self,
-        groups: list[_Group],
-        rows: list[list[LossRow]],
-        params: NSTParams,
-        count: int,
-        total: int,
-    ) -> list[EngineResult]:
-        results: list[EngineResult | None] = [None] * count
-        for group in groups:
-            for k, index in enumerate(group.indices):
-                image = group.image[k]
-                if params.preserve_colors:
-                    image = keep_content_colors(image, group.contents[k])
-                results[index] = EngineResult(
-                    image=_to_uint8(image),
-                    losses=rows[index],
-                    final=LossRow(total, *(float(p) for p in group.final[:, k])),
-                    seconds=group.seconds,
-                    iterations_per_second=group.steps / group.seconds if group.seconds else 0.0,
-                    device=self.device,
-                    weights=self.weights,
-                )
-        return [result for result in results if result is not None]
