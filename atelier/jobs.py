@@ -309,7 +309,7 @@ def release(lease: Lease, error: str | None, spent: bool = True) -> bool:
     with session_scope(lease.db_url) as session:
         released = session.execute(fenced(lease).values(progress=0.0, **values)).rowcount == 1
         if released:
-            outcome = AttemptOutcome.RELEASED
+            outcome = AttemptOutcome.RELEASED if spent else AttemptOutcome.GIVEN_BACK
             end_attempts(session, lease.job_id, outcome, values["error"], attempt=lease.attempt)
             job_changed(session, [lease.job_id])
     return released

@@ -140,7 +140,8 @@ class AttemptOutcome(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    RELEASED = "released"  # given back to the queue: a transient error, or its worker stopping
+    RELEASED = "released"  # given back to the queue: an error, or its worker stopping
+    GIVEN_BACK = "given back"  # given back by an outage: not counted against the job's attempts
     ABANDONED = "abandoned"  # its lease lapsed: re-queued, taken over or given up on
     CANCELLED = "cancelled"
 

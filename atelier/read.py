@@ -47,6 +47,7 @@ class AttemptOut(BaseModel):
     ended_at: datetime | None
     outcome: str = Field(
         description="running | succeeded | failed | released (given back to the queue) | "
+        "given back (by an outage: not counted against the job's attempts) | "
         "abandoned (its lease lapsed) | cancelled"
     )
     error: str | None

@@ -91,3 +91,17 @@ def test_ffmpeg_writing_to_a_full_disk_says_so(tmp_path: Path):
     assert fine.returncode == 0
     broken = run_ffmpeg(["-i", str(tmp_path / "missing.mp4"), str(tmp_path / "x.mp4")])
     assert verdict(ffmpeg_failed("ffmpeg could not read", broken.stderr)) is Verdict.SPEND
+
+
+def test_a_full_object_store_is_a_full_disk():
+    """What botocore raises for a store (or a bucket's quota) that answers it is full."""
+    from botocore.exceptions import ClientError
+
+    full = ClientError(
+        {"Error": {"Code": "XMinioStorageFull"}, "ResponseMetadata": {"HTTPStatusCode": 507}},
+        "PutObject",
+    )
+    quota = ClientError({"Error": {"Code": "QuotaExceeded"}}, "PutObject")
+    refused = ClientError({"Error": {"Code": "AccessDenied"}}, "PutObject")
+    assert [outage(error) for error in (full, quota, refused)] == ["disk", "disk", None]
+    assert verdict(refused) is Verdict.SPEND

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from atelier.batches import (
     create_nst_batch,
@@ -26,6 +28,7 @@ from atelier.batches import (
 )
 from atelier.celery_app import create_app
 from atelier.db import session_scope
+from atelier.models import AttemptOutcome, JobAttempt
 from atelier.schemas import NSTParams, VideoParams
 from tests.faults import harness
 from tests.faults.harness import Cluster, RedisServer
@@ -113,3 +116,9 @@ def _check_run(c: Cluster, ids: list[int], run: int, seconds: float) -> None:
     assert spent == [1, 1], (spent, c.logs())  # the attempt that succeeded, no other
     assert all(back >= 1 for back in given_back), (given_back, log)  # the disk was met
     assert "the disk is full" in log, log
+    with session_scope(c.db_url) as session:  # each attempt the disk cut short says so
+        outcomes = session.execute(
+            select(JobAttempt.job_id, JobAttempt.outcome).where(JobAttempt.job_id.in_(ids))
+        ).all()
+    given = Counter(job_id for job_id, outcome in outcomes if outcome == AttemptOutcome.GIVEN_BACK)
+    assert [given[job_id] for job_id in ids] == given_back, outcomes
