@@ -1,32 +1,18 @@
-"""The job state machine, with fencing, so a job is never lost and never done twice. Every
-write of a job's state is here (a test fails on a writer elsewhere): the worker's claim,
-heartbeat, loss and frame rows, success, failure and release; the user's cancel; the reaper's
-requeue, renewal and giving up; a batch's reuse of a finished twin.
-
-A worker *claims* a job with a compare-and-set on its row: `queued` (or `running` with a lease
-gone stale) becomes `running` and `attempts` goes up by one. That attempt number is the fencing
-token: every later write (heartbeat, loss rows, success, failure) is conditioned on it, so a
-worker that was presumed dead and comes back cannot overwrite the attempt that replaced it. What
-others do to a job whose holder may be alive (the reaper's requeue and giving up, a claim giving
-up on an exhausted job) is fenced on the attempt they saw and on its lease having lapsed, so a
-slow holder that renewed its lease in between keeps its job.
-
-Leases are read and written by the database's clock (`atelier.dbclock`). Every write retries
-across a short database outage (`atelier.dbretry`). Every transition that changes a row notifies
-followers (`atelier.notify`) when it commits.
+"""The transitions of the worker holding a job: its claim, then its attempt's heartbeat, loss and
+frame rows, success, failure and release, each fenced on the attempt it claimed (see
+`atelier.jobs`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from atelier.attempts import claimed_by, end_attempts, open_attempt
 from atelier.db import session_scope
@@ -39,12 +25,11 @@ from atelier.fences import (
     Lease,
     Seen,
     already_succeeded,
-    as_seen,
-    exhausted_reason,
     explain_lost,
     fenced,
 )
 from atelier.history import add_losses, replace_frames
+from atelier.jobs.oversight import give_up
 from atelier.models import AttemptOutcome, FrameStat, Job, JobState
 from atelier.notify import job_changed
 
@@ -54,7 +39,7 @@ log = logging.getLogger(__name__)
 def claim(
     db_url: str, job_id: int, worker: str, lease_seconds: float, task_id: str | None = None
 ) -> Claim:
-    """Try to take job `job_id` for a new attempt (see the module docstring), recorded as a
+    """Try to take job `job_id` for a new attempt (see `atelier.jobs`), recorded as a
     `JobAttempt` of `worker` under the message `task_id`.
 
     The claim carries a token of its own, written on its attempt: retried after its commit
@@ -278,23 +263,6 @@ def fail(lease: Lease, error: str, meta: dict[str, Any] | None = None) -> bool:
 
 
 @retry_transient
-def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> list[int]:
-    """Fail for good the jobs of `job_ids` still running under `worker` (a process that was
-    killed: it can no longer say so itself); returns their ids."""
-    with session_scope(db_url) as session:
-        failed = session.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
-            .values(state=JobState.FAILED, error=error[:4000], finished_at=sql_now(session))
-            .returning(Job.id, Job.attempts)
-        ).all()
-        for job_id, attempt in failed:
-            end_attempts(session, job_id, AttemptOutcome.FAILED, error, attempt=attempt)
-        job_changed(session, [job_id for job_id, _ in failed])
-    return [job_id for job_id, _ in failed]
-
-
-@retry_transient
 def release(lease: Lease, error: str | None, spent: bool = True) -> bool:
     """Give the job back to the queue after an error (or a worker that stops, with no error), so
     a retry can claim it; False when the attempt was no longer current (nothing written). Its
@@ -313,92 +281,3 @@ def release(lease: Lease, error: str | None, spent: bool = True) -> bool:
             end_attempts(session, lease.job_id, outcome, values["error"], attempt=lease.attempt)
             job_changed(session, [lease.job_id])
     return released
-
-
-def _change_seen(
-    db_url: str, seen: Seen, lease_cut: datetime, values: Callable[[Session], dict[str, Any]]
-) -> bool:
-    """Write `values(session)` to the job if it is still as `seen` (see `as_seen`) and notify;
-    False when it is not (nothing written). A running attempt that leaves `running` here ends as
-    abandoned, with the job's new error as the reason."""
-    with session_scope(db_url) as session:
-        written = values(session)
-        if session.execute(as_seen(seen, lease_cut).values(**written)).rowcount != 1:
-            return False
-        if seen.state == JobState.RUNNING and "state" in written:
-            outcome, error = AttemptOutcome.ABANDONED, written.get("error")
-            end_attempts(session, seen.job_id, outcome, error, attempt=seen.attempts)
-        job_changed(session, [seen.job_id])
-    return True
-
-
-@retry_transient
-def give_up(db_url: str, seen: Seen, lease_cut: datetime, now: datetime | None = None) -> bool:
-    """Fail a job that has used all its attempts and that nobody holds any more, with the reason
-    (`exhausted_reason`); False (nothing written) if it is no longer as `seen`.
-    `now`: the time written as its end, by default the database's clock."""
-    return _change_seen(
-        db_url,
-        seen,
-        lease_cut,
-        lambda session: {
-            "state": JobState.FAILED,
-            "error": exhausted_reason(seen.attempts, seen.worker),
-            "finished_at": now or sql_now(session),
-        },
-    )
-
-
-@retry_transient
-def requeue(db_url: str, seen: Seen, lease_cut: datetime, now: datetime) -> bool:
-    """Put a stranded job back to `queued` (the reaper, which then sends it again), fenced as
-    `give_up` is: a worker that is alive after all keeps its job, and the dead attempt is fenced
-    off by the state change. A re-queued job shows no progress: its next attempt starts over."""
-    values: dict[str, Any] = {"state": JobState.QUEUED, "queued_at": now, "progress": 0.0}
-    if seen.state == JobState.RUNNING:
-        values["error"] = f"worker {seen.worker or 'unknown'} stopped renewing its lease; re-queued"
-    return _change_seen(db_url, seen, lease_cut, lambda _session: values)
-
-
-@retry_transient
-def renew(db_url: str, seen: Seen, lease_cut: datetime, now: datetime) -> bool:
-    """Renew the lapsed lease of a running attempt whose work waits in the broker (a segmented
-    video's segments or join), if it is still the attempt `seen`."""
-    return _change_seen(db_url, seen, lease_cut, lambda _session: {"heartbeat_at": now})
-
-
-def reuse(session: Session, reused: Sequence[tuple[Job, Job]]) -> None:
-    """Mark just-written queued jobs (`(job, earlier)` pairs, inside the transaction that wrote
-    them) succeeded with the result of an identical job that succeeded before (`earlier`)."""
-    if not reused:
-        return
-    now = sql_now(session)
-    for job, earlier in reused:
-        origin = earlier.reused_from_id or earlier.id
-        session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.state == JobState.QUEUED, Job.attempts == 0)
-            .values(
-                state=JobState.SUCCEEDED,
-                progress=1.0,
-                result_asset_id=earlier.result_asset_id,
-                reused_from_id=origin,
-                meta={**earlier.meta, "reused_from": origin},
-                finished_at=now,
-            )
-        )
-    job_changed(session, [job.id for job, _ in reused])
-
-
-def cancel(db_url: str, job_id: int) -> bool:
-    """Cancel a queued or running job; a running worker stops at its next heartbeat."""
-    with session_scope(db_url) as session:
-        changed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
-            .values(state=JobState.CANCELLED, finished_at=sql_now(session))
-        ).rowcount
-        if changed:
-            end_attempts(session, job_id, AttemptOutcome.CANCELLED)
-            job_changed(session, [job_id])
-    return changed == 1
