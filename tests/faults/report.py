@@ -71,8 +71,8 @@ with a short lease (`ATELIER_LEASE_SECONDS=5`, `ATELIER_HEARTBEAT_SECONDS=0.5`,
   and mount namespace of its own with its data folder on a 64 MiB tmpfs; once a fast-engine
   job's and a segmented video job's inputs are there, the tmpfs is filled with a file and both
   messages are sent. Storing the fast job's result and ffmpeg writing a segment fail with a real
-  `ENOSPC`; the disk stays full for at least 15 s and until both jobs have been given back by it
-  (the deployment's full disk lasted minutes: what counts is that jobs meet it, more than once),
+  `ENOSPC`; the disk stays full for at least 5 s and until both jobs have been given back by it
+  (the deployment's full disk lasted minutes: what counts is that every job meets it),
   then the file is deleted. Attempts given back by an outage are not spent: the figures count
   the attempts spent, and every job must have spent exactly 1 (the one that succeeded).
 - **Ctrl-C on an embedded `atelier stylize`, then `atelier worker`**: the embedded default
