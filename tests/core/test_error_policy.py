@@ -6,6 +6,8 @@ spends one."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,25 @@ def test_a_full_object_store_is_a_full_disk():
     refused = ClientError({"Error": {"Code": "AccessDenied"}}, "PutObject")
     assert [outage(error) for error in (full, quota, refused)] == ["disk", "disk", None]
     assert verdict(refused) is Verdict.SPEND
+
+
+def test_ffmpeg_that_cannot_start_for_want_of_file_handles_is_an_outage():
+    """A real failure to start: a child process allowed no more open files (RLIMIT_NOFILE) than
+    it has, so the pipes to ffmpeg cannot be made."""
+    script = (
+        "import os, resource\n"
+        "from atelier.errors import outage, verdict\n"
+        "from workers.video.ffmpeg import ffmpeg_exe, run_ffmpeg\n"
+        "ffmpeg_exe()\n"  # found before the limit
+        "held = len(os.listdir('/proc/self/fd'))\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (held, hard))\n"
+        "try:\n"
+        "    run_ffmpeg(['-version'])\n"
+        "except Exception as error:\n"
+        "    print(outage(error), verdict(error).value)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.stdout.split() == ["tool", "give", "back"], done.stdout + done.stderr
