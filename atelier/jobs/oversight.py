@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlalchemy.orm import Session
 
 from atelier.attempts import end_attempts
@@ -18,18 +18,29 @@ from atelier.db import session_scope
 from atelier.dbclock import sql_now
 from atelier.dbretry import retry_transient
 from atelier.fences import Seen, as_seen, exhausted_reason
-from atelier.models import AttemptOutcome, Job, JobState
+from atelier.models import AttemptOutcome, Job, JobAttempt, JobState
 from atelier.notify import job_changed
 
 
 @retry_transient
-def fail_held(db_url: str, job_ids: Sequence[int], worker: str, error: str) -> list[int]:
-    """Fail for good the jobs of `job_ids` still running under `worker` (a process that was
-    killed: it can no longer say so itself); returns their ids."""
+def fail_held(
+    db_url: str, job_ids: Sequence[int], worker: str, task_id: str, error: str
+) -> list[int]:
+    """Fail for good the jobs of `job_ids` whose current attempt is the one that the killed run
+    of task `task_id` in process `worker` claimed (it can no longer say so itself); returns
+    their ids. A job another attempt has taken over since is left alone, even one claimed under
+    the same `worker` (a restarted worker whose process got the same pid): the attempt it holds
+    is not the one recorded with `task_id`."""
+    held = exists().where(
+        JobAttempt.job_id == Job.id,
+        JobAttempt.attempt == Job.attempts,
+        JobAttempt.task_id == task_id,
+        JobAttempt.outcome == AttemptOutcome.RUNNING,
+    )
     with session_scope(db_url) as session:
         failed = session.execute(
             update(Job)
-            .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker)
+            .where(Job.id.in_(job_ids), Job.state == JobState.RUNNING, Job.worker == worker, held)
             .values(state=JobState.FAILED, error=error[:4000], finished_at=sql_now(session))
             .returning(Job.id, Job.attempts)
         ).all()

@@ -215,3 +215,18 @@ def test_identical_jobs_racing_to_run_run_once_and_the_twins_share_the_result(db
         (JobState.SUCCEEDED, winner.lease.job_id, result_id, 0)
     }
     assert jobs.claim(db, twins[0].id, "late", 60).outcome is jobs.ClaimOutcome.FINISHED
+
+
+def test_a_killed_process_fails_only_the_attempt_it_held(db: str):
+    """The worker's main process fails the jobs of a process it killed at their hard limit: a
+    job taken over since by another attempt is left alone, even under the same `node:pid` (a
+    worker restarted on the same host whose new process got the same pid)."""
+    job_id = _new_job(db)
+    jobs.claim(db, job_id, "node:7", 60, task_id="killed")
+    _age(db, job_id, 61)
+    assert jobs.claim(db, job_id, "node:7", 60, task_id="next").lease.attempt == 2
+    assert jobs.fail_held(db, [job_id], "node:7", "killed", "killed at its hard limit") == []
+    assert _state(db, job_id).state == JobState.RUNNING
+    assert jobs.fail_held(db, [job_id], "node:7", "next", "killed at its hard limit") == [job_id]
+    job = _state(db, job_id)
+    assert (job.state, job.error) == (JobState.FAILED, "killed at its hard limit")

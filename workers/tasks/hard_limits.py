@@ -5,9 +5,10 @@ process can no longer settle its jobs, so they would stay `running` until their 
 and the reaper re-sent them, to hang again. `JobRequest`, the request class of every job task
 (Celery's documented extension point, `Task.Request`), fails them instead, with a message
 saying why, as soon as the process is gone. It runs in the worker's main process, which knows
-which process ran the task: only jobs still held by that process (`node:pid` on the row) or by
-that attempt (a video's segments and join) are failed, so a job another worker has taken over
-since is left alone.
+which process ran the task: only the attempts that run claimed are failed (a job task's: the
+job's current attempt, recorded with that process's `node:pid` and that task id; a video's
+segments and join: the attempt they name), so a job another attempt has taken over since is left
+alone, whichever process holds it.
 
 Celery calls `on_timeout` in the main process's event loop, and kills the process only once it
 returns; the database write, retried across an outage for up to `ATELIER_DB_RETRY_SECONDS`, would
@@ -54,7 +55,7 @@ class JobRequest(Request):
 
 def _fail_and_say_so(task_name: str, task_id: str, args: Any, worker: str, reason: str) -> None:
     try:
-        failed = fail_jobs_of(task_name, args, worker, reason)
+        failed = fail_jobs_of(task_name, task_id, args, worker, reason)
     except Exception as error:  # noqa: BLE001 - a thread's error would otherwise go unseen
         log.error(
             "task %s[%s]: %s; its jobs could not be failed (%s), the reaper takes them over "
@@ -68,15 +69,17 @@ def _fail_and_say_so(task_name: str, task_id: str, args: Any, worker: str, reaso
     log.error("task %s[%s]: jobs %s %s", task_name, task_id, failed, reason)
 
 
-def fail_jobs_of(task_name: str, args: Any, worker: str, reason: str) -> list[int]:
-    """Fail the jobs that the killed run of `task_name` with `args` held; returns their ids."""
+def fail_jobs_of(task_name: str, task_id: str, args: Any, worker: str, reason: str) -> list[int]:
+    """Fail the jobs that the killed run `task_id` of `task_name` with `args` held: the attempts
+    it claimed (a segment or join names its attempt; a job task's are recorded with its task
+    id); returns their ids."""
     db_url = get_settings().resolved_database_url
     if task_name in (VIDEO_SEGMENT, VIDEO_JOIN):
         # segment(job_id, attempt, index, start, end); join(parts, job_id, attempt)
         job_id, attempt = args[:2] if task_name == VIDEO_SEGMENT else args[1:3]
         lease = jobs.Lease(db_url, job_id, attempt, worker)
         return [job_id] if jobs.fail(lease, reason) else []
-    return jobs.fail_held(db_url, args[0], worker, reason)
+    return jobs.fail_held(db_url, args[0], worker, task_id, reason)
 
 
 class JobTask(Task):
