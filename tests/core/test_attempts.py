@@ -7,7 +7,6 @@ instead of finding the job busy and spending another.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,6 +22,7 @@ from atelier.models import Job, JobAttempt, JobState
 from atelier.read import job_detail
 from atelier.settings import get_settings
 from atelier.submit import create_ping_job
+from tests.support.clock import age_heartbeat
 from tests.support.pgproxy import losing_proxy
 
 
@@ -63,8 +63,8 @@ def test_a_job_that_failed_twice_then_succeeded_shows_both_errors(db: str):
 def test_an_attempt_taken_over_failed_or_cancelled_says_so(db: str):
     taken, failed, cancelled = (create_ping_job(db) for _ in range(3))
     jobs.claim(db, taken, "dead", 60)
-    time.sleep(1.1)
-    jobs.claim(db, taken, "alive", 1)
+    age_heartbeat(db, taken, 61)
+    jobs.claim(db, taken, "alive", 60)
     jobs.fail(jobs.claim(db, failed, "w", 60).lease, "InputError: not an image")
     jobs.claim(db, cancelled, "w", 60)
     assert jobs.cancel(db, cancelled)

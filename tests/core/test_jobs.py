@@ -16,6 +16,7 @@ from atelier.errors import JobCancelled, LeaseLost
 from atelier.models import Asset, Job, JobState, LossRecord
 from atelier.settings import Settings
 from scheduler.reaper import requeue_stale
+from tests.support.clock import age_heartbeat
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,18 +32,6 @@ def _new_job(db: str, max_attempts: int = 3) -> int:
         s.add(job)
         s.flush()
         return job.id
-
-
-def _age(db: str, job_id: int, seconds: float) -> None:
-    """Move the job's last heartbeat `seconds` into the past: as if that long had gone by with
-    no word from its worker, without sleeping through it."""
-    with session_scope(db) as s:
-        heard = s.get(Job, job_id).heartbeat_at
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(heartbeat_at=heard - timedelta(seconds=seconds))
-        )
 
 
 def _state(db: str, job_id: int) -> Job:
@@ -63,7 +52,7 @@ def test_stale_lease_is_taken_over_and_the_old_attempt_is_fenced_off(db: str):
     job_id = _new_job(db)
     old = jobs.claim(db, job_id, "dead-worker", 60).lease
     jobs.heartbeat(old, 0.5, {}, losses=[(0, 9.0, 1.0, 8.0, 0.0), (1, 8.0, 1.0, 7.0, 0.0)])
-    _age(db, job_id, 61)
+    age_heartbeat(db, job_id, 61)
     new = jobs.claim(db, job_id, "new-worker", 60).lease
     assert new is not None and new.attempt == 2
     with session_scope(db) as s:  # the dead attempt's history is gone: no duplicates later
@@ -137,7 +126,7 @@ def test_leases_are_judged_by_the_database_clock(
 def test_too_many_attempts_fail_the_job_with_the_reason(db: str):
     job_id = _new_job(db, max_attempts=1)
     jobs.claim(db, job_id, "worker-that-dies", 60)
-    _age(db, job_id, 61)
+    age_heartbeat(db, job_id, 61)
     assert jobs.claim(db, job_id, "w2", 60).outcome is jobs.ClaimOutcome.EXHAUSTED
     job = _state(db, job_id)
     assert job.state == JobState.FAILED
