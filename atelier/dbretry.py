@@ -3,7 +3,8 @@
 A PostgreSQL restart, a failover or a dropped connection makes every write of a running job raise
 `OperationalError` for a few seconds (`atelier.errors.database_away` says which errors mean the
 database is away). Those writes (heartbeats, progress, loss and frame rows,
-success, failure, release, claim) are retried here with a growing pause (`atelier.backoff`),
+success, failure, release, claim; a cancel; the reaper's requeue, renewal and giving up) are
+retried here with a growing pause (`atelier.backoff`),
 for up to `ATELIER_DB_RETRY_SECONDS`; the engine's `pool_pre_ping` then replaces the dead
 connections. Only an outage longer than that reaches the job, which is then given back without
 spending an attempt (the error policy, `atelier.errors.verdict`).

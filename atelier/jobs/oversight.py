@@ -6,11 +6,12 @@ of the job (see `atelier.jobs`), so an attempt alive after all keeps its job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from atelier.attempts import end_attempts
@@ -126,7 +127,19 @@ def reuse(session: Session, reused: Sequence[tuple[Job, Job]]) -> None:
 
 
 def cancel(db_url: str, job_id: int) -> bool:
-    """Cancel a queued or running job; a running worker stops at its next heartbeat."""
+    """Cancel a queued or running job (a running worker stops at its next heartbeat); False
+    when it was neither (nothing written).
+
+    Retried across a database outage like every transition: a retry whose earlier try's commit
+    landed but whose answer was lost finds the job cancelled, changes nothing and answers True,
+    as that try would have.
+    """
+    return _cancel_once(db_url, job_id, itertools.count())
+
+
+@retry_transient
+def _cancel_once(db_url: str, job_id: int, tries: Iterator[int]) -> bool:
+    retried = next(tries) > 0
     with session_scope(db_url) as session:
         changed = session.execute(
             update(Job)
@@ -136,4 +149,6 @@ def cancel(db_url: str, job_id: int) -> bool:
         if changed:
             end_attempts(session, job_id, AttemptOutcome.CANCELLED)
             job_changed(session, [job_id])
-    return changed == 1
+            return True
+        state = session.scalar(select(Job.state).where(Job.id == job_id))
+        return retried and state == JobState.CANCELLED
