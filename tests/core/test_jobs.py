@@ -212,7 +212,7 @@ def test_a_killed_process_fails_only_the_attempt_it_held(db: str):
     worker restarted on the same host whose new process got the same pid)."""
     job_id = _new_job(db)
     jobs.claim(db, job_id, "node:7", 60, task_id="killed")
-    _age(db, job_id, 61)
+    age_heartbeat(db, job_id, 61)
     assert jobs.claim(db, job_id, "node:7", 60, task_id="next").lease.attempt == 2
     assert jobs.fail_held(db, [job_id], "node:7", "killed", "killed at its hard limit") == []
     assert _state(db, job_id).state == JobState.RUNNING
