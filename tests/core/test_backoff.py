@@ -49,7 +49,7 @@ def test_callers_that_met_one_outage_retry_at_different_moments(caplog: pytest.L
 def test_a_job_given_back_waits_a_jittered_doubling_delay():
     """The delay before a job given back by an error runs again doubles with its attempt, up to
     a minute, and is drawn from the upper half of that, so jobs failed together come back apart."""
-    from workers.tasks.runner import LONGEST_BACKOFF, backoff
+    from workers.tasks.settle import LONGEST_BACKOFF, backoff
 
     for attempt in (1, 2, 3, 8):
         longest = min(LONGEST_BACKOFF, 2.0**attempt)

@@ -14,7 +14,8 @@ from atelier.models import Job, JobState
 from atelier.settings import Settings
 from atelier.storage import Storage
 from atelier.submit import create_ping_job
-from workers.tasks.runner import JobContext, keep_leases, run_claimed
+from workers.tasks.leases import keep_leases
+from workers.tasks.runner import JobContext, run_claimed
 
 HEARTBEAT = 0.2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from workers.tasks.runner import at_time_limit
+from workers.tasks.settle import at_time_limit
 
 
 def _driver_failing_while_unwinding() -> OperationalError:

@@ -1,12 +1,7 @@
 """What every job task does around its real work: claim, heartbeat, progress, finish or fail.
 
-An error settles its jobs by the one error policy (`atelier.errors.verdict`, applied by
-`settle_error`, which a video's segments and join use too): bad input and missing weights fail
-the job at once with their message; an outage (database, broker, object store, ffmpeg that
-cannot start, a full disk) gives it back to the queue without spending an attempt; anything else
-gives it back and spends one, until `max_attempts` is reached. Jobs given back are sent again
-after a backoff with jitter. A job that reaches its soft time limit (`atelier.limits`) fails with
-a message: retrying work that hangs would only hang again.
+An error settles its jobs by the one error policy (`workers.tasks.settle`); the leases of work
+that reports nothing for a while are renewed by the lease keeper (`workers.tasks.leases`).
 
 A worker asked to stop (`STOP`, set when the user stops a command that runs the embedded worker)
 stops its jobs at their next progress report and gives them back to the queue with a message
@@ -19,40 +14,30 @@ import logging
 import os
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from atelier import jobs
 from atelier.assets import record_asset
-from atelier.backoff import jittered
 from atelier.db import session_scope
-from atelier.errors import (
-    AtelierError,
-    JobFailed,
-    JobStopped,
-    Verdict,
-    WorkerStopping,
-    in_chain,
-    outage,
-    verdict,
-)
+from atelier.errors import JobFailed, JobStopped, WorkerStopping
 from atelier.models import Job, JobState
 from atelier.settings import Settings
 from atelier.storage import Storage, open_storage
 from atelier.submit import job_states, send_jobs
+from workers.tasks.leases import keep_leases
+from workers.tasks.settle import at_time_limit, settle_error, time_limit_reason
 
 log = logging.getLogger(__name__)
 # What a broker or result backend that went away raises from a progress update.
 MONITORING_ERRORS = (RedisError, KombuOperationalError, OSError)
-LONGEST_BACKOFF = 60.0  # seconds before a job given back is sent again, at most
 CANCELLED = "CANCELLED"  # the Celery state of a task whose jobs were all cancelled
 STOP = threading.Event()  # the worker is stopping: running jobs go back to the queue
 
@@ -233,22 +218,6 @@ def _log_why_stopped(contexts: list[JobContext]) -> None:
             log.info("job %s: attempt %s stopped (the job is %s)", job_id, attempt, row.state)
 
 
-def at_time_limit(error: BaseException) -> bool:
-    """Whether `error` is the soft time limit, or was raised while handling it: the limit can
-    land inside a library that then fails as it unwinds (a database driver interrupted
-    mid-query raises its own error), and that is still the time limit."""
-    return in_chain(error, lambda found: isinstance(found, SoftTimeLimitExceeded))
-
-
-def time_limit_reason(task: Task) -> str:
-    """What a job stopped by its task's soft time limit is failed with."""
-    _, soft = task.request.timelimit or (None, None)
-    return (
-        f"stopped at its time limit ({soft or 0:.0f} s, set from the size of the work"
-        " and ATELIER_TIME_LIMIT_SCALE): it took far longer than work of its size should"
-    )
-
-
 def _fail_at_time_limit(contexts: list[JobContext]) -> None:
     """Fail the jobs of work stopped by its soft time limit: a retry would only run as long."""
     reason = time_limit_reason(contexts[0].task)
@@ -324,47 +293,6 @@ def _keep_leases(contexts: list[JobContext]) -> AbstractContextManager[None]:
     )
 
 
-@contextmanager
-def keep_leases(
-    leases: Sequence[jobs.Lease],
-    every: float,
-    quiet_for: Callable[[jobs.Lease], float] = lambda _lease: float("inf"),
-    on_abandoned: Callable[[], None] | None = None,
-) -> Iterator[None]:
-    """Renew `leases` every `every` seconds from a thread while the block runs.
-
-    A lease renewed by other means less than `every` seconds ago (`quiet_for`) is skipped. A
-    killed worker's thread dies with it, so its leases still run out. A lease that is lost,
-    cancelled or settled (the job finished) is no longer renewed; the work sees the first two
-    at its next write. Once no lease is left and the block is still running a round later,
-    `on_abandoned` is called (once).
-    """
-    done = threading.Event()
-    held = list(leases)
-
-    def renew() -> None:
-        while held and not done.wait(every):
-            for lease in list(held):
-                if quiet_for(lease) < every:
-                    continue  # a progress report has just renewed it (and written its rows)
-                try:
-                    jobs.heartbeat(lease)
-                except JobStopped:
-                    held.remove(lease)
-                except Exception as error:  # noqa: BLE001 - e.g. the database away: next round
-                    log.warning("job %s: cannot renew the lease: %s", lease.job_id, error)
-        if on_abandoned is not None and not done.wait(every):
-            on_abandoned()
-
-    thread = threading.Thread(target=renew, name="lease-keeper", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
 def _give_back(contexts: list[JobContext]) -> None:
     """Put the jobs of a stopping worker back to `queued` with a new message: the embedded
     broker deletes a message when it is read, so without one the next worker would not see
@@ -375,53 +303,3 @@ def _give_back(contexts: list[JobContext]) -> None:
     task = contexts[0].task
     send_jobs(task.app, contexts[0].lease.db_url, task.name, ids)
     log.warning("jobs %s: the worker is stopping; put back in the queue", ids)
-
-
-def settle_error(
-    task: Task,
-    held: Sequence[tuple[jobs.Lease, int]],
-    error: Exception,
-    resend: str,
-    about: str = "",
-) -> None:
-    """Settle the jobs of `held` (each lease with its job's `max_attempts`) after `error` by the
-    error policy (`atelier.errors.verdict`), and send those given back again as task `resend`
-    after a backoff with jitter, so workers that met the same outage do not all retry at once.
-    `about` prefixes the error text (which segment of a video failed)."""
-    ids = [lease.job_id for lease, _ in held]
-    found = verdict(error)
-    text = (
-        f"{about}{error}"
-        if isinstance(error, AtelierError)
-        else (f"{about}{type(error).__name__}: {error}")
-    )
-    if found is Verdict.FAIL:
-        for lease, _ in held:
-            jobs.fail(lease, text)
-        log.warning("jobs %s failed: %s", ids, text)
-        return
-    if found is Verdict.GIVE_BACK:
-        what = outage(error)
-        away = "the disk is full" if what == "disk" else f"the {what} is unavailable"
-        log.warning("jobs %s: %s (%s); given back without spending an attempt", ids, away, text)
-    else:
-        log.error("jobs %s: %s\n%s", ids, text, traceback.format_exc())
-    again = []
-    for lease, max_attempts in held:
-        if found is Verdict.SPEND and lease.attempt >= max_attempts:
-            jobs.fail(lease, f"failed after {lease.attempt} attempts: {text}")
-        elif jobs.release(lease, text, spent=found is Verdict.SPEND):
-            again.append(lease.job_id)
-    if again:
-        try:
-            send_jobs(task.app, held[0][0].db_url, resend, again, backoff(held[0][0].attempt))
-        except Exception as failed:
-            if outage(failed) is None:
-                raise
-            log.warning("jobs %s: not sent again (%s); the reaper will", again, failed)
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before a job given back after attempt `attempt` is sent again: doubling with
-    each attempt up to `LONGEST_BACKOFF`, drawn between half and all of that (jitter)."""
-    return jittered(min(LONGEST_BACKOFF, 2.0**attempt))

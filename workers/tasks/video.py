@@ -43,16 +43,9 @@ from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
 from atelier.storage import Storage, open_storage
 from workers.tasks.hard_limits import JobTask
-from workers.tasks.runner import (
-    JobContext,
-    at_time_limit,
-    claim_jobs,
-    keep_leases,
-    run_claimed,
-    settle_error,
-    time_limit_reason,
-    worker_name,
-)
+from workers.tasks.leases import keep_leases
+from workers.tasks.runner import JobContext, claim_jobs, run_claimed, worker_name
+from workers.tasks.settle import at_time_limit, settle_error, time_limit_reason
 
 log = logging.getLogger(__name__)
 
