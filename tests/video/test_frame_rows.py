@@ -11,7 +11,7 @@ from atelier.db import migrate, session_scope
 from atelier.models import FrameStat, JobKind
 from atelier.settings import Settings
 from tests.scheduler.jobrows import add_job
-from workers.tasks.video import FrameRows
+from workers.tasks.video_records import FrameRows
 from workers.video.pipeline import REPORT_EVERY
 
 

@@ -26,26 +26,28 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, chord, shared_task
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from atelier import jobs
-from atelier.assets import record_asset
 from atelier.celery_app import VIDEO_FILTER, VIDEO_JOIN, VIDEO_SEGMENT
 from atelier.db import session_scope
-from atelier.errors import InputError, JobFailed, JobStopped
+from atelier.errors import JobFailed, JobStopped
 from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
-from atelier.storage import Storage, open_storage
+from atelier.storage import open_storage
 from workers.tasks.hard_limits import JobTask
 from workers.tasks.leases import keep_leases
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed, worker_name
 from workers.tasks.settle import at_time_limit, settle_error, time_limit_reason
+from workers.tasks.video_records import FrameRows, Outcome, finish, job_row
+
+if TYPE_CHECKING:
+    from workers.video.pipeline import VideoStats
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def _whole(ctx: JobContext, source: Path, params: VideoParams, settings: Setting
             stats.lost,
             stats.first_lost,
         )
-        _finish(ctx.lease, ctx.storage, work / "out.mp4", outcome, params)
+        finish(ctx.lease, ctx.storage, work / "out.mp4", outcome, params)
 
 
 def _label(db_url: str, sha256: str) -> str:
@@ -146,100 +148,6 @@ def _label(db_url: str, sha256: str) -> str:
     with session_scope(db_url) as session:
         label = session.scalar(select(Asset.label).where(Asset.sha256 == sha256))
     return label or f"video {sha256[:12]}"
-
-
-class FrameRows:
-    """Face rows written as the video is processed, a few hundred frames at a time, so neither
-    the worker nor the database transaction holds a whole video's rows. `of` (the video's frame
-    count, for segments) makes each write also set the job's progress."""
-
-    BATCH = 250
-
-    def __init__(self, lease: jobs.Lease, of: int | None = None) -> None:
-        self.lease = lease
-        self.of = of
-        self.first = 0
-        self.pending: list[list[list[int]]] = []
-
-    def add(self, first: int, faces: list[Any]) -> None:
-        if not self.pending:
-            self.first = first
-        self.pending += [[list(map(int, box)) for box in boxes] for boxes in faces]
-        if len(self.pending) >= self.BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        end = self.first + len(self.pending)
-        rows = list(enumerate(self.pending, start=self.first))
-        jobs.record_frames(self.lease, self.first, end, rows, of=self.of)
-        self.first, self.pending = end, []
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a finished video job records about itself: `seconds` of work, and a `duration` of
-    play (from the input's frame times: at a varying frame rate, not frames / fps)."""
-
-    frames: int
-    fps: float
-    width: int
-    height: int
-    seconds: float
-    segments: int
-    duration: float
-    frames_tracked: int = 0
-    extra_detections: int = 0
-    faces_lost: int = 0
-    first_lost: int | None = None
-
-
-def _finish(
-    lease: jobs.Lease, storage: Storage, produced: Path, outcome: Outcome, params: VideoParams
-) -> None:
-    """Move the finished video into storage, then mark the job done, with a warning when no
-    face was found or a face was lost; with `require_faces`, fail it with that warning instead
-    (InputError)."""
-    from atelier.models import FrameStat
-    from workers.video.findings import face_warning
-    from workers.video.probe import probe_video
-
-    with session_scope(lease.db_url) as session:
-        with_faces = session.scalar(
-            select(func.count()).where(FrameStat.job_id == lease.job_id, FrameStat.faces > 0)
-        )
-    source = probe_video(storage.local_path(_job_row(lease).inputs["video"]))
-    warning = face_warning(
-        frames=outcome.frames,
-        with_faces=with_faces,
-        lost=outcome.faces_lost,
-        first_lost=outcome.first_lost,
-        detector=params.detector,
-        width=source.width,
-        height=source.height,
-    )
-    if warning and params.require_faces:
-        raise InputError(f"{warning} (the job requires faces: --require-faces)")
-    stored = storage.adopt(produced)
-    with session_scope(lease.db_url) as session:
-        asset = record_asset(
-            session,
-            stored,
-            kind="result",
-            media_type="video/mp4",
-            width=outcome.width,
-            height=outcome.height,
-            duration=outcome.duration,
-            label=f"job {lease.job_id}",
-        )
-        asset_id = asset.id
-    meta = {
-        **asdict(outcome),
-        "frames_with_faces": with_faces,
-        "processing_fps": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else None,
-    }
-    jobs.succeed(lease, asset_id, meta, outcome.seconds, warning=warning)
 
 
 def _segment_folder(lease: jobs.Lease) -> str:
@@ -251,11 +159,35 @@ def _lease(settings: Settings, task: Task, job_id: int, attempt: int) -> jobs.Le
     return jobs.Lease(settings.resolved_database_url, job_id, attempt, worker_name(task))
 
 
-def _job_row(lease: jobs.Lease) -> Any:
-    from atelier.models import Job
+def _settle(
+    task: Task, lease: jobs.Lease, max_attempts: int, error: Exception, about: str, at_limit: str
+) -> None:
+    """Settle a segment's or the join's error for the whole job: failed at the soft time limit
+    (`at_limit` prefixing the reason), otherwise by the error policy (`about` prefixing the
+    error), which sends the job again from its start (`VIDEO_FILTER`) when it is given back."""
+    if at_time_limit(error):
+        jobs.fail(lease, at_limit + time_limit_reason(task))
+    else:
+        settle_error(task, [(lease, max_attempts)], error, VIDEO_FILTER, about)
 
-    with session_scope(lease.db_url) as session:
-        return session.get(Job, lease.job_id)
+
+def _segment_result(key: str, stats: VideoStats) -> dict[str, Any]:
+    """What a segment hands the join, through the chord's results (plain JSON): its stored
+    file and the counts the job's outcome adds up."""
+    return {
+        "work": key,
+        "frames": stats.frames,
+        "seconds": stats.seconds,
+        "width": stats.width,
+        "height": stats.height,
+        "fps": stats.fps,
+        "duration": stats.duration,
+        "start": stats.start,
+        "tracked": stats.tracked,
+        "searched": stats.searched,
+        "lost": stats.lost,
+        "first_lost": stats.first_lost,
+    }
 
 
 @shared_task(name=VIDEO_SEGMENT, base=JobTask, bind=True)
@@ -266,7 +198,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
 
     settings = get_settings()
     lease = _lease(settings, self, job_id, attempt)
-    job = _job_row(lease)
+    job = job_row(lease)
     params = VideoParams.model_validate(job.params)
     storage = open_storage(settings)
     folder = _segment_folder(lease)
@@ -310,26 +242,10 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
         raise
     except Exception as error:
         about = f"segment {index} (frames {start}-{end - 1}) "
-        if at_time_limit(error):
-            jobs.fail(lease, about + time_limit_reason(self))
-        else:
-            settle_error(self, [(lease, job.max_attempts)], error, VIDEO_FILTER, about)
+        _settle(self, lease, job.max_attempts, error, about, at_limit=about)
         storage.drop_work(folder)
         raise
-    return {
-        "work": key,
-        "frames": stats.frames,
-        "seconds": stats.seconds,
-        "width": stats.width,
-        "height": stats.height,
-        "fps": stats.fps,
-        "duration": stats.duration,
-        "start": stats.start,
-        "tracked": stats.tracked,
-        "searched": stats.searched,
-        "lost": stats.lost,
-        "first_lost": stats.first_lost,
-    }
+    return _segment_result(key, stats)
 
 
 @shared_task(name=VIDEO_JOIN, base=JobTask, bind=True)
@@ -340,7 +256,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
 
     settings = get_settings()
     lease = _lease(settings, self, job_id, attempt)
-    job = _job_row(lease)
+    job = job_row(lease)
     params = VideoParams.model_validate(job.params)
     storage = open_storage(settings)
     folder = _segment_folder(lease)
@@ -370,14 +286,11 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
                     (p["first_lost"] for p in parts if p.get("first_lost") is not None), None
                 ),
             )
-            _finish(lease, storage, out, outcome, params)
+            finish(lease, storage, out, outcome, params)
     except JobStopped as stop:
         log.info("job %s: %s", job_id, stop)
     except Exception as error:  # noqa: BLE001 - settled by the error policy
-        if at_time_limit(error):
-            jobs.fail(lease, f"joining segments {time_limit_reason(self)}")
-        else:
-            settle_error(self, [(lease, job.max_attempts)], error, VIDEO_FILTER)
+        _settle(self, lease, job.max_attempts, error, "", at_limit="joining segments ")
     finally:
         storage.drop_work(folder)
     warning = _warnings(lease.db_url, [job_id]).get(str(job_id))
