@@ -12,8 +12,9 @@ harmless: a worker claims a job with a compare-and-set, so the second message fi
 running or finished and does nothing.
 
 Every change it makes is a transition of `atelier.jobs` (`requeue`, `give_up`, `renew`), fenced
-on the attempt it saw and on that attempt's lease having lapsed. Leases are judged by the
-database's clock (`atelier.dbclock`), the clock every heartbeat is
+on the attempt it saw and on that attempt's lease having lapsed; a requeue retried after its
+commit landed but its answer was lost recognises its own write, so the job is sent at once.
+Leases are judged by the database's clock (`atelier.dbclock`), the clock every heartbeat is
 written with, so a scheduler whose clock is off does not take live jobs for dead ones.
 
 `requeue_stale` is a plain function so a command running the embedded worker can call it once at

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session
 
 from atelier.attempts import end_attempts
@@ -52,15 +52,22 @@ def fail_held(
 
 
 def _change_seen(
-    db_url: str, seen: Seen, lease_cut: datetime, values: Callable[[Session], dict[str, Any]]
+    db_url: str,
+    seen: Seen,
+    lease_cut: datetime,
+    values: Callable[[Session], dict[str, Any]],
+    landed: ColumnElement[bool] | None = None,
 ) -> bool:
     """Write `values(session)` to the job if it is still as `seen` (see `as_seen`) and notify;
-    False when it is not (nothing written). A running attempt that leaves `running` here ends as
-    abandoned, with the job's new error as the reason."""
+    False when it is not (nothing written), unless the job is as `landed` says this very write
+    leaves it (an earlier try of it committed). A running attempt that leaves `running` here
+    ends as abandoned, with the job's new error as the reason."""
     with session_scope(db_url) as session:
         written = values(session)
         if session.execute(as_seen(seen, lease_cut).values(**written)).rowcount != 1:
-            return False
+            if landed is None:
+                return False
+            return session.scalar(select(Job.id).where(Job.id == seen.job_id, landed)) is not None
         if seen.state == JobState.RUNNING and "state" in written:
             outcome, error = AttemptOutcome.ABANDONED, written.get("error")
             end_attempts(session, seen.job_id, outcome, error, attempt=seen.attempts)
@@ -89,11 +96,16 @@ def give_up(db_url: str, seen: Seen, lease_cut: datetime, now: datetime | None =
 def requeue(db_url: str, seen: Seen, lease_cut: datetime, now: datetime) -> bool:
     """Put a stranded job back to `queued` (the reaper, which then sends it again), fenced as
     `give_up` is: a worker that is alive after all keeps its job, and the dead attempt is fenced
-    off by the state change. A re-queued job shows no progress: its next attempt starts over."""
+    off by the state change. A re-queued job shows no progress: its next attempt starts over.
+
+    A retry whose earlier try's commit landed but whose answer was lost recognises that try's
+    write (the job queued at `now` in the attempt it saw) and answers True, so the reaper sends
+    the job instead of leaving it for another grace period."""
     values: dict[str, Any] = {"state": JobState.QUEUED, "queued_at": now, "progress": 0.0}
     if seen.state == JobState.RUNNING:
         values["error"] = f"worker {seen.worker or 'unknown'} stopped renewing its lease; re-queued"
-    return _change_seen(db_url, seen, lease_cut, lambda _session: values)
+    own = (Job.state == JobState.QUEUED) & (Job.attempts == seen.attempts) & (Job.queued_at == now)
+    return _change_seen(db_url, seen, lease_cut, lambda _session: values, landed=own)
 
 
 @retry_transient
