@@ -11,7 +11,9 @@ token: every later write (heartbeat, loss rows, success, failure) is conditioned
 worker that was presumed dead and comes back cannot overwrite the attempt that replaced it. What
 others do to a job whose holder may be alive (the reaper's requeue and giving up, a claim giving
 up on an exhausted job) is fenced on the attempt they saw and on its lease having lapsed, so a
-slow holder that renewed its lease in between keeps its job.
+slow holder that renewed its lease in between keeps its job. The worker's main process, failing
+the jobs of a process it killed, fails only the attempts recorded as that process's, under the
+killed task's id.
 
 Leases are read and written by the database's clock (`atelier.dbclock`). Every write retries
 across a short database outage (`atelier.dbretry`). Every transition that changes a row notifies
