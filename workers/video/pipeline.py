@@ -110,20 +110,15 @@ def process_video(
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
-    end = info.frame_count if end_frame is None else min(end_frame, info.frame_count)
-    if not 0 <= start_frame < end:
-        raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
+    end = _range_end(info, start_frame, end_frame)
     every = params.detect_every
     tracking = TrackOptions.for_rate(info.fps, every)
     first_key, next_key = _keyframes(tracking.reach(every), every, start_frame, end)
     detector = make_detector(params.detector, model_path, params.profile)
     board = _Board(params, info, _painter(params, style_path))
     audio = _audio(src, info, params, start_frame, end) if with_audio else None
-    # Frames keep the input's times, counted from the range's first frame. A finished file from
-    # frame 0 starts its video when the input's does (after its sound, in some files); a
-    # segment starts at 0, and joining puts it in place.
-    origin = info.pts[start_frame]
-    delay = info.time(0) if with_audio and start_frame == 0 else Fraction(0)
+    origin = info.pts[start_frame]  # frames keep the input's times, counted from here
+    delay = _first_shown(info, start_frame, with_audio)
     shown = (*info.pts, info.end_pts)
     run = _Run(start_frame, end - start_frame, on_progress, should_stop, on_faces)
     run.checkpoint()
@@ -146,6 +141,22 @@ def process_video(
         run.hand_over()
         run.checkpoint()
     return run.stats(info, board.geometry, time.perf_counter() - started)
+
+
+def _range_end(info: VideoInfo, start_frame: int, end_frame: int | None) -> int:
+    """The end of the frames to filter: `end_frame`, within the video; an empty range is the
+    caller's mistake (ValueError), not the input's."""
+    end = info.frame_count if end_frame is None else min(end_frame, info.frame_count)
+    if not 0 <= start_frame < end:
+        raise ValueError(f"frame range [{start_frame}, {end}) of {info.frame_count} is empty")
+    return end
+
+
+def _first_shown(info: VideoInfo, start_frame: int, with_audio: bool) -> Fraction:
+    """When the output's first frame is shown. A finished file from frame 0 starts its video
+    when the input's does (after its sound, in some files); a segment starts at 0, and joining
+    puts it in place."""
+    return info.time(0) if with_audio and start_frame == 0 else Fraction(0)
 
 
 def _keyframes(reach: int, every: int, start_frame: int, end: int) -> tuple[int, int]:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -125,6 +126,27 @@ def read_audio_codec(path: Path) -> str | None:
     return parse_header(run_ffmpeg(["-i", str(path)]).stderr).audio_codec
 
 
+def _refuse_missing(path: Path, name: str) -> None:
+    """Raise `InputError` for a file that is not there or holds nothing."""
+    if not path.is_file():
+        raise InputError(f"no such file: {name}")
+    if path.stat().st_size == 0:
+        raise InputError(f"empty file: {name}")
+
+
+def _first_frame(path: Path) -> tuple[bool, Any, float, int]:
+    """What OpenCV, which decodes the frames, makes of the file: whether its first frame
+    decodes (and that frame), its frame rate (not always known) and its rotation in degrees."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+    finally:
+        capture.release()
+    return ok, frame, fps, rotation
+
+
 def probe_video(
     path: Path,
     *,
@@ -139,11 +161,7 @@ def probe_video(
     file is named by its hash, which tells the user nothing."""
     path = Path(path)
     name = name or path.name
-    if not path.is_file():
-        raise InputError(f"no such file: {name}")
-    if path.stat().st_size == 0:
-        raise InputError(f"empty file: {name}")
-
+    _refuse_missing(path, name)
     result = run_ffmpeg(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "framecrc", "-"])
     _refuse_unreadable(path, result.stderr, name)
     header = parse_header(result.stderr)
@@ -157,13 +175,7 @@ def probe_video(
     timing = _parse_packets(result.stdout, header.video_fps or 0.0)
     frame_count = len(timing.pts) if timing else 0
 
-    capture = cv2.VideoCapture(str(path))
-    try:
-        ok, frame = capture.read() if capture.isOpened() else (False, None)
-        cv_fps = capture.get(cv2.CAP_PROP_FPS)
-        rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
-    finally:
-        capture.release()
+    ok, frame, cv_fps, rotation = _first_frame(path)
     if frame_count == 0 or not ok:
         raise InputError(f"no decodable frames in {name} ({header.video_codec} video)")
 
