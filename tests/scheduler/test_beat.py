@@ -85,7 +85,7 @@ def test_a_beat_that_cannot_renew_its_lock_sends_nothing_until_it_can(
         before = broker.llen("q")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and broker.llen("q") == before:
-            time.sleep(min(scheduler.tick(), 0.05))
+            time.sleep(max(0.0, min(scheduler.tick(), 0.05)))
         return broker.llen("q") > before
 
     with private_redis(tmp_path / "redis") as lock_redis:
