@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.options import VIDEO, GivenParams, with_params
-from api.cli.runtime import console, runtime
+from api.cli.runtime import Runtime, console, runtime
 from atelier.batches import create_video_job, ingest_image, ingest_video, send_plan
 from atelier.db import session_scope
 from atelier.errors import InputError
@@ -41,17 +42,9 @@ def video_cmd(
         raise typer.BadParameter(f"{source} is not a file", param_hint="'SOURCE'")
     rt = runtime()
     if style is not None:
-        try:
-            with session_scope(rt.db_url) as session:
-                painting = ingest_image(session, rt.settings, style).sha256
-        except InputError as error:
-            raise typer.BadParameter(str(error), param_hint="'--style'") from error
+        painting = _ingest(rt, ingest_image, style, "'--style'")
         params = given.with_values(VIDEO, {"style": painting}, flags=named).build(VIDEO)
-    try:
-        with session_scope(rt.db_url) as session:
-            video = ingest_video(session, rt.settings, source).sha256
-    except InputError as error:
-        raise typer.BadParameter(str(error), param_hint="'SOURCE'") from error
+    video = _ingest(rt, ingest_video, source, "'SOURCE'")
     plan = create_video_job(rt.settings, video, params, label=source.name)
     job_id = plan.job_ids[0]
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")]
@@ -83,6 +76,20 @@ def video_cmd(
         result = session.get(Asset, job.result_asset_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     rt.storage.copy_to(result.sha256, out)
+    _say_done(out, job)
+
+
+def _ingest(rt: Runtime, ingest: Callable[..., Asset], path: Path, hint: str) -> str:
+    """Store an input file and record its asset; an unusable file is the option's error."""
+    try:
+        with session_scope(rt.db_url) as session:
+            return ingest(session, rt.settings, path).sha256
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint=hint) from error
+
+
+def _say_done(out: Path, job: Job) -> None:
+    """What the finished job made and found, and its warning (no face found, a face lost)."""
     meta = job.meta
     console.print(
         f"{out}: {meta['frames']} frames at {meta['fps']:g} fps, {meta['width']}x{meta['height']},"
