@@ -68,6 +68,56 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{uuid4().hex[:12]}.partial{path.suffix}")
 
 
+def _encode_command(
+    partial: Path,
+    time_base: Fraction,
+    delay: Fraction,
+    audio: AudioTrack | None,
+    crf: int,
+    preset: str,
+) -> list[str]:
+    """The ffmpeg command that reads raw frames (Matroska) on its standard input and writes
+    them to `partial` in H.264 with their own timestamps, muxing `audio`."""
+    audio_in = audio.input_args() if audio else []
+    audio_out = ["-map", "1:a?", *audio_codec_args(audio.codec)] if audio else []
+    return [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        *(["-itsoffset", f"{float(delay):.6f}"] if delay > 0 else []),
+        "-f",
+        "matroska",
+        "-i",
+        "pipe:0",
+        *audio_in,
+        "-map",
+        "0:v:0",
+        *audio_out,
+        # swscale's fast BGR->YUV path truncates instead of rounding: every pixel would come
+        # out 2-4 levels darker and faintly green.
+        "-sws_flags",
+        "accurate_rnd",
+        "-fps_mode",
+        "passthrough",
+        "-enc_time_base",
+        f"{time_base.numerator}/{time_base.denominator}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(partial),
+    ]
+
+
 class FfmpegWriter:
     """Encode BGR frames of one size and pixel shape `sar` to `path` (libx264, yuv420p,
     +faststart), muxing `audio`. Each frame is written with its timestamp and duration in units
@@ -99,44 +149,7 @@ class FfmpegWriter:
         self.time_base = time_base
         self.frames_written = 0
         self._partial = partial_path(self.path)
-        audio_in = audio.input_args() if audio else []
-        audio_out = ["-map", "1:a?", *audio_codec_args(audio.codec)] if audio else []
-        command = [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            *(["-itsoffset", f"{float(delay):.6f}"] if delay > 0 else []),
-            "-f",
-            "matroska",
-            "-i",
-            "pipe:0",
-            *audio_in,
-            "-map",
-            "0:v:0",
-            *audio_out,
-            # swscale's fast BGR->YUV path truncates instead of rounding: every pixel would come
-            # out 2-4 levels darker and faintly green.
-            "-sws_flags",
-            "accurate_rnd",
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            f"{time_base.numerator}/{time_base.denominator}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-crf",
-            str(crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            str(self._partial),
-        ]
+        command = _encode_command(self._partial, time_base, delay, audio, crf, preset)
         # ffmpeg's messages go to a file, not a pipe: an unread pipe fills up and stalls it.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the writer
         self._process = start_ffmpeg(command, stdin=subprocess.PIPE, stderr=self._stderr)
