@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from atelier.db import session_scope
 from atelier.grid import cell_label, varying
@@ -81,23 +82,7 @@ def export_batch(
     db_url = settings.resolved_database_url
     storage = open_storage(settings)
     out.mkdir(parents=True, exist_ok=True)
-    with session_scope(db_url) as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            raise LookupError(f"no batch {batch_id}")
-        jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
-        shas = {
-            s for j in jobs for s in [j.inputs.get("content"), *j.inputs.get("styles", [])] if s
-        }
-        assets = {a.sha256: a for a in session.scalars(select(Asset).where(Asset.sha256.in_(shas)))}
-        results = {
-            a.id: a
-            for a in session.scalars(
-                select(Asset).where(
-                    Asset.id.in_([j.result_asset_id for j in jobs if j.result_asset_id])
-                )
-            )
-        }
+    jobs, assets, results = _read_batch(db_url, batch_id)
     contents = [j.inputs.get("content") for j in jobs]
     styles_used = [s for j in jobs for s in j.inputs.get("styles", [])]
     names = {
@@ -133,6 +118,26 @@ def export_batch(
     return exported
 
 
+def _read_batch(db_url: str, batch_id: int) -> tuple[list[Job], dict[str, Asset], dict[int, Asset]]:
+    """A batch's jobs in order, their input assets by sha256 and their result assets by id;
+    LookupError when there is no such batch."""
+    with session_scope(db_url) as session:
+        if session.get(Batch, batch_id) is None:
+            raise LookupError(f"no batch {batch_id}")
+        jobs = _batch_jobs(session, batch_id)
+        shas = {
+            s for j in jobs for s in [j.inputs.get("content"), *j.inputs.get("styles", [])] if s
+        }
+        assets = {a.sha256: a for a in session.scalars(select(Asset).where(Asset.sha256.in_(shas)))}
+        result_ids = [j.result_asset_id for j in jobs if j.result_asset_id]
+        results = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_(result_ids)))}
+    return jobs, assets, results
+
+
+def _batch_jobs(session: Session, batch_id: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
+
+
 def _unique_stems(labels: dict[str, str | None]) -> dict[str, str]:
     """File stems of the assets `labels` names (sha256 -> label), distinct from each other:
     a stem shared by different assets gets each asset's hash prefix, so the same inputs always
@@ -166,17 +171,7 @@ def batch_sheet_png(
     restricts the sheet to one content's rows.
     """
     storage = open_storage(settings)
-    with session_scope(settings.resolved_database_url) as session:
-        jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)))
-        result_ids = [j.result_asset_id for j in jobs if j.result_asset_id]
-        results = {
-            a.id: a.sha256 for a in session.scalars(select(Asset).where(Asset.id.in_(result_ids)))
-        }
-        shas = {s for j in jobs for s in [j.inputs["content"], *j.inputs["styles"]]}
-        labels = {
-            a.sha256: safe_stem(a.label, a.sha256[:12])
-            for a in session.scalars(select(Asset).where(Asset.sha256.in_(shas)))
-        }
+    jobs, results, labels = _sheet_reads(settings.resolved_database_url, batch_id)
     axes = varying([j.params for j in jobs])
     if content is not None:
         jobs = [j for j in jobs if j.inputs["content"] == content]
@@ -221,6 +216,23 @@ def batch_sheet_png(
         ],
         column_labels=[cell_label_lines(col[0]) for col in columns],
     )
+
+
+def _sheet_reads(db_url: str, batch_id: int) -> tuple[list[Job], dict[int, str], dict[str, str]]:
+    """What a batch's sheet shows: its jobs in order, their results' sha256 by asset id and
+    their inputs' names (file stems) by sha256."""
+    with session_scope(db_url) as session:
+        jobs = _batch_jobs(session, batch_id)
+        result_ids = [j.result_asset_id for j in jobs if j.result_asset_id]
+        results = {
+            a.id: a.sha256 for a in session.scalars(select(Asset).where(Asset.id.in_(result_ids)))
+        }
+        shas = {s for j in jobs for s in [j.inputs["content"], *j.inputs["styles"]]}
+        labels = {
+            a.sha256: safe_stem(a.label, a.sha256[:12])
+            for a in session.scalars(select(Asset).where(Asset.sha256.in_(shas)))
+        }
+    return jobs, results, labels
 
 
 def cell_label_lines(label: str) -> str:
