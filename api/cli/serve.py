@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from api.cli.runtime import console, is_loopback, runtime
-from atelier.settings import get_settings
+from atelier.settings import Settings, get_settings
 
 
 def ensure_token_file(path: Path) -> tuple[str, bool]:
@@ -38,6 +38,39 @@ def ensure_token_file(path: Path) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token, True
+
+
+def _guarded_settings(host: str, insecure_no_auth: bool) -> Settings:
+    """The settings with the API's token (from `ATELIER_API_TOKEN_FILE`, written there first
+    when missing); exits with status 2 rather than serve a non-loopback `host` without one,
+    unless `insecure_no_auth`."""
+    settings = get_settings()
+    if not settings.api_token and settings.api_token_file is not None:
+        token, written = ensure_token_file(settings.api_token_file)
+        settings = settings.model_copy(update={"api_token": token})
+        if written:
+            console.print(f"wrote a new API token to {settings.api_token_file}")
+    if not settings.api_token and not is_loopback(host) and not insecure_no_auth:
+        console.print(
+            f"[red]refusing to serve on {host} without a token:[/red] anyone who can reach it "
+            "could read, submit and cancel every job. Set ATELIER_API_TOKEN (or "
+            "ATELIER_API_TOKEN_FILE), listen on 127.0.0.1 (the default), or pass "
+            "--insecure-no-auth if an open API is really meant."
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _serving(where: str, embedded: bool, run_jobs: bool, settings: Settings) -> str:
+    """The line that says where the API serves, who runs its jobs and whether it needs a token."""
+    mode = "embedded: jobs run in this process" if embedded else "broker mode"
+    if embedded and not run_jobs:
+        mode = "embedded, not running jobs: start `atelier worker` beside it"
+    if settings.api_token:
+        auth = "token required"
+    else:
+        auth = "[yellow]no token: open to anyone who can reach it[/yellow]"
+    return f"Atelier API on {where} ({mode}; {auth}); docs at {where}/docs"
 
 
 def api_cmd(
@@ -76,34 +109,13 @@ def api_cmd(
     """
     import uvicorn
 
-    settings = get_settings()
-    if not settings.api_token and settings.api_token_file is not None:
-        token, written = ensure_token_file(settings.api_token_file)
-        settings = settings.model_copy(update={"api_token": token})
-        if written:
-            console.print(f"wrote a new API token to {settings.api_token_file}")
-    if not settings.api_token and not is_loopback(host) and not insecure_no_auth:
-        console.print(
-            f"[red]refusing to serve on {host} without a token:[/red] anyone who can reach it "
-            "could read, submit and cancel every job. Set ATELIER_API_TOKEN (or "
-            "ATELIER_API_TOKEN_FILE), listen on 127.0.0.1 (the default), or pass "
-            "--insecure-no-auth if an open API is really meant."
-        )
-        raise typer.Exit(2)
+    settings = _guarded_settings(host, insecure_no_auth)
     rt = runtime()
     if workers > 1 and rt.settings.embedded:
         raise typer.BadParameter(
             "more than 1 needs a broker (ATELIER_BROKER_URL)", param_hint="'--workers'"
         )
-    where = f"http://{host}:{port}"
-    mode = "embedded: jobs run in this process" if rt.settings.embedded else "broker mode"
-    if rt.settings.embedded and not run_jobs:
-        mode = "embedded, not running jobs: start `atelier worker` beside it"
-    if settings.api_token:
-        auth = "token required"
-    else:
-        auth = "[yellow]no token: open to anyone who can reach it[/yellow]"
-    console.print(f"Atelier API on {where} ({mode}; {auth}); docs at {where}/docs")
+    console.print(_serving(f"http://{host}:{port}", rt.settings.embedded, run_jobs, settings))
     options = {"host": host, "port": port, "log_level": log_level, "proxy_headers": True}
     if workers > 1:
         # Each server process reads the settings again (the token file exists by now).
