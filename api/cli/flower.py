@@ -20,7 +20,7 @@ import typer
 
 from api.cli.runtime import console, is_loopback
 from atelier.celery_app import create_app
-from atelier.settings import get_settings
+from atelier.settings import Settings, get_settings
 
 STATE_SAVE_MS = 60_000  # persistent mode also saves on a clean stop; this bounds a crash's loss
 
@@ -56,22 +56,8 @@ def flower_cmd(
 ) -> None:
     """Run Flower, the web monitor of workers and tasks, on the deployment's Redis broker."""
     settings = get_settings()
-    if settings.embedded:
-        console.print(
-            "[red]Flower watches workers through a broker, and none is configured.[/red] "
-            "The embedded default runs its worker inside each command, with remote control "
-            "off, so there is nothing for Flower to watch. Set ATELIER_BROKER_URL "
-            "(e.g. redis://127.0.0.1:6379/0) to the broker your workers use."
-        )
-        raise typer.Exit(2)
     address = address or "127.0.0.1"
-    if no_auth and not is_loopback(address):
-        console.print(
-            f"[red]--no-auth is for a look from this machine only, not on {address}:[/red] "
-            "anyone who reaches it could see every task's arguments and shut workers down. "
-            "Set ATELIER_FLOWER_PASSWORD, or listen on 127.0.0.1."
-        )
-        raise typer.Exit(2)
+    _refuse_what_cannot_work(settings, address, no_auth)
     argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
     if no_auth:
         # Flower's HTTP API answers 401 to everyone unless it has credentials or is told
@@ -96,6 +82,26 @@ def flower_cmd(
     )
     # The arguments go to Flower inside this process, so the password never shows in `ps`.
     raise typer.Exit(app.start(argv) or 0)
+
+
+def _refuse_what_cannot_work(settings: Settings, address: str, no_auth: bool) -> None:
+    """Exit with status 2, saying why, when there is no broker to watch or when `--no-auth`
+    would open Flower beyond this machine."""
+    if settings.embedded:
+        console.print(
+            "[red]Flower watches workers through a broker, and none is configured.[/red] "
+            "The embedded default runs its worker inside each command, with remote control "
+            "off, so there is nothing for Flower to watch. Set ATELIER_BROKER_URL "
+            "(e.g. redis://127.0.0.1:6379/0) to the broker your workers use."
+        )
+        raise typer.Exit(2)
+    if no_auth and not is_loopback(address):
+        console.print(
+            f"[red]--no-auth is for a look from this machine only, not on {address}:[/red] "
+            "anyone who reaches it could see every task's arguments and shut workers down. "
+            "Set ATELIER_FLOWER_PASSWORD, or listen on 127.0.0.1."
+        )
+        raise typer.Exit(2)
 
 
 def _credentials(user: str, password: str | None) -> str:
