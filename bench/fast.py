@@ -214,22 +214,12 @@ def init_rows(size: int, checkpoints: tuple[int, ...]) -> list[dict[str, float |
     return rows
 
 
-def report(
-    size: int,
-    fast: dict[str, float],
-    step: tuple[float, float],
-    tiles: list[dict],
-    large: int,
-    video: list[dict],
-    inits: list[dict],
-    init_size: int,
-    frames: int,
-    load: tuple[float, float, float],
-) -> str:
+def _engine_lines(size: int, fast: dict[str, float], step: tuple[float, float]) -> list[str]:
+    """The speed of both engines on one image, and where the fast engine's time goes."""
     gatys_image_s = GATYS_ITERATIONS * step[0]
     gatys_ips = 1.0 / gatys_image_s
     split = fast["predict_s"] + fast["transform_s"]
-    lines = [
+    return [
         "## Fast engine vs Gatys (`python -m bench.fast`)",
         "",
         machine_line(),
@@ -254,6 +244,25 @@ def report(
         f"| transform | {fast['transform_calls']} | {fast['transform_s']:.2f} | "
         f"{fast['transform_s'] / split:.0%} | "
         f"{1000 * fast['transform_s'] / max(1, fast['transform_calls']):.0f} |",
+    ]
+
+
+def report(
+    size: int,
+    fast: dict[str, float],
+    step: tuple[float, float],
+    tiles: list[dict],
+    large: int,
+    video: list[dict],
+    inits: list[dict],
+    init_size: int,
+    frames: int,
+    load: tuple[float, float, float],
+) -> str:
+    """BENCHMARKS.md's section on the fast engine: speed against Gatys, large outputs, video
+    filters and `init` as a Gatys start."""
+    lines = [
+        *_engine_lines(size, fast, step),
         "",
         f"Large outputs, {large} px (mean over the contents, Starry Night): tiles are the default.",
         "",
