@@ -4,7 +4,7 @@ Real `atelier worker` processes (one pool process each, as a GPU worker runs) on
 and one Redis, their number grown step by step (1, 2, 4, 8, 16):
 
 - **Jobs.** Ping jobs (`atelier.ping`, what `atelier ping` sends): each is claimed with the
-  compare-and-set of `atelier.jobs`, held under the lease keeper of `workers.tasks.runner` and
+  compare-and-set of `atelier.jobs`, held under the lease keeper of `workers.tasks.leases` and
   marked succeeded, its message acknowledged and its result and task events sent to Redis. That
   is the whole claim-and-finish cost of a real job, with nothing in between. Before each step
   the workers stop consuming (Celery's `cancel_consumer`), the queue is filled, and they start
