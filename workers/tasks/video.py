@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from celery import Task, chord, shared_task
 from sqlalchemy import select
@@ -39,7 +39,7 @@ from atelier.errors import JobFailed, JobStopped
 from atelier.limits import START_SECONDS, limits, video_seconds
 from atelier.schemas import VideoParams
 from atelier.settings import Settings, get_settings
-from atelier.storage import open_storage
+from atelier.storage import Storage, open_storage
 from workers.tasks.hard_limits import JobTask
 from workers.tasks.leases import keep_leases
 from workers.tasks.runner import JobContext, claim_jobs, run_claimed, worker_name
@@ -159,6 +159,26 @@ def _lease(settings: Settings, task: Task, job_id: int, attempt: int) -> jobs.Le
     return jobs.Lease(settings.resolved_database_url, job_id, attempt, worker_name(task))
 
 
+class _Member(NamedTuple):
+    """What a task of a segmented job's chord (a segment, the join) works with."""
+
+    settings: Settings
+    lease: jobs.Lease
+    job: Any
+    params: VideoParams
+    storage: Storage
+    folder: str  # where the attempt's segments meet
+
+
+def _chord_member(task: Task, job_id: int, attempt: int) -> _Member:
+    settings = get_settings()
+    lease = _lease(settings, task, job_id, attempt)
+    job = job_row(lease)
+    params = VideoParams.model_validate(job.params)
+    storage = open_storage(settings)
+    return _Member(settings, lease, job, params, storage, _segment_folder(lease))
+
+
 def _settle(
     task: Task, lease: jobs.Lease, max_attempts: int, error: Exception, about: str, at_limit: str
 ) -> None:
@@ -196,12 +216,7 @@ def segment(self: Task, job_id: int, attempt: int, index: int, start: int, end: 
     the error policy (`settle_error`) and ends the chord."""
     from workers.video.pipeline import process_video
 
-    settings = get_settings()
-    lease = _lease(settings, self, job_id, attempt)
-    job = job_row(lease)
-    params = VideoParams.model_validate(job.params)
-    storage = open_storage(settings)
-    folder = _segment_folder(lease)
+    settings, lease, job, params, storage, folder = _chord_member(self, job_id, attempt)
     key = f"{folder}/segment-{index:04d}.mp4"
     beat = [time.monotonic()]
 
@@ -254,12 +269,7 @@ def join(self: Task, parts: list[dict], job_id: int, attempt: int) -> dict:
     source's audio, store, finish the job."""
     from workers.video.encode import join_segments
 
-    settings = get_settings()
-    lease = _lease(settings, self, job_id, attempt)
-    job = job_row(lease)
-    params = VideoParams.model_validate(job.params)
-    storage = open_storage(settings)
-    folder = _segment_folder(lease)
+    settings, lease, job, params, storage, folder = _chord_member(self, job_id, attempt)
     try:
         jobs.heartbeat(lease)
         with keep_leases([lease], settings.heartbeat_seconds), storage.scratch("join") as work:
