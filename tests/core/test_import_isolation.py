@@ -94,3 +94,27 @@ def test_the_nst_task_validates_jobs_without_loading_tensorflow():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "refused: the content image becomes 64x1" in done.stdout, done.stdout
     assert "heavy: []" in done.stdout, done.stdout
+
+
+# Importing TensorFlow holds the interpreter for seconds; the NST task does it before it claims,
+# so the lease keeper of a claimed job is never stalled by it: a message whose jobs cannot be
+# claimed (here none exists) still loads it.
+NST_BEFORE_CLAIM = """
+import os, sys, tempfile
+os.environ["ATELIER_DATA_DIR"] = tempfile.mkdtemp()
+os.environ["ATELIER_VGG_WEIGHTS"] = "none"
+from atelier.db import migrate
+from atelier.settings import get_settings
+from workers.tasks import nst
+migrate(get_settings().resolved_database_url)
+print("before:", "tensorflow" in sys.modules)
+print("result:", nst.stylize([987654]))
+print("after:", "tensorflow" in sys.modules)
+"""
+
+
+def test_the_nst_task_loads_tensorflow_before_it_claims():
+    done = _python(NST_BEFORE_CLAIM)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "before: False" in done.stdout and "result: {'claimed': []}" in done.stdout, done.stdout
+    assert "after: True" in done.stdout, done.stdout

@@ -39,7 +39,16 @@ _STYLES: LRU[Any] = LRU(STYLE_CACHE_BYTES, weigh=lambda image: image.nbytes)
 @shared_task(name=NST_STYLIZE, base=JobTask, bind=True, throws=(JobFailed,))
 def stylize(self: Task, job_ids: list[int]) -> dict:
     settings = get_settings()
+    load_tensorflow()
     return run_claimed(claim_jobs(self, job_ids, settings), lambda c: _run(c, settings))
+
+
+def load_tensorflow() -> None:
+    """Import the engine (TensorFlow) before claiming anything. The first import holds the
+    interpreter for seconds, longer on a busy machine; done after a claim, it would stall the
+    thread that renews the claimed jobs' leases, and a short lease could lapse and be re-sent."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
+    import workers.nst.engine  # noqa: F401
 
 
 def engine_for(weights: str) -> Any:
@@ -47,7 +56,7 @@ def engine_for(weights: str) -> Any:
     cache, so styles shared by later messages of a grid are not computed again."""
 
     def make() -> Any:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up noise out of logs
+        load_tensorflow()
         from workers.nst.engine import StyleTransferEngine
 
         return StyleTransferEngine(weights=weights, memory_mb=get_settings().nst_memory_mb)
