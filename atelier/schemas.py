@@ -109,6 +109,14 @@ class NSTParams(_Strict):
         allow_inf_nan=False,
         description="Adam step in grey levels (0-255); L-BFGS: its first step.",
     )
+    learning_rate_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Adam: the learning rate at each scale's last step as a fraction of its "
+        "first, falling geometrically (1: constant).",
+    )
     preserve_colors: bool = False
     scales: int = Field(1, ge=1, le=5, description="Coarse-to-fine schedule: number of scales.")
     average: float = Field(

@@ -1,30 +1,28 @@
 """Time to quality: how long each method takes to reach the loss the tutorial loop reaches.
 
 One content photo (a square crop of the first test photo) and one painting (starry_night) at
-each size, on
-the random-init VGG19 (`ATELIER_VGG_WEIGHTS=none`: no ImageNet weights here, so the losses are
-those of a random network; the ratios are what carry over). Every method minimises the same
-objective, the engine's with the default `NSTParams` (neural-style's weights and layers), from
-the content image, and every loss in the table is that objective:
+each size, on the VGG19 of `--weights` (`imagenet` by default: the real network; `none` gives
+the seeded random network). Every method minimises the same objective, the engine's with the
+default weights and layers (neural-style's), and every loss in the table is that objective:
 
 - **tutorial**: the loop of the TensorFlow style-transfer tutorial: the image a `tf.Variable`
   in [0, 1], an eager `tf.GradientTape` step (no `tf.function`), `tf.keras.optimizers.Adam`
   with learning rate 0.02, one image at a time. Its target is the loss it reaches after 500
   iterations. Running it eagerly for 500 iterations at every size would take most of the
-  benchmark, so it runs eagerly for `--tutorial-probe` iterations to time it (and to check its
-  losses), and its 500-iteration loss comes from the same update (Adam, step 0.02 x 255 grey
-  levels) compiled in the engine. Its seconds are its first iteration plus 499 times its
-  median eager iteration.
+  benchmark, so its 500-iteration loss comes from the same update (Adam, step 0.02 x 255 grey
+  levels) compiled in the engine, and the eager loop is *interleaved* with the engine rows:
+  `PROBE` eager steps before every row and after the last. A row's speed-up divides the
+  tutorial's seconds (its first step plus 499 times the median of the eager steps timed just
+  before and just after the row) by the row's seconds, so load from other work on the machine
+  hits both sides of the ratio alike. The eager losses are checked against the compiled ones.
 - **engine** rows: `StyleTransferEngine.run` (XLA on, a fresh engine per row, so the trace and
-  compile are in the seconds), stopped as soon as a loss row at the full size is at or below
-  the target; at most 500 iterations. Multi-scale rows count only rows at the full size.
+  compile are in the seconds) with `iterations` = the row's cap (a decay schedule spans it),
+  stopped as soon as a loss row at the full size is at or below the target. Multi-scale rows
+  count only rows at the full size.
 
-`METHODS` lists the engine rows: one `Method` per row, `changes` are `NSTParams` fields, so a
-new initialisation or optimiser is one more line.
-
-The averaged iterate (`average`) is measured apart: Adam for as many iterations as it needed
-to reach the target, returning the last iterate or the average, and the loss and TV of the
-image returned (`EngineResult.final`).
+`METHODS` are measured at the first size. `variants` of the fastest of them (another start
+image, the bfloat16 network, the averaged iterate) follow, then at the other sizes the
+`--finalists` fastest methods of the first size.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import contextlib
 import itertools
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,92 +45,125 @@ from workers.nst.vgg import build_extractor, min_side
 
 TUTORIAL_LR = 0.02
 TUTORIAL_ITERATIONS = 500
-AVERAGE_DECAYS = (0.9, 0.99)
-AVERAGE_ITERATIONS = 100  # at most, to fit the benchmark on a small CPU
+PROBE = 3  # eager tutorial steps timed before each row (and after the last)
+CAP = 300  # iterations at most: beyond this no row can be 3x faster than the tutorial
+AVERAGE_DECAY = 0.9
 
 
 @dataclass(frozen=True)
 class Method:
+    key: str
     name: str
     changes: dict[str, Any] = field(default_factory=dict)
     precision: str = "float32"
-    cap: int | None = None  # fewer iterations than the tutorial's: a timing row
+    cap: int = CAP
 
 
+DECAY = {"learning_rate": 20.0, "learning_rate_decay": 0.1}
+STEEP = {"learning_rate": 40.0, "learning_rate_decay": 0.05}
 METHODS: tuple[Method, ...] = (
-    Method("engine, Adam (lr 10)"),
-    Method("engine, L-BFGS", {"optimizer": "lbfgs"}),
-    Method("engine, Adam, 3 scales", {"scales": 3}),
-    Method("engine, L-BFGS, 3 scales", {"optimizer": "lbfgs", "scales": 3}),
-    Method("engine, Adam, bfloat16 network", precision="bfloat16", cap=60),
-    Method("engine, Adam, from the fast engine's result", {"init": "fast"}),
-)
+    Method("adam10", "Adam lr 10 (neural-style)"),
+    Method("adam20d", "Adam lr 20, decay to 0.1", DECAY),
+    Method("adam20ds3", "Adam lr 20, decay to 0.1, 3 scales", {**DECAY, "scales": 3}),
+    Method("lbfgs", "L-BFGS (neural-style's default)", {"optimizer": "lbfgs"}),
+    Method("lbfgs3", "L-BFGS, 3 scales", {"optimizer": "lbfgs", "scales": 3}),
+    Method("adam10s3", "Adam lr 10, 3 scales", {"scales": 3}),
+    Method("adam20", "Adam lr 20", {"learning_rate": 20.0}),
+    Method("adam40d", "Adam lr 40, decay to 0.05", STEEP),
+)  # fmt: skip
+
+
+def variants(base: Method) -> tuple[Method, ...]:
+    """The fastest method started from noise or from the fast engine's painting, and on the
+    bfloat16 network (a timing row: a few iterations)."""
+    return (
+        replace(base, key=f"{base.key}+noise", name=f"{base.name}, `--init noise`",
+                changes={**base.changes, "init": "noise"}, cap=200),
+        replace(base, key=f"{base.key}+fast", name=f"{base.name}, `--init fast`",
+                changes={**base.changes, "init": "fast"}, cap=200),
+        replace(base, key=f"{base.key}+bf16", name=f"{base.name}, bfloat16 network",
+                precision="bfloat16", cap=40),
+    )  # fmt: skip
 
 
 @dataclass
 class Reached:
     method: str
     iterations: int | None  # None: not reached within the cap
-    seconds: float | None
+    seconds: float | None  # wall seconds to the target, first iteration included
     warm_seconds: float | None  # without the first iteration (targets, trace, compile)
     best: float  # lowest full-size loss seen
     per_iteration: float  # median seconds of a full-size iteration after the first
+    cap: int
+    tutorial_step: float = float("nan")  # the eager tutorial's step timed around this row
+    tutorial_seconds: float = float("nan")  # its 500 iterations at that step time
+
+    @property
+    def speedup(self) -> float | None:
+        return None if self.seconds is None else self.tutorial_seconds / self.seconds
 
 
 @dataclass
 class Averaged:
-    decay: float  # 0: the last iterate
     iterations: int
-    total: float
-    tv: float  # the weighted TV term of the returned image
+    last: float  # loss of the last iterate before its step, relative to the target
+    average: float  # loss of the returned average, relative to the target
+    tv_ratio: float  # weighted TV of the average over the last iterate's
 
 
 @dataclass
 class SizeResult:
     size: int
     target: float
-    tutorial: Reached
-    tutorial_check: float  # largest relative gap of eager vs compiled tutorial losses
-    rows: list[Reached]
-    averaged: list[Averaged]
+    tutorial_first: float
+    tutorial_steps: list[float] = field(default_factory=list)
+    tutorial_check: float = float("nan")  # largest relative gap, eager vs compiled losses
+    rows: list[Reached] = field(default_factory=list)
+    averaged: Averaged | None = None
 
 
-def _params(size: int, **changes: Any) -> NSTParams:
-    return NSTParams(size=size, weights="none", **changes)
+class Tutorial:
+    """The tutorial's eager loop on the engine's objective, stepped a few steps at a time."""
 
+    def __init__(self, content: np.ndarray, style: np.ndarray, params: NSTParams) -> None:
+        started = time.perf_counter()
+        self.model = build_extractor(
+            params.weights or "none", params.content_layer, params.style_layers
+        )
+        outputs = self.model(tf.constant(style[None]), training=False)[:-1]
+        self.style_grams = [losses.gram(f) for f in outputs]
+        self.content = tf.cast(
+            self.model(tf.constant(content[None]), training=False)[-1], tf.float32
+        )
+        self.image = tf.Variable(content[None] / 255.0)
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=TUTORIAL_LR)
+        self.layer_weights = tf.ones(len(params.style_layers))
+        self.loss_weights = tf.constant(
+            [params.content_weight, params.style_weight, params.tv_weight]
+        )
+        self.losses: list[float] = []
+        self.first = self._step() + (time.perf_counter() - started)  # targets + first step
 
-def tutorial_probe(
-    content: np.ndarray, style: np.ndarray, params: NSTParams, steps: int
-) -> tuple[list[float], list[float]]:
-    """The tutorial's eager loop on the engine's objective: seconds and loss of each step."""
-    model = build_extractor("none", params.content_layer, params.style_layers)
-    started = time.perf_counter()
-    style_grams = [losses.gram(f) for f in model(tf.constant(style[None]), training=False)[:-1]]
-    content_target = tf.cast(model(tf.constant(content[None]), training=False)[-1], tf.float32)
-    image = tf.Variable(content[None] / 255.0)
-    optimizer = tf.keras.optimizers.Adam(learning_rate=TUTORIAL_LR)
-    layer_weights = tf.ones(len(params.style_layers))
-    loss_weights = tf.constant([params.content_weight, params.style_weight, params.tv_weight])
-    seconds, totals = [], []
-    for _ in range(steps):
+    def _step(self) -> float:
+        started = time.perf_counter()
         with tf.GradientTape() as tape:
-            pixels = image * 255.0
+            pixels = self.image * 255.0
             parts = losses.objective(
-                model(pixels, training=False),
+                self.model(pixels, training=False),
                 pixels,
-                content_target,
-                style_grams,
-                layer_weights,
-                loss_weights,
+                self.content,
+                self.style_grams,
+                self.layer_weights,
+                self.loss_weights,
             )
             loss = tf.reduce_sum(parts[0])
-        optimizer.apply_gradients([(tape.gradient(loss, image), image)])
-        image.assign(tf.clip_by_value(image, 0.0, 1.0))
-        totals.append(float(loss))
-        now = time.perf_counter()
-        seconds.append(now - started)
-        started = now
-    return seconds, totals
+        self.optimizer.apply_gradients([(tape.gradient(loss, self.image), self.image)])
+        self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
+        self.losses.append(float(loss))
+        return time.perf_counter() - started
+
+    def steps(self, count: int) -> list[float]:
+        return [self._step() for _ in range(count)]  # fmt: skip
 
 
 class _Stop:
@@ -156,12 +187,16 @@ class _Stop:
         return self.reached is not None
 
 
-def run_method(method: Method, job: EngineJob, size: int, target: float, cap: int) -> Reached:
-    params = _params(size, iterations=min(cap, method.cap or cap), **method.changes)
-    engine = StyleTransferEngine("none", mixed_precision=method.precision)
-    need = min_side((*params.style_layers, params.content_layer))
+def params_for(size: int, weights: str, **changes: Any) -> NSTParams:
+    return NSTParams(size=size, weights=weights, **changes)
+
+
+def run_method(method: Method, job: EngineJob, params: NSTParams, target: float) -> Reached:
+    """The method from the content until the target (or its cap), timed from the call."""
+    engine = StyleTransferEngine(params.weights or "none", mixed_precision=method.precision)
     shape = job.content.shape[:2]
-    scales = schedule(params, [(size, round(size * shape[1] / shape[0]))], need)
+    need = min_side((*params.style_layers, params.content_layer))
+    scales = schedule(params, [(params.size, round(params.size * shape[1] / shape[0]))], need)
     stop = _Stop(target, full_from=sum(s.iterations for s in scales[:-1]) + 1)
     with contextlib.suppress(JobCancelled):  # the target was reached
         engine.run([job], params, on_progress=stop.progress, should_stop=stop.stop)
@@ -171,108 +206,82 @@ def run_method(method: Method, job: EngineJob, size: int, target: float, cap: in
     per_iteration = statistics.median(steps) if steps else float("nan")
     best = min(full, default=float("nan"))
     if stop.reached is None:
-        return Reached(method.name, None, None, None, best, per_iteration)
+        return Reached(method.name, None, None, None, best, per_iteration, params.iterations)
     seconds, iteration = stop.reached
-    return Reached(method.name, iteration, seconds, seconds - first, best, per_iteration)
-
-
-def run_averaged(job: EngineJob, size: int, iterations: int) -> list[Averaged]:
-    engine = StyleTransferEngine("none")
-    out = []
-    for decay in (0.0, *AVERAGE_DECAYS):
-        [result] = engine.run([job], _params(size, iterations=iterations, average=decay))
-        out.append(Averaged(decay, iterations, result.final.total, result.final.tv))
-    return out
-
-
-def measure_size(
-    content: np.ndarray,
-    style: np.ndarray,
-    size: int,
-    probe: int,
-    iterations: int,
-    methods: tuple[Method, ...],
-    averaged: bool,
-) -> SizeResult:
-    job = EngineJob(content, [("starry", style)])
-    params = _params(size)
-    seconds, eager = tutorial_probe(content, style, params, probe)
-    [compiled] = StyleTransferEngine("none").run(
-        [job], _params(size, iterations=iterations, learning_rate=TUTORIAL_LR * 255.0)
+    return Reached(
+        method.name, iteration, seconds, seconds - first, best, per_iteration, params.iterations
     )
-    totals = [row.total for row in compiled.losses]
-    check = max(abs(a - b) / b for a, b in zip(eager, totals, strict=False))
-    # the loss after the last step: the compiled run's rows are losses *before* each step
-    target = compiled.final.total
-    per_step = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
-    tutorial_seconds = seconds[0] + (iterations - 1) * per_step
-    tutorial = Reached(
-        "tutorial (eager, Adam 0.02)",
-        iterations,
-        tutorial_seconds,
-        (iterations - 1) * per_step,
-        target,
-        per_step,
-    )
-    print(f"{size} px: tutorial target {target:.6g} ({tutorial_seconds:.0f} s)", flush=True)
-    rows = []
-    for method in methods:
-        row = run_method(method, job, size, target, iterations)
-        print(f"  {method.name}: {row}", flush=True)
-        rows.append(row)
-    averages: list[Averaged] = []
-    adam = rows[0]
-    if averaged:
-        averages = run_averaged(job, size, min(adam.iterations or iterations, AVERAGE_ITERATIONS))
-        print(f"  average of iterates: {averages}", flush=True)
-    return SizeResult(size, target, tutorial, check, rows, averages)
 
 
-def _cell(value: float | None, digits: str = ".0f") -> str:
-    return "not reached" if value is None else format(value, digits)
+def run_averaged(job: EngineJob, params: NSTParams, target: float) -> Averaged:
+    """The method for `params.iterations`, returning the average of its iterates."""
+    engine = StyleTransferEngine(params.weights or "none")
+    [result] = engine.run([job], replace_params(params, average=AVERAGE_DECAY))
+    last = result.losses[-1]
+    return Averaged(params.iterations, last.total / target, result.final.total / target,
+                    result.final.tv / last.tv)  # fmt: skip
 
 
-def table(results: list[SizeResult], notes: list[str]) -> str:
-    lines = [
-        "## Neural style transfer: time to quality",
-        "",
-        "Seconds and iterations to reach the loss the tutorial loop reaches after its "
-        "iterations (the tutorial row), one image, on CPU, random-init VGG19 (no ImageNet "
-        "weights here: the losses are a random network's; the ratios are what the table is "
-        "for). Speed-up: the tutorial's seconds over the row's, in the same run.",
-        "",
-        "| size | method | iterations | seconds | warm seconds | speed-up | s/iteration | "
-        "lowest loss / target |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for result in results:
-        for row in [result.tutorial, *result.rows]:
-            speedup = (
-                "n/a" if row.seconds is None else f"{result.tutorial.seconds / row.seconds:.1f}x"  # type: ignore[operator]
-            )
-            lines.append(
-                f"| {result.size} | {row.method} | {_cell(row.iterations, 'd')} | "
-                f"{_cell(row.seconds)} | {_cell(row.warm_seconds)} | {speedup} | "
-                f"{row.per_iteration:.3f} | {row.best / result.target:.3f} |"
-            )
-    averaged = [r for r in results if r.averaged]
-    if averaged:
-        lines += [
-            "",
-            f"Average of iterates (Adam, as many iterations as it needed above, at most "
-            f"{AVERAGE_ITERATIONS}): loss and "
-            "weighted TV of the returned image, relative to the last iterate's.",
-            "",
-            "| size | iterations | returned image | total loss | TV loss |",
-            "| ---: | ---: | --- | ---: | ---: |",
-        ]
-        for result in averaged:
-            base = result.averaged[0]
-            for entry in result.averaged:
-                what = "last iterate" if entry.decay == 0 else f"average, decay {entry.decay:g}"
-                lines.append(
-                    f"| {result.size} | {entry.iterations} | {what} | "
-                    f"{entry.total / base.total:.3f} | {entry.tv / base.tv:.3f} |"
-                )
-    lines += ["", *[f"- {note}" for note in notes]]
-    return "\n".join(lines) + "\n"
+def replace_params(params: NSTParams, **changes: Any) -> NSTParams:
+    return params.model_copy(update=changes)
+
+
+def tutorial_target(
+    job: EngineJob, size: int, weights: str, iterations: int
+) -> tuple[float, list[float]]:
+    """The tutorial update's loss after its iterations, run compiled; and its loss rows."""
+    params = params_for(size, weights, iterations=iterations, learning_rate=TUTORIAL_LR * 255.0)
+    [compiled] = StyleTransferEngine(weights).run([job], params)
+    # the rows are losses *before* each step; `final` is the loss after the last one
+    return compiled.final.total, [row.total for row in compiled.losses]
+
+
+class SizeRun:
+    """One size: the target, then rows interleaved with eager tutorial probes."""
+
+    def __init__(
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        size: int,
+        weights: str,
+        iterations: int = TUTORIAL_ITERATIONS,
+    ) -> None:
+        self.job = EngineJob(content, [("starry", style)])
+        self.size, self.weights, self.iterations = size, weights, iterations
+        target, self.compiled = tutorial_target(self.job, size, weights, iterations)
+        self.tutorial = Tutorial(content, style, params_for(size, weights))
+        self.result = SizeResult(size, target, self.tutorial.first)
+        self.probe = self.tutorial.steps(PROBE)
+        print(f"{size} px: tutorial target {target:.6g}", flush=True)
+
+    def row(self, method: Method) -> Reached:
+        params = params_for(self.size, self.weights, iterations=method.cap, **method.changes)
+        reached = run_method(method, self.job, params, self.result.target)
+        after = self.tutorial.steps(PROBE)
+        step = statistics.median([*self.probe, *after])
+        self.result.tutorial_steps += self.probe
+        self.probe = after
+        reached.tutorial_step = step
+        reached.tutorial_seconds = self.tutorial.first + (self.iterations - 1) * step
+        self.result.rows.append(reached)
+        self._check()
+        print(f"  {method.key}: {reached}", flush=True)
+        return reached
+
+    def averaged(self, method: Method, iterations: int) -> None:
+        params = params_for(self.size, self.weights, iterations=iterations, **method.changes)
+        self.result.averaged = run_averaged(self.job, params, self.result.target)
+        print(f"  averaged: {self.result.averaged}", flush=True)
+
+    def _check(self) -> None:
+        eager = self.tutorial.losses
+        self.result.tutorial_check = max(
+            abs(a - b) / b for a, b in zip(eager, self.compiled, strict=False)
+        )
+
+
+def fastest(rows: list[Reached], methods: tuple[Method, ...], count: int) -> list[Method]:
+    """The `count` methods that reached the target in the fewest seconds."""
+    done = [(r.seconds, m) for r, m in zip(rows, methods, strict=False) if r.seconds is not None]
+    return [m for _, m in sorted(done, key=lambda pair: pair[0])[:count]]

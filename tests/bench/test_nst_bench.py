@@ -27,12 +27,14 @@ def test_measure_returns_a_well_formed_row_per_size_and_batch():
             row.flops_per_image_step,
             row.engine_iterations_per_second,
             row.engine_tflops,
+            row.engine_gflops,
+            row.matmul_share,
         )
         assert all(math.isfinite(value) and value > 0 for value in figures), row
     text = table(rows, gpu=None, peak=None, notes=["a note"])
     body = [line for line in text.splitlines() if line.startswith("| 32 |")]
     assert len(body) == 2
-    assert all(line.count("|") == 8 for line in body)  # seven columns on CPU
+    assert all(line.count("|") == 10 for line in body)  # nine columns on CPU
 
 
 def test_tf32_peak_tells_the_pcie_h100_from_the_sxm_one():
@@ -45,18 +47,20 @@ def test_tf32_peak_tells_the_pcie_h100_from_the_sxm_one():
 
 
 def test_time_to_quality_rows_and_table_on_a_tiny_image():
-    from bench.nst import distinct_contents, style_image
-    from bench.nst_quality import METHODS, measure_size
-    from bench.nst_quality import table as quality_table
+    from bench import nst_quality as q
+    from bench.nst_images import distinct_contents, style_image
+    from bench.time_to_quality import table as quality_table
 
-    methods = METHODS[:1]  # Adam: one XLA compile
-    result = measure_size(
-        distinct_contents(1, 32)[0], style_image(32), 32, 2, 4, methods, averaged=True
-    )
-    assert result.tutorial.iterations == 4 and math.isfinite(result.target)
-    assert result.tutorial_check < 0.01  # the eager loop and its compiled stand-in agree
-    assert [row.method for row in result.rows] == [m.name for m in methods]
-    assert all(row.best > 0 for row in result.rows)
-    assert [a.decay for a in result.averaged] == [0.0, 0.9, 0.99]
-    text = quality_table([result], ["a note"])
-    assert text.count("| 32 |") == 1 + len(methods) + len(result.averaged)
+    run = q.SizeRun(distinct_contents(1, 32)[0], style_image(32), 32, "none", iterations=4)
+    adam = q.replace(q.METHODS[0], cap=4)  # one XLA compile
+    row = run.row(adam)
+    assert math.isfinite(run.result.target) and run.result.target > 0
+    assert run.result.tutorial_check < 0.01  # the eager loop and its compiled stand-in agree
+    assert row.method == adam.name and row.best > 0 and row.cap == 4
+    assert row.tutorial_step > 0 and row.tutorial_seconds > row.tutorial_step
+    assert len(run.result.tutorial_steps) == q.PROBE  # the steps before the row
+    run.averaged(adam, 3)
+    assert run.result.averaged is not None and run.result.averaged.iterations == 3
+    text = quality_table([run.result], "none", ["a note"])
+    assert text.count("| 32 |") == 1
+    assert "random-init VGG19" in text and "Averaged iterate (32 px" in text

@@ -264,7 +264,13 @@ class StyleTransferEngine:
         if params.optimizer == "lbfgs":
             return steps.lbfgs(evaluate, x0, contents, params)
         step, current = steps.adam(
-            self._call, self._adam_step, params, targets, x0, evaluate if tiles else None
+            self._call,
+            self._adam_step,
+            params,
+            targets,
+            x0,
+            evaluate if tiles else None,
+            scale.iterations,
         )
         return Optimization(contents, step, current, evaluate, params.average)
 

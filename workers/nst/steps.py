@@ -128,16 +128,20 @@ def adam(
     targets: Targets,
     x0: tf.Tensor,
     evaluate: Evaluate | None,
+    steps: int,
 ) -> tuple[Callable[[], np.ndarray], Callable[[], tf.Tensor]]:
     """Adam's step and current image: one fused compiled step (`make`, see `adam_step`), or
-    (tiled, `evaluate` given) the tiled gradient followed by the update."""
+    (tiled, `evaluate` given) the tiled gradient followed by the update. Over the scale's
+    `steps` the learning rate falls geometrically to `learning_rate_decay` times its start
+    (a tensor argument: a new rate does not retrace)."""
     key = ("adam", params.content_layer, params.style_layers)
-    lr = tf.constant(params.learning_rate, tf.float32)
     state = {"x": x0, "m": tf.zeros_like(x0), "v": tf.zeros_like(x0), "t": 0}
 
     def step() -> np.ndarray:
         state["t"] += 1
         t = tf.constant(state["t"], tf.float32)
+        fraction = (state["t"] - 1) / max(1, steps - 1)
+        lr = tf.constant(params.learning_rate * params.learning_rate_decay**fraction, tf.float32)
         if evaluate is not None:
             parts, grad = evaluate(state["x"])
             state["x"], state["m"], state["v"] = adam_update(
