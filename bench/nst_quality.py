@@ -47,6 +47,7 @@ TUTORIAL_LR = 0.02
 TUTORIAL_ITERATIONS = 500
 PROBE = 3  # eager tutorial steps timed before each row (and after the last)
 CAP = 300  # iterations at most: beyond this no row can be 3x faster than the tutorial
+MIN_SPEEDUP = 2.0  # a row still short of the target at half the tutorial's time is stopped
 AVERAGE_DECAY = 0.9
 
 
@@ -95,6 +96,7 @@ class Reached:
     best: float  # lowest full-size loss seen
     per_iteration: float  # median seconds of a full-size iteration after the first
     cap: int
+    stopped: int | None = None  # iterations run when stopped at the time limit
     tutorial_step: float = float("nan")  # the eager tutorial's step timed around this row
     tutorial_seconds: float = float("nan")  # its 500 iterations at that step time
 
@@ -169,9 +171,10 @@ class Tutorial:
 class _Stop:
     """Records (seconds, iteration, loss) rows; says stop once a full-size row reaches target."""
 
-    def __init__(self, target: float, full_from: int) -> None:
+    def __init__(self, target: float, full_from: int, limit: float) -> None:
         self.target = target
         self.full_from = full_from
+        self.limit = limit
         self.started = time.perf_counter()
         self.rows: list[tuple[float, int, float]] = []
         self.reached: tuple[float, int] | None = None
@@ -184,20 +187,22 @@ class _Stop:
             self.reached = (now, event.iteration)
 
     def stop(self) -> bool:
-        return self.reached is not None
+        return self.reached is not None or time.perf_counter() - self.started > self.limit
 
 
 def params_for(size: int, weights: str, **changes: Any) -> NSTParams:
     return NSTParams(size=size, weights=weights, **changes)
 
 
-def run_method(method: Method, job: EngineJob, params: NSTParams, target: float) -> Reached:
-    """The method from the content until the target (or its cap), timed from the call."""
+def run_method(
+    method: Method, job: EngineJob, params: NSTParams, target: float, limit: float
+) -> Reached:
+    """The method until the target, its cap or `limit` seconds, timed from the call."""
     engine = StyleTransferEngine(params.weights or "none", mixed_precision=method.precision)
     shape = job.content.shape[:2]
     need = min_side((*params.style_layers, params.content_layer))
     scales = schedule(params, [(params.size, round(params.size * shape[1] / shape[0]))], need)
-    stop = _Stop(target, full_from=sum(s.iterations for s in scales[:-1]) + 1)
+    stop = _Stop(target, sum(s.iterations for s in scales[:-1]) + 1, limit)
     with contextlib.suppress(JobCancelled):  # the target was reached
         engine.run([job], params, on_progress=stop.progress, should_stop=stop.stop)
     full = [loss for _, it, loss in stop.rows if it >= stop.full_from]
@@ -206,7 +211,11 @@ def run_method(method: Method, job: EngineJob, params: NSTParams, target: float)
     per_iteration = statistics.median(steps) if steps else float("nan")
     best = min(full, default=float("nan"))
     if stop.reached is None:
-        return Reached(method.name, None, None, None, best, per_iteration, params.iterations)
+        ran = stop.rows[-1][1] if stop.rows else 0
+        stopped = ran if ran < params.iterations else None
+        return Reached(
+            method.name, None, None, None, best, per_iteration, params.iterations, stopped
+        )
     seconds, iteration = stop.reached
     return Reached(
         method.name, iteration, seconds, seconds - first, best, per_iteration, params.iterations
@@ -257,7 +266,9 @@ class SizeRun:
 
     def row(self, method: Method) -> Reached:
         params = params_for(self.size, self.weights, iterations=method.cap, **method.changes)
-        reached = run_method(method, self.job, params, self.result.target)
+        estimate = self.tutorial.first + (self.iterations - 1) * statistics.median(self.probe)
+        limit = estimate / MIN_SPEEDUP
+        reached = run_method(method, self.job, params, self.result.target, limit)
         after = self.tutorial.steps(PROBE)
         step = statistics.median([*self.probe, *after])
         self.result.tutorial_steps += self.probe

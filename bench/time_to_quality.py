@@ -40,6 +40,8 @@ def table(results: list[q.SizeResult], weights: str, notes: list[str]) -> str:
     for result in results:
         for row in result.rows:
             reached = "not reached" if row.iterations is None else str(row.iterations)
+            if row.stopped is not None:
+                reached = f"not reached in {row.stopped} (time limit)"
             speedup = "n/a" if row.speedup is None else f"{row.speedup:.1f}x"
             lines.append(
                 f"| {result.size} | {row.method} | {reached} ({row.cap}) | "
@@ -77,7 +79,9 @@ def notes(results: list[q.SizeResult], weights: str, load: tuple[float, ...]) ->
         f"by at most {checks} over the eager steps taken.",
         "Engine rows: a fresh engine each (trace and XLA compile in the seconds; warm seconds "
         "leave the first iteration out), `iterations` set to the cap (a decay schedule spans "
-        "it), stopped at the first full-size loss at or below the target. Multi-scale rows "
+        "it), stopped at the first full-size loss at or below the target, or when still short "
+        f"of it at 1/{q.MIN_SPEEDUP:g} of the tutorial's seconds (time limit: such a row is "
+        f"less than {q.MIN_SPEEDUP:g}x faster). Multi-scale rows "
         "count all their steps and reach the target only on the full-size scale. "
         "`decay to f`: the learning rate falls geometrically to f times its start over each "
         "scale (`learning_rate_decay`).",
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", help="comma-separated method keys (default: all)")
     parser.add_argument("--finalists", type=int, default=2, help="methods at the other sizes")
     parser.add_argument("--quick", action="store_true", help="64 px, 2 methods, print only")
+    parser.add_argument("--no-variants", action="store_true", help="main methods only")
+    parser.add_argument("--section", help="the BENCHMARKS.md section to write")
     args = parser.parse_args(argv)
     configure_tensorflow()
     load = os.getloadavg()
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         methods = tuple(q.replace(m, cap=20) for m in methods[:2])
     sizes = args.sizes or ([64] if args.quick else [128, 256])
-    section = SECTIONS.get(args.weights, "nst-quality")
+    section = args.section or SECTIONS.get(args.weights, "nst-quality")
     results: list[q.SizeResult] = []
 
     def write() -> None:
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(runs[0].row(method))
         write()
     best = q.fastest(rows, methods, 1)
-    if best and not args.quick:
+    if best and not (args.quick or args.no_variants):
         for variant in q.variants(best[0]):
             runs[0].row(variant)
             write()
