@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     methods = q.METHODS
     if args.methods:
         keys = args.methods.split(",")
-        methods = tuple(m for m in q.METHODS if m.key in keys)
+        methods = tuple(m for k in keys for m in q.METHODS if m.key == k)  # in the order given
     if args.quick:
         methods = tuple(q.replace(m, cap=20) for m in methods[:2])
     sizes = args.sizes or ([64] if args.quick else [128, 256])
