@@ -47,7 +47,7 @@ TUTORIAL_LR = 0.02
 TUTORIAL_ITERATIONS = 500
 PROBE = 3  # eager tutorial steps timed before each row (and after the last)
 CAP = 300  # iterations at most: beyond this no row can be 3x faster than the tutorial
-MIN_SPEEDUP = 2.0  # a row still short of the target at half the tutorial's time is stopped
+MIN_SPEEDUP = 3.0  # a row still short of the target at 1/3 of the tutorial's time is stopped
 AVERAGE_DECAY = 0.9
 
 
@@ -97,6 +97,7 @@ class Reached:
     per_iteration: float  # median seconds of a full-size iteration after the first
     cap: int
     stopped: int | None = None  # iterations run when stopped at the time limit
+    floor: float = MIN_SPEEDUP  # the speed-up below which the row was stopped
     tutorial_step: float = float("nan")  # the eager tutorial's step timed around this row
     tutorial_seconds: float = float("nan")  # its 500 iterations at that step time
 
@@ -255,10 +256,16 @@ class SizeRun:
         size: int,
         weights: str,
         iterations: int = TUTORIAL_ITERATIONS,
+        target: float | None = None,
+        floor: float = MIN_SPEEDUP,
     ) -> None:
+        """`target`: the tutorial's loss when another run already computed it (no eager
+        check then)."""
         self.job = EngineJob(content, [("starry", style)])
-        self.size, self.weights, self.iterations = size, weights, iterations
-        target, self.compiled = tutorial_target(self.job, size, weights, iterations)
+        self.size, self.weights, self.iterations, self.floor = size, weights, iterations, floor
+        self.compiled: list[float] = []
+        if target is None:
+            target, self.compiled = tutorial_target(self.job, size, weights, iterations)
         self.tutorial = Tutorial(content, style, params_for(size, weights))
         self.result = SizeResult(size, target, self.tutorial.first)
         self.probe = self.tutorial.steps(PROBE)
@@ -267,8 +274,8 @@ class SizeRun:
     def row(self, method: Method) -> Reached:
         params = params_for(self.size, self.weights, iterations=method.cap, **method.changes)
         estimate = self.tutorial.first + (self.iterations - 1) * statistics.median(self.probe)
-        limit = estimate / MIN_SPEEDUP
-        reached = run_method(method, self.job, params, self.result.target, limit)
+        reached = run_method(method, self.job, params, self.result.target, estimate / self.floor)
+        reached.floor = self.floor
         after = self.tutorial.steps(PROBE)
         step = statistics.median([*self.probe, *after])
         self.result.tutorial_steps += self.probe
@@ -287,6 +294,8 @@ class SizeRun:
 
     def _check(self) -> None:
         eager = self.tutorial.losses
+        if not self.compiled:
+            return
         self.result.tutorial_check = max(
             abs(a - b) / b for a, b in zip(eager, self.compiled, strict=False)
         )

@@ -9,7 +9,11 @@ two methods, 20 iterations) only prints. See `bench.nst_quality` for what a row 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import os
+from pathlib import Path
 
 from bench import nst_quality as q
 from bench.nst_images import STYLE, distinct_contents, style_image
@@ -41,7 +45,7 @@ def table(results: list[q.SizeResult], weights: str, notes: list[str]) -> str:
         for row in result.rows:
             reached = "not reached" if row.iterations is None else str(row.iterations)
             if row.stopped is not None:
-                reached = f"not reached in {row.stopped} (time limit)"
+                reached = f"not reached in {row.stopped} (under {row.floor:g}x)"
             speedup = "n/a" if row.speedup is None else f"{row.speedup:.1f}x"
             lines.append(
                 f"| {result.size} | {row.method} | {reached} ({row.cap}) | "
@@ -66,7 +70,9 @@ def table(results: list[q.SizeResult], weights: str, notes: list[str]) -> str:
 
 def notes(results: list[q.SizeResult], weights: str, load: tuple[float, ...]) -> list[str]:
     words = WEIGHT_WORDS.get(weights, f"weights {weights}")
-    checks = ", ".join(f"{100 * r.tutorial_check:.2g}% ({r.size} px)" for r in results)
+    checks = ", ".join(
+        f"{100 * r.tutorial_check:.2g}% ({r.size} px)" for r in results if r.tutorial_check >= 0
+    )
     return [
         f"Content: a square crop of the first test photo; style: {STYLE}; default weights "
         "and layers (content 5, style 100, TV 1e-3, content layer block4_conv2, "
@@ -80,8 +86,8 @@ def notes(results: list[q.SizeResult], weights: str, load: tuple[float, ...]) ->
         "Engine rows: a fresh engine each (trace and XLA compile in the seconds; warm seconds "
         "leave the first iteration out), `iterations` set to the cap (a decay schedule spans "
         "it), stopped at the first full-size loss at or below the target, or when still short "
-        f"of it at 1/{q.MIN_SPEEDUP:g} of the tutorial's seconds (time limit: such a row is "
-        f"less than {q.MIN_SPEEDUP:g}x faster). Multi-scale rows "
+        "of it at 1/F of the tutorial's estimated seconds (`under Fx`: that row is less than "
+        "F times faster than the tutorial). Multi-scale rows "
         "count all their steps and reach the target only on the full-size scale. "
         "`decay to f`: the learning rate falls geometrically to f times its start over each "
         "scale (`learning_rate_decay`).",
@@ -93,6 +99,36 @@ def notes(results: list[q.SizeResult], weights: str, load: tuple[float, ...]) ->
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores shared "
         "with other work; the interleaved tutorial timing puts that load on both sides).",
     ]
+
+
+def _loaded(data: dict) -> q.SizeResult:
+    rows = [q.Reached(**row) for row in data.pop("rows")]
+    averaged = data.pop("averaged")
+    return q.SizeResult(**data, rows=rows, averaged=averaged and q.Averaged(**averaged))
+
+
+def render(paths: list[str], weights: str, section: str) -> None:
+    """Merge the sizes of several runs (rows of one size run in parallel, sharing the target
+    the first of them computed) and write the section."""
+    by_size: dict[int, q.SizeResult] = {}
+    loads = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        loads.append(saved["load"])
+        for result in map(_loaded, saved["results"]):
+            merged = by_size.setdefault(result.size, result)
+            if merged is result:
+                continue
+            merged.rows += result.rows
+            merged.tutorial_steps += result.tutorial_steps
+            merged.averaged = merged.averaged or result.averaged
+            if math.isnan(merged.tutorial_check):
+                merged.tutorial_check = result.tutorial_check
+    results = [by_size[size] for size in sorted(by_size)]
+    load = tuple(max(values) for values in zip(*loads, strict=True))
+    text = table(results, weights, notes(results, weights, load)) + machine_line()
+    print(text)
+    write_section(section, text)
 
 
 def _ints(text: str) -> list[int]:
@@ -108,9 +144,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="64 px, 2 methods, print only")
     parser.add_argument("--no-variants", action="store_true", help="main methods only")
     parser.add_argument("--section", help="the BENCHMARKS.md section to write")
+    parser.add_argument("--target", type=float, help="the first size's target, if known")
+    parser.add_argument("--floor", type=float, default=q.MIN_SPEEDUP, help="stop rows below this")
+    parser.add_argument("--save", type=Path, help="also keep the results in this JSON file")
+    parser.add_argument(
+        "--render", help="comma-separated JSON files of runs: merge them, write the table"
+    )
     args = parser.parse_args(argv)
-    configure_tensorflow()
     load = os.getloadavg()
+    section = args.section or SECTIONS.get(args.weights, "nst-quality")
+    if args.render:
+        render(args.render.split(","), args.weights, section)
+        return
+    configure_tensorflow()
     methods = q.METHODS
     if args.methods:
         keys = args.methods.split(",")
@@ -118,7 +164,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         methods = tuple(q.replace(m, cap=20) for m in methods[:2])
     sizes = args.sizes or ([64] if args.quick else [128, 256])
-    section = args.section or SECTIONS.get(args.weights, "nst-quality")
     results: list[q.SizeResult] = []
 
     def write() -> None:
@@ -126,10 +171,15 @@ def main(argv: list[str] | None = None) -> None:
         print(text, flush=True)
         if not args.quick:
             write_section(section, text)
+        if args.save:
+            saved = {"load": load, "results": [dataclasses.asdict(r) for r in results]}
+            args.save.write_text(json.dumps(saved))
 
+    first = sizes[0]
     runs = [
-        q.SizeRun(distinct_contents(1, sizes[0])[0], style_image(sizes[0]), sizes[0], args.weights)
-    ]
+        q.SizeRun(distinct_contents(1, first)[0], style_image(first), first, args.weights,
+                  target=args.target, floor=args.floor)
+    ]  # fmt: skip
     results.append(runs[0].result)
     rows = []
     for method in methods:
@@ -144,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         runs[0].averaged(best[0], reached)
         write()
     for size in sizes[1:]:
-        run = q.SizeRun(distinct_contents(1, size)[0], style_image(size), size, args.weights)
+        run = q.SizeRun(
+            distinct_contents(1, size)[0], style_image(size), size, args.weights, floor=args.floor
+        )
         results.append(run.result)
         for method in q.fastest(rows, methods, args.finalists):
             run.row(method)

@@ -131,6 +131,12 @@ NST = ParamGroup(
         ParamOption("optimizer", "adam (default) or lbfgs."),
         ParamOption("learning_rate", "Adam step in grey levels (10); L-BFGS: first step.", float),
         ParamOption(
+            "learning_rate_decay",
+            "Adam: the step at each scale's end as a fraction of its start, falling "
+            "geometrically (1).",
+            float,
+        ),
+        ParamOption(
             "init", "Start from content (default), noise, style or fast (the fast result)."
         ),
         ParamOption("seed", "Random seed (0).", int),

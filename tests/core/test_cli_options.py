@@ -110,3 +110,23 @@ def test_list_parameters_take_commas_as_options_and_as_pairs():
 def test_worker_names_its_bad_option_before_touching_anything():
     assert "'--pool': choose from prefork, solo, threads" in _error("worker", "--pool", "gevent")
     assert "'--queues': unknown queue(s) ['gpu']" in _error("worker", "--queues", "gpu")
+
+
+def test_every_default_named_in_the_style_help_is_the_schema_default():
+    """`--help` says the defaults as "(10)", "(default 300)" or "adam (default)": each one is
+    NSTParams' own, so a changed default cannot leave the help behind."""
+    from atelier.schemas import NSTParams
+
+    checked = 0
+    for option in NST.options:
+        default = NSTParams.model_fields[option.field].default
+        number = re.search(r"\((?:default )?(-?[0-9][0-9.e+-]*)\)", option.help)
+        word = re.search(r"(\w+) \(default\)", option.help)
+        if number:
+            assert float(number.group(1)) == float(default), (option.field, option.help)
+            checked += 1
+        elif word:
+            said = f"{default:g}" if isinstance(default, float) else str(default)
+            assert word.group(1) == said, (option.field, option.help)
+            checked += 1
+    assert checked >= 12
