@@ -15,6 +15,8 @@ import math
 import os
 from pathlib import Path
 
+import tensorflow as tf
+
 from bench import nst_quality as q
 from bench.nst_images import STYLE, distinct_contents, style_image
 from bench.report import machine_line, write_section
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", type=float, help="the first size's target, if known")
     parser.add_argument("--floor", type=float, default=q.MIN_SPEEDUP, help="stop rows below this")
     parser.add_argument("--save", type=Path, help="also keep the results in this JSON file")
+    parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: cores)")
     parser.add_argument(
         "--render", help="comma-separated JSON files of runs: merge them, write the table"
     )
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         render(args.render.split(","), args.weights, section)
         return
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     configure_tensorflow()
     methods = q.METHODS
     if args.methods:

@@ -223,3 +223,15 @@ def test_average_of_iterates_is_smoother_and_reported(engine, tubingen, starry):
     assert averaged.final.iteration == last.final.iteration == 20
     assert averaged.final.tv < last.final.tv  # Adam's step noise averages out
     assert np.abs(averaged.image.astype(int) - last.image.astype(int)).mean() > 0.5
+
+
+def test_learning_rate_decays_to_its_fraction_at_the_last_step(engine, tubingen, starry):
+    """Adam's first step moves a pixel by the learning rate; with `learning_rate_decay` d the
+    last step of a scale takes d times it: a tiny d leaves the second of two steps nothing to
+    move, so the image ends where one undecayed step leaves it."""
+    job = EngineJob(tubingen, [("starry", starry)])
+    [one] = engine.run([job], params(iterations=1))
+    [decayed] = engine.run([job], params(iterations=2, learning_rate_decay=1e-6))
+    [constant] = engine.run([job], params(iterations=2, learning_rate_decay=1.0))
+    assert np.abs(decayed.image.astype(int) - one.image.astype(int)).max() <= 1
+    assert np.abs(constant.image.astype(int) - one.image.astype(int)).max() > 3
