@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finalists", type=int, default=2, help="methods at the other sizes")
     parser.add_argument("--quick", action="store_true", help="64 px, 2 methods, print only")
     parser.add_argument("--no-variants", action="store_true", help="main methods only")
+    parser.add_argument("--variants-of", help="the variants of this method, not the fastest's")
+    parser.add_argument("--averaged-iterations", type=int, help="for the averaged iterate")
     parser.add_argument("--section", help="the BENCHMARKS.md section to write")
     parser.add_argument("--target", type=float, help="the first size's target, if known")
     parser.add_argument("--floor", type=float, default=q.MIN_SPEEDUP, help="stop rows below this")
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     configure_tensorflow()
     methods = q.METHODS
-    if args.methods:
+    if args.methods is not None:
         keys = args.methods.split(",")
         methods = tuple(m for k in keys for m in q.METHODS if m.key == k)  # in the order given
     if args.quick:
@@ -191,12 +193,14 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(runs[0].row(method))
         write()
     best = q.fastest(rows, methods, 1)
+    if args.variants_of:
+        best = [next(m for m in q.METHODS if m.key == args.variants_of)]
     if best and not (args.quick or args.no_variants):
         for variant in q.variants(best[0]):
             runs[0].row(variant)
             write()
-        reached = rows[methods.index(best[0])].iterations or best[0].cap
-        runs[0].averaged(best[0], reached)
+        reached = rows[methods.index(best[0])].iterations if best[0] in methods else None
+        runs[0].averaged(best[0], args.averaged_iterations or reached or best[0].cap)
         write()
     for size in sizes[1:]:
         run = q.SizeRun(
