@@ -36,7 +36,8 @@ format: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.nst
-	$(BIN)/python -m bench.nst --time-to-quality
+	$(BIN)/python -m bench.time_to_quality
+	$(BIN)/python -m bench.nst_sheet
 	$(BIN)/python -m bench.video
 	$(BIN)/python -m bench.segments
 	$(BIN)/python -m bench.fast

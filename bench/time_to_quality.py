@@ -23,6 +23,13 @@ from bench.report import machine_line, write_section
 from workers.nst.device import configure_tensorflow
 
 SECTIONS = {"imagenet": "nst-quality", "none": "nst-quality-random"}
+VARIANTS = ("`--init noise`", "`--init fast`", "bfloat16 network")
+VARIANT_NOTE = (
+    "Variant rows (another start image, the bfloat16 network) take the fastest row of the first "
+    "size; the other sizes measure the fastest rows of the first. bfloat16 is a timing row (40 "
+    "iterations): compare its s/iteration with its float32 row. `--init fast` starts from the "
+    "Magenta painting, far from the photo's content features."
+)
 WEIGHT_WORDS = {"imagenet": "ImageNet weights", "none": "random-init VGG19"}
 
 
@@ -93,10 +100,11 @@ def notes(results: list[q.SizeResult], weights: str, load: tuple[float, ...]) ->
         "count all their steps and reach the target only on the full-size scale. "
         "`decay to f`: the learning rate falls geometrically to f times its start over each "
         "scale (`learning_rate_decay`).",
-        "Variant rows (another start image, the bfloat16 network) take the fastest row of the "
-        "first size; the other sizes measure the fastest rows of the first. bfloat16 is a "
-        "timing row (40 iterations): compare its s/iteration with its float32 row. `--init "
-        "fast` starts from the Magenta painting, far from the photo's content features.",
+        *(
+            [VARIANT_NOTE]
+            if any(r.method.endswith(VARIANTS) for x in results for r in x.rows)
+            else []
+        ),
         "No GPU on this machine: CPU rows only.",
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores shared "
         "with other work; the interleaved tutorial timing puts that load on both sides).",
@@ -109,7 +117,7 @@ def _loaded(data: dict) -> q.SizeResult:
     return q.SizeResult(**data, rows=rows, averaged=averaged and q.Averaged(**averaged))
 
 
-def render(paths: list[str], weights: str, section: str) -> None:
+def render(paths: list[str], weights: str, section: str, extra: list[str]) -> None:
     """Merge the sizes of several runs (rows of one size run in parallel, sharing the target
     the first of them computed) and write the section."""
     by_size: dict[int, q.SizeResult] = {}
@@ -128,7 +136,7 @@ def render(paths: list[str], weights: str, section: str) -> None:
                 merged.tutorial_check = result.tutorial_check
     results = [by_size[size] for size in sorted(by_size)]
     load = tuple(max(values) for values in zip(*loads, strict=True))
-    text = table(results, weights, notes(results, weights, load)) + machine_line()
+    text = table(results, weights, notes(results, weights, load) + extra) + machine_line()
     print(text)
     write_section(section, text)
 
@@ -155,11 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--render", help="comma-separated JSON files of runs: merge them, write the table"
     )
+    parser.add_argument("--note", action="append", default=[], help="a note for the table")
     args = parser.parse_args(argv)
     load = os.getloadavg()
     section = args.section or SECTIONS.get(args.weights, "nst-quality")
     if args.render:
-        render(args.render.split(","), args.weights, section)
+        render(args.render.split(","), args.weights, section, args.note)
         return
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)

@@ -1,7 +1,7 @@
 """`init: fast` for the Gatys engine: start the optimisation from the fast engine's painting.
 
 The feed-forward result is already a stylisation; the optimisation then only refines it towards
-the VGG19 losses, which bench/nst.py's time-to-quality table measures against the other inits.
+the VGG19 losses, which bench/time_to_quality.py's table measures against the other inits.
 """
 
 from __future__ import annotations
