@@ -101,7 +101,11 @@ class NSTParams(_Strict):
         "content", description="Gatys start image; `fast` starts from the fast engine's result."
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    optimizer: Literal["adam", "lbfgs"] = "adam"
+    optimizer: Literal["adam", "lbfgs"] = Field(
+        "lbfgs",
+        description="`lbfgs` (neural-style's; fastest to the benchmark's target on the ImageNet "
+        "weights, see README) or `adam`.",
+    )
     learning_rate: float = Field(
         10.0,
         gt=0,

@@ -128,7 +128,7 @@ NST = ParamGroup(
         ParamOption(
             "tv_weight", "Total-variation weight (1e-3). Grid: a list.", parse=grid_axis(float)
         ),
-        ParamOption("optimizer", "adam (default) or lbfgs."),
+        ParamOption("optimizer", "lbfgs (default) or adam."),
         ParamOption("learning_rate", "Adam step in grey levels (10); L-BFGS: first step.", float),
         ParamOption(
             "learning_rate_decay",

@@ -16,7 +16,9 @@ from workers.nst.engine import EngineJob, ProgressEvent, StyleTransferEngine
 
 
 def params(**changes) -> NSTParams:
-    return NSTParams(size=SIZE, **{"iterations": 10, **changes})
+    """Adam unless a test says otherwise: these tests are about the engine, and Adam's step is
+    one compiled function per shape (L-BFGS, the default, is tested on its own)."""
+    return NSTParams(size=SIZE, **{"iterations": 10, "optimizer": "adam", **changes})
 
 
 def test_total_loss_falls(engine, tubingen, starry):
