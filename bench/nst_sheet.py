@@ -88,6 +88,7 @@ def sheet(pairs: list[Pair], size: int) -> bytes:
         p.style: resize_longest(load_rgb(data / "style" / f"{p.style}.jpg", MAX_PIXELS), size)
         for p in pairs
     }
+    styles = {name: np.clip(image + 0.5, 0, 255).astype(np.uint8) for name, image in styles.items()}
     contents = [Image.open(data / "content" / f"{p.content}.jpg") for p in pairs]
     cells = [
         [
