@@ -260,33 +260,10 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="64 px, batches 1,2, print only")
-    parser.add_argument("--sizes", type=_ints, help="comma-separated sizes in px")
-    parser.add_argument("--batches", type=_ints, help="comma-separated batch sizes")
-    parser.add_argument("--iterations", type=int, help="timed iterations per row, after the first")
-    parser.add_argument(
-        "--device-peak-tflops", type=float, help="the GPU's dense TF32 peak, if not in the table"
-    )
-    parser.add_argument(
-        "--mixed-precision", action="store_true", help="float16 network (both sides)"
-    )
-    parser.add_argument("--weights", default="imagenet", help="imagenet, none or a .h5 path")
-    args = parser.parse_args(argv)
-    load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
-    gpu = gpu_name()
-    if args.quick:
-        sizes, batches, iterations = [64], [1, 2], 2
-    else:
-        sizes, batches = ([128, 256, 512] if gpu else [128, 256]), ([1, 2, 4, 8] if gpu else [1, 4])
-        iterations = 20 if gpu else 4
-    sizes = args.sizes or sizes
-    batches = args.batches or batches
-    iterations = args.iterations or iterations
-    peak = tf32_peak(gpu, args.device_peak_tflops) if gpu else None
-    rows = measure(sizes, batches, iterations, args.mixed_precision, args.weights)
+def _notes(
+    args: argparse.Namespace, iterations: int, load: tuple[float, ...], gpu: str | None,
+    peak: float | None,
+) -> list[str]:  # fmt: skip
     notes = [
         f"Each row: batch x distinct {STYLE.split('.')[0]}-styled square crops of the content "
         f"photos, {iterations} timed Adam iterations per image after the first, median; "
@@ -325,6 +302,37 @@ def main(argv: list[str] | None = None) -> None:
                 else "the card's TF32 peak is unknown: pass --device-peak-tflops."
             )
         )
+    return notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64 px, batches 1,2, print only")
+    parser.add_argument("--sizes", type=_ints, help="comma-separated sizes in px")
+    parser.add_argument("--batches", type=_ints, help="comma-separated batch sizes")
+    parser.add_argument("--iterations", type=int, help="timed iterations per row, after the first")
+    parser.add_argument(
+        "--device-peak-tflops", type=float, help="the GPU's dense TF32 peak, if not in the table"
+    )
+    parser.add_argument(
+        "--mixed-precision", action="store_true", help="float16 network (both sides)"
+    )
+    parser.add_argument("--weights", default="imagenet", help="imagenet, none or a .h5 path")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    gpu = gpu_name()
+    if args.quick:
+        sizes, batches, iterations = [64], [1, 2], 2
+    else:
+        sizes, batches = ([128, 256, 512] if gpu else [128, 256]), ([1, 2, 4, 8] if gpu else [1, 4])
+        iterations = 20 if gpu else 4
+    sizes = args.sizes or sizes
+    batches = args.batches or batches
+    iterations = args.iterations or iterations
+    peak = tf32_peak(gpu, args.device_peak_tflops) if gpu else None
+    rows = measure(sizes, batches, iterations, args.mixed_precision, args.weights)
+    notes = _notes(args, iterations, load, gpu, peak)
     text = table(rows, gpu, peak, notes)
     print(text)
     if not args.quick:

@@ -145,7 +145,7 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="imagenet", help="imagenet, none or a .h5 path")
     parser.add_argument("--sizes", type=_ints, help="comma-separated sizes in px")
@@ -164,7 +164,21 @@ def main(argv: list[str] | None = None) -> None:
         "--render", help="comma-separated JSON files of runs: merge them, write the table"
     )
     parser.add_argument("--note", action="append", default=[], help="a note for the table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _methods(args: argparse.Namespace) -> tuple[q.Method, ...]:
+    methods = q.METHODS
+    if args.methods is not None:
+        keys = args.methods.split(",")
+        methods = tuple(m for k in keys for m in q.METHODS if m.key == k)  # in the order given
+    if args.quick:
+        methods = tuple(q.replace(m, cap=20) for m in methods[:2])
+    return methods
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     load = os.getloadavg()
     section = args.section or SECTIONS.get(args.weights, "nst-quality")
     if args.render:
@@ -173,12 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     configure_tensorflow()
-    methods = q.METHODS
-    if args.methods is not None:
-        keys = args.methods.split(",")
-        methods = tuple(m for k in keys for m in q.METHODS if m.key == k)  # in the order given
-    if args.quick:
-        methods = tuple(q.replace(m, cap=20) for m in methods[:2])
+    methods = _methods(args)
     sizes = args.sizes or ([64] if args.quick else [128, 256])
     results: list[q.SizeResult] = []
 
@@ -192,24 +201,22 @@ def main(argv: list[str] | None = None) -> None:
             args.save.write_text(json.dumps(saved))
 
     first = sizes[0]
-    runs = [
-        q.SizeRun(distinct_contents(1, first)[0], style_image(first), first, args.weights,
-                  target=args.target, floor=args.floor)
-    ]  # fmt: skip
-    results.append(runs[0].result)
+    run = q.SizeRun(distinct_contents(1, first)[0], style_image(first), first, args.weights,
+                    target=args.target, floor=args.floor)  # fmt: skip
+    results.append(run.result)
     rows = []
     for method in methods:
-        rows.append(runs[0].row(method))
+        rows.append(run.row(method))
         write()
     best = q.fastest(rows, methods, 1)
     if args.variants_of:
         best = [next(m for m in q.METHODS if m.key == args.variants_of)]
     if best and not (args.quick or args.no_variants):
         for variant in q.variants(best[0]):
-            runs[0].row(variant)
+            run.row(variant)
             write()
         reached = rows[methods.index(best[0])].iterations if best[0] in methods else None
-        runs[0].averaged(best[0], args.averaged_iterations or reached or best[0].cap)
+        run.averaged(best[0], args.averaged_iterations or reached or best[0].cap)
         write()
     for size in sizes[1:]:
         run = q.SizeRun(
