@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         for style in STYLES
     ]
     png = sheet(pairs, args.size)
-    Image.open(io.BytesIO(png)).save(SHEET, optimize=True)
+    # 256 colours keep the file small enough for the repository (a third of the RGB size)
+    Image.open(io.BytesIO(png)).quantize(256).save(SHEET, optimize=True)
     text = report(pairs, params)
     print(text)
     write_section("nst-sheet", text)
