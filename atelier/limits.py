@@ -31,6 +31,10 @@ from atelier.vgg19 import block_of, channels_of, deepest, forward_flops, pixels_
 START_SECONDS = 300.0  # import TensorFlow, build VGG19, compile the step for a new shape
 COMPILE_SECONDS = 60.0  # each further shape a job is optimised at: a coarser scale, tiles
 NST_SECONDS_PER_MEGAPIXEL_STEP = 60.0  # per image at the default layers; 256 px: 1.2 s measured
+EVALUATIONS_PER_STEP = {"adam": 1.0, "lbfgs": 2.0}
+"""Loss-and-gradient evaluations an optimiser step may cost: Adam one; L-BFGS one per line-search
+trial, measured at about 1.2 Adam steps per iteration on the ImageNet weights, bounded here at 2
+(a trial halves the step; a search that fails restarts from a steepest-descent step)."""
 TILE_OVERHEAD = 2.0
 """Work of an image computed in tiles, relative to computing it whole: neighbouring tiles overlap
 by a quarter of a side (at most (4/3)^2 of the pixels), plus the whole image first optimised at a
@@ -82,13 +86,14 @@ def nst_seconds(
     """An upper bound for optimizing `jobs` images of `params` together, each against `styles`
     style images (a blend), on a worker whose passes may hold `memory_mb` of activations.
 
-    It counts the work asked for: the steps at every scale, the layers they run through, the
-    tiles of an image too large for one pass, and the style targets (one pass per style image
-    at `size x style_scale`)."""
+    It counts the work asked for: the steps at every scale, the evaluations a step of the
+    optimizer may take, the layers they run through, the tiles of an image too large for one
+    pass, and the style targets (one pass per style image at `size x style_scale`)."""
     layers = (params.content_layer, *params.style_layers)
     tiled = params.size * params.size > pixels_for_budget(memory_mb, layers)
     per_step = step_cost(params) * NST_SECONDS_PER_MEGAPIXEL_STEP
-    steps = megapixel_steps(params) * per_step * (TILE_OVERHEAD if tiled else 1.0)
+    evaluations = EVALUATIONS_PER_STEP[params.optimizer]
+    steps = megapixel_steps(params) * per_step * evaluations * (TILE_OVERHEAD if tiled else 1.0)
     style_megapixels = (params.size * params.style_scale) ** 2 / 1e6
     targets = styles * style_megapixels * per_step
     shapes = params.scales + (1 if tiled else 0)

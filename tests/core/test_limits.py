@@ -59,6 +59,9 @@ def test_the_nst_bound_counts_layers_scales_tiles_and_styles():
     assert _work(big, memory_mb=256) > 1.5 * _work(big, memory_mb=1e6)
     # Each style of a blend is one more pass to compute its targets.
     assert _work(one, styles=MAX_BLEND_STYLES) > _work(one, styles=1)
+    # An L-BFGS step may evaluate the loss more than once (its line search); Adam's once.
+    adam, lbfgs = (one.model_copy(update={"optimizer": name}) for name in ("adam", "lbfgs"))
+    assert _work(lbfgs) > 1.5 * _work(adam)
 
 
 def test_an_nst_message_carries_limits_from_its_jobs(pg_url: str, redis_url: str):
