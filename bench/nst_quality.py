@@ -240,7 +240,9 @@ def tutorial_target(
     job: EngineJob, size: int, weights: str, iterations: int
 ) -> tuple[float, list[float]]:
     """The tutorial update's loss after its iterations, run compiled; and its loss rows."""
-    params = params_for(size, weights, iterations=iterations, learning_rate=TUTORIAL_LR * 255.0)
+    params = params_for(
+        size, weights, iterations=iterations, learning_rate=TUTORIAL_LR * 255.0, optimizer="adam"
+    )
     [compiled] = StyleTransferEngine(weights).run([job], params)
     # the rows are losses *before* each step; `final` is the loss after the last one
     return compiled.final.total, [row.total for row in compiled.losses]
