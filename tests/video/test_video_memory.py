@@ -26,7 +26,7 @@ from workers.video.detect import Box
 from workers.video.pipeline import REPORT_EVERY, process_video
 from workers.video.track import TrackOptions, track_faces
 
-SHORT, LONG = 300, 900
+SHORT, LONG = 300, 1500
 EVERY = 2
 
 
@@ -67,8 +67,12 @@ def test_the_tracker_forgets_what_lies_behind_its_window() -> None:
 
         return go
 
-    short, long = peak(run(SHORT)), peak(run(LONG))
-    assert long < 1.2 * short, f"peak {short} B for {SHORT} frames, {long} B for {LONG}"
+    # The peak of one run varies by tens of kB with where the allocator's blocks fall (measured:
+    # 174-251 kB for the same 300 frames), so the short clip's is the larger of two runs, and
+    # the long clip (5x the frames) must stay well below what holding every frame's work gives.
+    short = max(peak(run(SHORT)), peak(run(SHORT)))
+    long = peak(run(LONG))
+    assert long < 1.5 * short, f"peak {short} B for {SHORT} frames, {long} B for {LONG}"
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +104,8 @@ def test_a_long_video_runs_in_the_memory_of_a_short_one(
 
         return go
 
-    short, long = peak(run(SHORT)), peak(run(LONG))
-    assert long < 1.2 * short, f"peak {short} B for {SHORT} frames, {long} B for {LONG}"
+    # As for the tracker above: the larger of two short runs against one 5x longer.
+    short = max(peak(run(SHORT)), peak(run(SHORT)))
+    long = peak(run(LONG))
+    assert long < 1.5 * short, f"peak {short} B for {SHORT} frames, {long} B for {LONG}"
     assert handed[LONG] == [(first, REPORT_EVERY) for first in range(0, LONG, REPORT_EVERY)]
